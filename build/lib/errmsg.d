@@ -1,0 +1,3 @@
+build/lib/errmsg.o: lib/errmsg.c lib/errmsg.h lib/macro.h
+lib/errmsg.h:
+lib/macro.h:

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "attest.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "encoding.h"
+#include "evidence.h"
+#include "openssl-util.h"
+#include "secret.h"
+#include "tpm-parse.h"
+#include "tpm.h"
+#include "variant.h"
+
+#define QD_LABEL "arca-evidence-v1"
+
+struct attester {
+        const struct variant *variant;
+        struct tpm_ctx *tpm;
+        uint32_t ak_handle;
+        struct evidence *tmpl; /* AK public and trust material, reused */
+};
+
+struct verifier {
+        const struct variant *variant;
+        struct policy policy;
+        struct variant_trust trust;
+};
+
+static const char *const check_names[_VERIFY_MAX] = {
+        [VERIFY_OK] = "verified",
+        [VERIFY_FORMAT] = "evidence format",
+        [VERIFY_VARIANT] = "attestation variant",
+        [VERIFY_AK_CHAIN] = "AK certificate chain",
+        [VERIFY_AK_KEY] = "AK certificate key",
+        [VERIFY_SIG_SCHEME] = "signature scheme",
+        [VERIFY_SIGNATURE] = "quote signature",
+        [VERIFY_QUOTE] = "quote structure",
+        [VERIFY_USER_DATA] = "user data binding",
+        [VERIFY_NONCE] = "nonce",
+        [VERIFY_PCR_DIGEST] = "PCR digest",
+        [VERIFY_POLICY] = "measurement policy",
+};
+
+const char *verify_check_to_string(enum verify_check c) {
+        if ((unsigned) c >= _VERIFY_MAX)
+                return "unknown";
+        return check_names[c];
+}
+
+int attest_qualifying_data(const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
+                           const uint8_t user_data[ATTEST_USER_DATA_SIZE], uint8_t ret[32]) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
+        static const uint8_t zero = 0;
+        unsigned len = 0;
+
+        if (!md || !purpose)
+                return -EINVAL;
+        if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+            EVP_DigestUpdate(md, QD_LABEL, sizeof(QD_LABEL) - 1) != 1 ||
+            EVP_DigestUpdate(md, &zero, 1) != 1 || EVP_DigestUpdate(md, purpose, strlen(purpose)) != 1 ||
+            EVP_DigestUpdate(md, &zero, 1) != 1 || EVP_DigestUpdate(md, nonce, ATTEST_NONCE_SIZE) != 1 ||
+            EVP_DigestUpdate(md, user_data, ATTEST_USER_DATA_SIZE) != 1 ||
+            EVP_DigestFinal_ex(md, ret, &len) != 1 || len != 32)
+                return openssl_errno(-EIO);
+        return 0;
+}
+
+/* --- attester --------------------------------------------------------- */
+
+int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, struct attester **ret,
+                 struct errmsg *e) {
+        _cleanup_(attester_freep) struct attester *a = NULL;
+        _cleanup_free_ uint8_t *pub = NULL;
+        size_t pub_size;
+        int r;
+
+        a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->variant = variant_by_name(variant);
+        if (!a->variant)
+                return errmsg_set(e, EINVAL, "Unknown attestation variant \"%s\"", strna(variant));
+        a->tpm = tpm;
+        a->ak_handle = ak_handle;
+        a->tmpl = evidence_new();
+        if (!a->tmpl)
+                return -ENOMEM;
+        r = snprintf(a->tmpl->variant, sizeof(a->tmpl->variant), "%s", a->variant->name);
+        if (r < 0 || (size_t) r >= sizeof(a->tmpl->variant))
+                return -EINVAL;
+
+        r = tpm_ak_ensure(tpm, ak_handle, &pub, &pub_size, e);
+        if (r < 0)
+                return r;
+        r = blob_set(&a->tmpl->ak_public, pub, pub_size);
+        if (r < 0)
+                return r;
+        r = a->variant->collect(tpm, ak_handle, a->tmpl, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+struct attester *attester_free(struct attester *a) {
+        if (!a)
+                return NULL;
+        evidence_free(a->tmpl);
+        free(a);
+        return NULL;
+}
+
+const char *attester_variant(const struct attester *a) {
+        return a->variant->name;
+}
+
+int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
+                   const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
+                   struct errmsg *e) {
+        struct tpm_quote q = {};
+        uint8_t qd[32], pcrs_before[24][32];
+        int r;
+
+        r = attest_qualifying_data(purpose, nonce, user_data, qd);
+        if (r < 0)
+                return r;
+        /* A PCR may be extended between reading and quoting; read again
+         * after the quote and retry so the reported values match. */
+        for (unsigned attempt = 0;; attempt++) {
+                uint8_t digest[32];
+                struct tpm_quote_info info;
+
+                r = tpm_pcr_read(a->tpm, pcrs_before, e);
+                if (r < 0)
+                        return r;
+                r = tpm_quote(a->tpm, a->ak_handle, qd, sizeof(qd), &q, e);
+                if (r < 0)
+                        return r;
+                r = tpm_attest_parse(q.attest, q.attest_size, &info, e);
+                if (r < 0)
+                        goto out;
+                r = tpm_pcr_digest((const uint8_t(*)[32]) pcrs_before, digest);
+                if (r < 0)
+                        goto out;
+                if (memcmp(digest, info.pcr_digest, 32) == 0)
+                        break;
+                tpm_quote_done(&q);
+                if (attempt >= 3) {
+                        r = errmsg_set(e, EAGAIN, "PCRs kept changing while quoting");
+                        goto out;
+                }
+        }
+
+        /* The template holds the static parts; fill in this issue's. */
+        memcpy(a->tmpl->pcrs, pcrs_before, sizeof(pcrs_before));
+        memcpy(a->tmpl->user_data, user_data, ATTEST_USER_DATA_SIZE);
+        a->tmpl->quote = (struct blob){ q.attest, q.attest_size };
+        a->tmpl->signature = (struct blob){ q.signature, q.signature_size };
+        r = evidence_serialize(a->tmpl, ret, ret_size);
+        a->tmpl->quote = (struct blob){};
+        a->tmpl->signature = (struct blob){};
+out:
+        tpm_quote_done(&q);
+        return r;
+}
+
+/* --- verifier --------------------------------------------------------- */
+
+int verifier_new(const char *variant, const struct policy *policy, X509_STORE *roots,
+                 struct verifier **ret, struct errmsg *e) {
+        _cleanup_(verifier_freep) struct verifier *v = NULL;
+
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        v->variant = variant_by_name(variant);
+        if (!v->variant)
+                return errmsg_set(e, EINVAL, "Unknown attestation variant \"%s\"", strna(variant));
+        v->policy = *policy;
+        if (roots) {
+                if (X509_STORE_up_ref(roots) != 1)
+                        return -ENOMEM;
+                v->trust.roots = roots;
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+struct verifier *verifier_free(struct verifier *v) {
+        if (!v)
+                return NULL;
+        X509_STORE_free(v->trust.roots);
+        free(v);
+        return NULL;
+}
+
+const char *verifier_variant(const struct verifier *v) {
+        return v->variant->name;
+}
+
+static int fail(struct verify_report *rep, enum verify_check c, int error, const struct errmsg *m) {
+        rep->failed = c;
+        snprintf(rep->reason, sizeof(rep->reason), "%s check failed: %s", verify_check_to_string(c),
+                 errmsg_str(m));
+        return -abs(error);
+}
+
+static int verify_signature(EVP_PKEY *key, const struct blob *msg, const uint8_t *sig, size_t sig_size) {
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
+        int r;
+
+        if (!md || EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) != 1)
+                return openssl_errno(-ENOMEM);
+        r = EVP_DigestVerify(md, sig, sig_size, msg->data, msg->size);
+        ERR_clear_error();
+        return r == 1 ? 0 : -EBADMSG;
+}
+
+int verifier_verify(const struct verifier *v, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
+                    const uint8_t user_data[ATTEST_USER_DATA_SIZE], const uint8_t *doc, size_t size,
+                    struct verify_report *rep) {
+        _cleanup_evidence_ struct evidence *ev = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *certified = NULL, *ak = NULL;
+        _cleanup_free_ uint8_t *sig_der = NULL;
+        struct tpm_quote_info info;
+        struct errmsg m = {};
+        uint8_t name[TPM_NAME_SIZE], qd[32], digest[32];
+        size_t sig_size;
+        int r;
+
+        *rep = (struct verify_report){};
+
+        r = evidence_parse(doc, size, &ev, &m);
+        if (r < 0)
+                return fail(rep, VERIFY_FORMAT, r, &m);
+        snprintf(rep->variant, sizeof(rep->variant), "%s", ev->variant);
+        if (!streq(ev->variant, v->variant->name)) {
+                errmsg_set(&m, EPERM, "node uses variant \"%s\", the configuration expects \"%s\"", ev->variant,
+                           v->variant->name);
+                return fail(rep, VERIFY_VARIANT, EPERM, &m);
+        }
+
+        r = v->variant->trust_ak(&v->trust, ev, &certified, &m);
+        if (r < 0)
+                return fail(rep, VERIFY_AK_CHAIN, r, &m);
+
+        r = tpm_public_parse(ev->ak_public.data, ev->ak_public.size, &ak, name, &m);
+        if (r < 0)
+                return fail(rep, VERIFY_AK_KEY, r, &m);
+        if (EVP_PKEY_eq(certified, ak) != 1) {
+                ERR_clear_error();
+                errmsg_set(&m, EPERM, "the AK certificate is for a different key than the quoting key");
+                return fail(rep, VERIFY_AK_KEY, EPERM, &m);
+        }
+
+        r = tpm_signature_parse(ev->signature.data, ev->signature.size, &sig_der, &sig_size, &m);
+        if (r < 0)
+                return fail(rep, VERIFY_SIG_SCHEME, r, &m);
+        r = verify_signature(ak, &ev->quote, sig_der, sig_size);
+        if (r < 0) {
+                errmsg_set(&m, EPERM, "the quote is not signed by the attestation key");
+                return fail(rep, VERIFY_SIGNATURE, EPERM, &m);
+        }
+
+        /* Signed by a restricted TPM key; now the structure can be read. */
+        r = tpm_attest_parse(ev->quote.data, ev->quote.size, &info, &m);
+        if (r < 0)
+                return fail(rep, VERIFY_QUOTE, r, &m);
+
+        if (!secret_equal(ev->user_data, user_data, ATTEST_USER_DATA_SIZE)) {
+                errmsg_set(&m, EPERM, "evidence is bound to different user data (another TLS key)");
+                return fail(rep, VERIFY_USER_DATA, EPERM, &m);
+        }
+        r = attest_qualifying_data(purpose, nonce, user_data, qd);
+        if (r < 0) {
+                errmsg_set(&m, r, "cannot compute qualifying data");
+                return fail(rep, VERIFY_NONCE, r, &m);
+        }
+        if (info.extra_data_size != sizeof(qd) || !secret_equal(info.extra_data, qd, sizeof(qd))) {
+                errmsg_set(&m, EPERM,
+                           "the quote's qualifying data does not bind this verifier's nonce and purpose \"%s\" (replayed or stale evidence)",
+                           purpose);
+                return fail(rep, VERIFY_NONCE, EPERM, &m);
+        }
+
+        r = tpm_pcr_digest((const uint8_t(*)[32]) ev->pcrs, digest);
+        if (r < 0 || !secret_equal(digest, info.pcr_digest, sizeof(digest))) {
+                errmsg_set(&m, EPERM, "reported PCR values do not match the quoted PCR digest");
+                return fail(rep, VERIFY_PCR_DIGEST, EPERM, &m);
+        }
+
+        memcpy(rep->pcrs, ev->pcrs, sizeof(rep->pcrs));
+        rep->have_pcrs = true;
+        r = policy_check(&v->policy, (const uint8_t(*)[32]) ev->pcrs, &rep->policy, &m);
+        if (r < 0)
+                return fail(rep, VERIFY_POLICY, r, &m);
+
+        rep->failed = VERIFY_OK;
+        snprintf(rep->reason, sizeof(rep->reason), "verified");
+        return 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Helpers over json-c for strict parsing of outside data: every getter
+ * checks presence and type and names the field in the error. */
+
+#include <json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+#include "macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+/* Parse exactly one JSON value spanning the whole buffer (no trailing
+ * garbage), nesting depth bounded. */
+int json_parse(const char *buf, size_t len, json_object **ret, struct errmsg *e);
+
+int json_get_object(json_object *o, const char *field, json_object **ret, struct errmsg *e);
+int json_get_array(json_object *o, const char *field, json_object **ret, struct errmsg *e);
+/* String pointers stay valid as long as `o` does. */
+int json_get_string(json_object *o, const char *field, const char **ret, struct errmsg *e);
+int json_get_int(json_object *o, const char *field, int64_t *ret, struct errmsg *e);
+int json_get_bool(json_object *o, const char *field, bool *ret, struct errmsg *e);
+/* Base64 field decoded, at most max bytes. */
+int json_get_base64(json_object *o, const char *field, size_t max, uint8_t **ret,
+                    size_t *ret_size, struct errmsg *e);
+
+/* Add helpers; return -ENOMEM on failure. */
+int json_add_string(json_object *o, const char *field, const char *v);
+int json_add_int(json_object *o, const char *field, int64_t v);
+int json_add_bool(json_object *o, const char *field, bool v);
+int json_add_base64(json_object *o, const char *field, const void *p, size_t n);
+int json_add_hex(json_object *o, const char *field, const void *p, size_t n);
+/* Takes ownership of v in every case. */
+int json_add(json_object *o, const char *field, json_object *v);

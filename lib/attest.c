@@ -199,6 +199,10 @@ const char *verifier_variant(const struct verifier *v) {
         return v->variant->name;
 }
 
+const struct policy *verifier_policy(const struct verifier *v) {
+        return &v->policy;
+}
+
 static int fail(struct verify_report *rep, enum verify_check c, int error, const struct errmsg *m) {
         rep->failed = c;
         snprintf(rep->reason, sizeof(rep->reason), "%s check failed: %s", verify_check_to_string(c),

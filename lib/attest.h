@@ -71,6 +71,7 @@ int verifier_new(const char *variant, const struct policy *policy, X509_STORE *r
                  struct verifier **ret, struct errmsg *e);
 struct verifier *verifier_free(struct verifier *v);
 const char *verifier_variant(const struct verifier *v);
+const struct policy *verifier_policy(const struct verifier *v);
 /* Returns 0 when verified; otherwise a negative errno and the report names
  * the failed check. The report is always filled as far as checks got. */
 int verifier_verify(const struct verifier *v, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],

@@ -140,7 +140,9 @@ static int check_raw_keys(const char *buf, size_t len, struct errmsg *e) {
         return 0;
 }
 
-static int parse_digest(json_object *v, unsigned pcr, uint8_t out[32], struct errmsg *e) {
+/* `what` names the value in messages: "field 'expected'" or, for the bare
+ * form, "value". */
+static int parse_digest(json_object *v, unsigned pcr, const char *what, uint8_t out[32], struct errmsg *e) {
         const char *s = json_object_get_string(v);
         size_t len = (size_t) json_object_get_string_len(v);
         _cleanup_free_ uint8_t *d = NULL;
@@ -149,13 +151,13 @@ static int parse_digest(json_object *v, unsigned pcr, uint8_t out[32], struct er
 
         r = hex_decode(s, len, &d, &n);
         if (r == -EINVAL)
-                return errmsg_set(e, EBADMSG, "PCR \"%u\": field 'expected' is not valid hex", pcr);
+                return errmsg_set(e, EBADMSG, "PCR \"%u\": %s is not valid hex", pcr, what);
         if (r < 0)
                 return r;
         if (n != 32)
                 return errmsg_set(e, EBADMSG,
-                                  "PCR \"%u\": field 'expected' must be 32 bytes (64 hex characters), got %zu bytes",
-                                  pcr, n);
+                                  "PCR \"%u\": %s must be 32 bytes (64 hex characters), got %zu bytes",
+                                  pcr, what, n);
         memcpy(out, d, 32);
         return 0;
 }
@@ -167,7 +169,7 @@ static int parse_entry(json_object *v, unsigned pcr, struct policy_pcr *ret, str
 
         if (json_object_is_type(v, json_type_string)) {
                 /* The bare form: enforced. */
-                r = parse_digest(v, pcr, p.expected, e);
+                r = parse_digest(v, pcr, "value", p.expected, e);
                 if (r < 0)
                         return r;
                 *ret = p;
@@ -183,7 +185,7 @@ static int parse_entry(json_object *v, unsigned pcr, struct policy_pcr *ret, str
         if (!json_object_is_type(f, json_type_string))
                 return errmsg_set(e, EBADMSG, "PCR \"%u\": field 'expected' must be a string, not %s", pcr,
                                   json_type_to_name(json_object_get_type(f)));
-        r = parse_digest(f, pcr, p.expected, e);
+        r = parse_digest(f, pcr, "field 'expected'", p.expected, e);
         if (r < 0)
                 return r;
 

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Subcommands of the `arca` CLI; each gets argv starting at its name. */
+int verb_verify(int argc, char **argv);
+int verb_platform(int argc, char **argv);

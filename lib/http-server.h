@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* HTTP/1.1 + JSON server over aTLS: libevent's evhttp with an OpenSSL
+ * bufferevent per connection, single-threaded. Request sizes, header sizes
+ * and idle time are bounded. */
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <json.h>
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+
+#define HTTP_MAX_BODY (1024 * 1024)
+
+struct http_server;
+
+typedef void (*http_handler_t)(struct evhttp_request *req, void *userdata);
+
+/* Listen on address:port (port 0 picks one; see http_server_port). */
+int http_server_new(struct event_base *base, SSL_CTX *ctx, const char *address, uint16_t port,
+                    struct http_server **ret, struct errmsg *e);
+struct http_server *http_server_free(struct http_server *s);
+uint16_t http_server_port(const struct http_server *s);
+int http_server_route(struct http_server *s, const char *path, http_handler_t h, void *userdata);
+/* Handler for paths without a route (default: 404 with a JSON error). */
+void http_server_default(struct http_server *s, http_handler_t h, void *userdata);
+
+/* The TLS connection a request came on (for the peer's attestation). */
+SSL *http_request_ssl(struct evhttp_request *req);
+/* Copy the request body (NUL-terminated), at most max bytes. */
+int http_request_body(struct evhttp_request *req, size_t max, char **ret, size_t *ret_size);
+/* Reply with a JSON document (takes no ownership). */
+void http_reply_json(struct evhttp_request *req, int code, json_object *o);
+/* Reply {"error": message}. */
+void http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

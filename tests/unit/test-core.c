@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "encoding.h"
+#include "errmsg.h"
+#include "hkdf.h"
+#include "json-util.h"
+#include "macro.h"
+#include "secret.h"
+
+/* Decode a hex literal of the test vectors; aborts the test on bad input. */
+static size_t unhex(const char *s, uint8_t *out, size_t max) {
+        _cleanup_free_ uint8_t *d = NULL;
+        size_t n;
+
+        cr_assert_eq(hex_decode(s, strlen(s), &d, &n), 0, "bad test vector %s", s);
+        cr_assert_leq(n, max);
+        memcpy(out, d, n);
+        return n;
+}
+
+/* --- HKDF-SHA256, RFC 5869 appendix A ------------------------------------ */
+
+static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *info_hex, const char *okm_hex) {
+        uint8_t ikm[128], salt[128], info[128], want[128], got[128];
+        size_t ikm_len = unhex(ikm_hex, ikm, sizeof(ikm));
+        size_t salt_len = unhex(salt_hex, salt, sizeof(salt));
+        size_t info_len = unhex(info_hex, info, sizeof(info));
+        size_t okm_len = unhex(okm_hex, want, sizeof(want));
+
+        memset(got, 0, sizeof(got));
+        /* Empty salt and info are passed as zero-length buffers, not NULL:
+         * hkdf_sha256() fails (-EIO from OpenSSL) on a NULL salt. */
+        cr_assert_eq(hkdf_sha256(ikm, ikm_len, salt, salt_len, info, info_len, got, okm_len), 0);
+        cr_assert_arr_eq(got, want, okm_len);
+        /* Nothing written past the requested length. */
+        for (size_t i = okm_len; i < sizeof(got); i++)
+                cr_assert_eq(got[i], 0);
+}
+
+Test(hkdf, rfc5869_a1_basic) {
+        check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c", "f0f1f2f3f4f5f6f7f8f9",
+                   "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+Test(hkdf, rfc5869_a2_long_inputs) {
+        check_hkdf("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                   "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+                   "404142434445464748494a4b4c4d4e4f",
+                   "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+                   "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+                   "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+                   "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+                   "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+                   "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+                   "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
+                   "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
+                   "cc30c58179ec3e87c14c01d5c1f3434f1d87");
+}
+
+Test(hkdf, rfc5869_a3_empty_salt_and_info) {
+        check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
+                   "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+}
+
+Test(hkdf, rejects_bad_output_length) {
+        uint8_t ikm[32] = {}, salt[32] = {}, out[255 * 32 + 1];
+
+        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), "i", 1, out, 0), -EINVAL);
+        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), "i", 1, out, sizeof(out)), -EINVAL);
+        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), "i", 1, out, sizeof(out) - 1), 0);
+}
+
+/* The derivation our keys use (32-byte IKM and salt, info "key-<id>"),
+ * against an independent implementation: the openssl CLI. */
+Test(hkdf, matches_openssl_cli) {
+        uint8_t ikm[32], salt[32], got[32], want[32];
+        char ikm_hex[65], salt_hex[65], cmd[512], line[256], digits[128];
+        const char *info = "key-test";
+        FILE *p;
+        size_t n = 0;
+        int st;
+
+        if (system("command -v openssl >/dev/null 2>&1") != 0)
+                cr_skip_test("the openssl command line tool is not installed");
+
+        cr_assert_eq(secret_random(ikm, sizeof(ikm)), 0);
+        cr_assert_eq(secret_random(salt, sizeof(salt)), 0);
+        hex_encode_buf(ikm, sizeof(ikm), ikm_hex);
+        hex_encode_buf(salt, sizeof(salt), salt_hex);
+        snprintf(cmd, sizeof(cmd),
+                 "openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt hexkey:%s -kdfopt hexsalt:%s "
+                 "-kdfopt info:%s HKDF",
+                 ikm_hex, salt_hex, info);
+        p = popen(cmd, "r");
+        cr_assert_not_null(p);
+        /* "3C:B2:5F:...", possibly followed by an empty line. */
+        while (fgets(line, sizeof(line), p))
+                for (char *c = line; *c; c++)
+                        if (*c != ':' && *c != '\n' && *c != '\r' && *c != ' ') {
+                                cr_assert_lt(n, sizeof(digits) - 1, "unexpected output from openssl kdf");
+                                digits[n++] = *c;
+                        }
+        digits[n] = 0;
+        st = pclose(p);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl kdf failed");
+        cr_assert_eq(hex_decode_exact(digits, want, sizeof(want)), 0, "openssl kdf printed \"%s\"", digits);
+
+        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), info, strlen(info), got, sizeof(got)), 0);
+        cr_assert_arr_eq(got, want, sizeof(got));
+
+        /* A different info gives a different key. */
+        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), "key-tesu", 8, got, sizeof(got)), 0);
+        cr_assert_arr_neq(got, want, sizeof(got));
+}
+
+/* --- hex ----------------------------------------------------------------- */
+
+Test(hex, encode) {
+        const uint8_t b[] = { 0x00, 0xff, 0x10, 0xab, 0x9c };
+        _cleanup_free_ char *s = NULL, *empty = NULL;
+        char buf[11];
+
+        cr_assert_eq(hex_encode(b, sizeof(b), &s), 0);
+        cr_assert_str_eq(s, "00ff10ab9c");
+        hex_encode_buf(b, sizeof(b), buf);
+        cr_assert_str_eq(buf, "00ff10ab9c");
+        cr_assert_eq(hex_encode(b, 0, &empty), 0);
+        cr_assert_str_eq(empty, "");
+}
+
+Test(hex, decode_any_case) {
+        _cleanup_free_ uint8_t *d = NULL;
+        size_t n;
+        const uint8_t want[] = { 0xde, 0xad, 0xbe, 0xef, 0x09 };
+
+        cr_assert_eq(hex_decode("DeAdbEEF09", 10, &d, &n), 0);
+        cr_assert_eq(n, 5);
+        cr_assert_arr_eq(d, want, 5);
+}
+
+Test(hex, decode_empty) {
+        _cleanup_free_ uint8_t *d = NULL;
+        size_t n = 99;
+
+        cr_assert_eq(hex_decode("", 0, &d, &n), 0);
+        cr_assert_eq(n, 0);
+}
+
+Test(hex, decode_refuses_odd_length) {
+        uint8_t *d = NULL;
+        size_t n = 99;
+
+        cr_assert_eq(hex_decode("abc", 3, &d, &n), -EINVAL);
+        cr_assert_null(d);
+        cr_assert_eq(n, 99);
+}
+
+Test(hex, decode_refuses_bad_characters) {
+        static const char *const bad[] = { "0g", "g0", "  ", "0x", "-1", "ab\n0", "ab 0", "\xc3\xa9" };
+        uint8_t *d = NULL;
+        size_t n;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                cr_assert_eq(hex_decode(bad[i], strlen(bad[i]), &d, &n), -EINVAL, "\"%s\"", bad[i]);
+                cr_assert_null(d);
+        }
+        /* A NUL within the given length is not a hex digit either. */
+        cr_assert_eq(hex_decode("a\0", 2, &d, &n), -EINVAL);
+}
+
+Test(hex, decode_exact) {
+        uint8_t out[4];
+        const uint8_t want[] = { 0x01, 0x23, 0x45, 0x67 };
+
+        cr_assert_eq(hex_decode_exact("01234567", out, 4), 0);
+        cr_assert_arr_eq(out, want, 4);
+        cr_assert_eq(hex_decode_exact("012345", out, 4), -EINVAL);
+        cr_assert_eq(hex_decode_exact("0123456789", out, 4), -EINVAL);
+        cr_assert_eq(hex_decode_exact("0123456z", out, 4), -EINVAL);
+        cr_assert_eq(hex_decode_exact(NULL, out, 4), -EINVAL);
+}
+
+/* --- base64, RFC 4648 section 10 ----------------------------------------- */
+
+static const struct {
+        const char *plain, *b64;
+} rfc4648[] = {
+        { "", "" },         { "f", "Zg==" },        { "fo", "Zm8=" },       { "foo", "Zm9v" },
+        { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+};
+
+Test(base64, rfc4648_encode) {
+        for (size_t i = 0; i < ELEMENTSOF(rfc4648); i++) {
+                _cleanup_free_ char *s = NULL;
+
+                cr_assert_eq(base64_encode(rfc4648[i].plain, strlen(rfc4648[i].plain), &s), 0);
+                cr_assert_str_eq(s, rfc4648[i].b64);
+        }
+}
+
+Test(base64, rfc4648_decode) {
+        for (size_t i = 0; i < ELEMENTSOF(rfc4648); i++) {
+                _cleanup_free_ uint8_t *d = NULL;
+                size_t n = 99;
+
+                cr_assert_eq(base64_decode(rfc4648[i].b64, strlen(rfc4648[i].b64), &d, &n), 0, "\"%s\"",
+                             rfc4648[i].b64);
+                cr_assert_eq(n, strlen(rfc4648[i].plain), "\"%s\"", rfc4648[i].b64);
+                cr_assert_arr_eq(d, rfc4648[i].plain, n);
+        }
+}
+
+Test(base64, binary_round_trip) {
+        uint8_t b[256];
+        _cleanup_free_ char *s = NULL;
+        _cleanup_free_ uint8_t *d = NULL;
+        size_t n;
+
+        for (size_t i = 0; i < sizeof(b); i++)
+                b[i] = (uint8_t) i;
+        cr_assert_eq(base64_encode(b, sizeof(b), &s), 0);
+        cr_assert_eq(base64_decode(s, strlen(s), &d, &n), 0);
+        cr_assert_eq(n, sizeof(b));
+        cr_assert_arr_eq(d, b, n);
+}
+
+Test(base64, decode_refuses_bad_padding) {
+        static const char *const bad[] = {
+                "Zg",       /* padding missing */
+                "Zg=",      /* padding short */
+                "Z===",     /* three pad characters */
+                "====",     /* only padding */
+                "Zg==Zg==", /* padding in the middle */
+                "Z=g=",     /* pad character inside the group */
+                "Zm9vY",    /* length not a multiple of 4 */
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                uint8_t *d = NULL;
+                size_t n = 99;
+
+                cr_assert_eq(base64_decode(bad[i], strlen(bad[i]), &d, &n), -EINVAL, "\"%s\"", bad[i]);
+                cr_assert_null(d);
+                cr_assert_eq(n, 99);
+        }
+}
+
+Test(base64, decode_refuses_bad_characters) {
+        static const char *const bad[] = {
+                "Zm9v!A==", "Zm9v YQ=", "Zm9v\nYQ=", "Zm9-", "Zm9_", "Zm9\x80", "Zm9v\tA==",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                uint8_t *d = NULL;
+                size_t n;
+
+                cr_assert_eq(base64_decode(bad[i], strlen(bad[i]), &d, &n), -EINVAL, "\"%s\"", bad[i]);
+                cr_assert_null(d);
+        }
+        cr_assert_eq(base64_decode("Zm\0v", 4, &(uint8_t *){ NULL }, &(size_t){ 0 }), -EINVAL);
+}
+
+/* --- json_parse ---------------------------------------------------------- */
+
+static int parse(const char *s, struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        int r = json_parse(s, strlen(s), &o, e);
+
+        cr_assert(r < 0 ? o == NULL : o != NULL);
+        return r;
+}
+
+Test(json_parse, accepts_document_and_trailing_whitespace) {
+        struct errmsg e = {};
+
+        cr_assert_eq(parse("{\"a\": [1, 2, {\"b\": true}]}", &e), 0, "%s", e.text);
+        cr_assert_eq(parse(" {\"a\": 1} \n\t\r\n", &e), 0, "%s", e.text);
+        cr_assert_eq(parse("[]", &e), 0, "%s", e.text);
+}
+
+Test(json_parse, refuses_trailing_data) {
+        static const char *const bad[] = { "{} x", "{}{}", "[1] 2", "{\"a\": 1}}", "{} \"x\"" };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct errmsg e = {};
+
+                cr_assert_eq(parse(bad[i], &e), -EBADMSG, "\"%s\"", bad[i]);
+                cr_assert(e.text[0], "no reason for \"%s\"", bad[i]);
+        }
+        /* A NUL in the middle of the given length is data too. */
+        {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                cr_assert_eq(json_parse("{}\0{}", 5, &o, NULL), -EBADMSG);
+        }
+}
+
+Test(json_parse, refuses_truncated) {
+        static const char *const bad[] = { "{", "{\"a\":", "{\"a\": [1, 2", "{\"a\": \"xy", "[", "" };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct errmsg e = {};
+
+                cr_assert_eq(parse(bad[i], &e), -EBADMSG, "\"%s\"", bad[i]);
+                cr_assert_not_null(strstr(e.text, "truncated"), "\"%s\": %s", bad[i], e.text);
+        }
+}
+
+Test(json_parse, refuses_invalid) {
+        static const char *const bad[] = { "{a: 1}", "[1,]", "{\"a\": 1,}", "[01]", "{\"a\" 1}", "/* c */ {}" };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                cr_assert_eq(parse(bad[i], NULL), -EBADMSG, "\"%s\"", bad[i]);
+}
+
+static char *nested(unsigned depth) {
+        char *s = malloc(2 * depth + 1);
+
+        cr_assert_not_null(s);
+        memset(s, '[', depth);
+        memset(s + depth, ']', depth);
+        s[2 * depth] = 0;
+        return s;
+}
+
+/* json-util bounds nesting at 16 levels. */
+Test(json_parse, depth_bound) {
+        _cleanup_free_ char *ok = nested(16), *deep = nested(17), *very = nested(100000);
+        struct errmsg e = {};
+
+        cr_assert_eq(parse(ok, &e), 0, "%s", e.text);
+        cr_assert_eq(parse(deep, &e), -EBADMSG);
+        cr_assert_not_null(strstr(e.text, "nest"), "%s", e.text);
+        cr_assert_eq(parse(very, NULL), -EBADMSG);
+}
+
+/* --- errmsg -------------------------------------------------------------- */
+
+Test(errmsg, first_writer_wins) {
+        struct errmsg e = {};
+
+        cr_assert_eq(errmsg_set(&e, EBADMSG, "inner %d", 1), -EBADMSG);
+        cr_assert_eq(errmsg_set(&e, EIO, "outer %d", 2), -EIO);
+        cr_assert_str_eq(e.text, "inner 1");
+        cr_assert_str_eq(errmsg_str(&e), "inner 1");
+}
+
+Test(errmsg, returns_negative_errno_either_sign) {
+        cr_assert_eq(errmsg_set(NULL, EPERM, "x"), -EPERM);
+        cr_assert_eq(errmsg_set(NULL, -EPERM, "x"), -EPERM);
+        cr_assert_eq(errmsg_replace(NULL, -ENOENT, "x"), -ENOENT);
+}
+
+Test(errmsg, replace_overwrites) {
+        struct errmsg e = {};
+
+        errmsg_set(&e, EIO, "first");
+        cr_assert_eq(errmsg_replace(&e, EINVAL, "second %s", "reason"), -EINVAL);
+        cr_assert_str_eq(e.text, "second reason");
+}
+
+Test(errmsg, prefix) {
+        struct errmsg e = {}, empty = {};
+
+        errmsg_set(&e, EBADMSG, "not valid hex");
+        errmsg_prefix(&e, "field '%s'", "expected");
+        cr_assert_str_eq(e.text, "field 'expected': not valid hex");
+        errmsg_prefix(&e, "PCR %u", 4);
+        cr_assert_str_eq(e.text, "PCR 4: field 'expected': not valid hex");
+
+        errmsg_prefix(&empty, "ctx");
+        cr_assert_str_eq(empty.text, "ctx: unknown error");
+        errmsg_prefix(NULL, "ctx");
+}
+
+Test(errmsg, truncates_long_reasons) {
+        struct errmsg e = {};
+        char long_reason[2000];
+
+        memset(long_reason, 'x', sizeof(long_reason) - 1);
+        long_reason[sizeof(long_reason) - 1] = 0;
+        errmsg_set(&e, EIO, "%s", long_reason);
+        cr_assert_eq(strlen(e.text), sizeof(e.text) - 1);
+        errmsg_prefix(&e, "ctx");
+        cr_assert_eq(strlen(e.text), sizeof(e.text) - 1);
+        cr_assert(strncmp(e.text, "ctx: xxx", 8) == 0);
+}
+
+Test(errmsg, str_without_reason) {
+        struct errmsg e = {};
+
+        cr_assert_str_eq(errmsg_str(NULL), "unknown error");
+        cr_assert_str_eq(errmsg_str(&e), "unknown error");
+}
+
+/* --- secrets ------------------------------------------------------------- */
+
+Test(secret, equal) {
+        uint8_t a[32], b[32];
+
+        for (size_t i = 0; i < sizeof(a); i++)
+                a[i] = b[i] = (uint8_t) (i * 7);
+        cr_assert(secret_equal(a, b, sizeof(a)));
+        b[0] ^= 1;
+        cr_assert_not(secret_equal(a, b, sizeof(a)));
+        b[0] ^= 1;
+        b[31] ^= 0x80;
+        cr_assert_not(secret_equal(a, b, sizeof(a)));
+        /* Only the first n bytes count. */
+        cr_assert(secret_equal(a, b, 31));
+        cr_assert(secret_equal(a, b, 0));
+}
+
+Test(secret, wipe_and_random) {
+        uint8_t a[64], zero[64] = {};
+
+        cr_assert_eq(secret_random(a, sizeof(a)), 0);
+        /* 2^-512 chance of a false failure. */
+        cr_assert_arr_neq(a, zero, sizeof(a));
+        secret_wipe(a, sizeof(a));
+        cr_assert_arr_eq(a, zero, sizeof(a));
+        secret_wipe(NULL, 0);
+        cr_assert_null(secret_free(NULL, 0));
+}

@@ -1,3 +1,0 @@
-build/lib/encoding.o: lib/encoding.c lib/encoding.h lib/macro.h
-lib/encoding.h:
-lib/macro.h:

@@ -1,3 +1,0 @@
-build/lib/log.o: lib/log.c lib/log.h lib/macro.h
-lib/log.h:
-lib/macro.h:

@@ -72,6 +72,8 @@ BENCHES := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 
 .PHONY: all check check-asan bench fuzz fuzz-build install clean format tests
 .DEFAULT_GOAL := all
+# Keep objects of test and fuzz binaries between runs.
+.SECONDARY:
 
 all: $(LIBARCA) $(PROGRAMS)
 

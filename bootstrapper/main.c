@@ -111,6 +111,10 @@ static int parse_args(int argc, char **argv, struct options *o) {
         return 1;
 }
 
+static void on_atls_failure(const char *what, const char *reason, void *userdata) {
+        log_warning("aTLS handshake failed while %s: %s", what, reason);
+}
+
 static void on_signal(evutil_socket_t fd, short what, void *arg) {
         log_info("Received signal %d, shutting down.", (int) fd);
         event_base_loopbreak(arg);
@@ -154,6 +158,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         atls.attester = attester;
+        atls.on_failure = on_atls_failure;
 
         base = event_base_new();
         if (!base)

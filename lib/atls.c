@@ -145,8 +145,23 @@ static int make_cert(const struct variant *variant, EVP_PKEY *key, const char *e
         return 0;
 }
 
+static void notify(const struct atls_config *cfg, const char *what, const char *reason) {
+        if (cfg->on_failure)
+                cfg->on_failure(what, reason, cfg->userdata);
+}
+
+static int cert_cb_impl(SSL *ssl, struct atls_config *cfg);
+
 static int cert_cb(SSL *ssl, void *arg) {
         struct atls_config *cfg = arg;
+        int r = cert_cb_impl(ssl, cfg);
+
+        if (r == 0)
+                notify(cfg, "attesting this node", errmsg_str(&cfg->last_attest_error));
+        return r;
+}
+
+static int cert_cb_impl(SSL *ssl, struct atls_config *cfg) {
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         _cleanup_(X509_freep) X509 *cert = NULL;
         _cleanup_free_ char *doc = NULL;
@@ -288,6 +303,7 @@ static int verify_cb(X509_STORE_CTX *store, void *arg) {
 fail:
         cfg->last_report = c->report;
         cfg->last_verified = false;
+        notify(cfg, "verifying the peer", c->report.reason);
         ERR_clear_error();
         X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;

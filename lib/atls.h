@@ -35,6 +35,10 @@ struct atls_config {
         unsigned n_verifications;
         /* Why this side failed to attest itself, if it did. */
         struct errmsg last_attest_error;
+        /* Optional: told about every failed attestation of this side and
+         * every refused peer (servers log these). */
+        void (*on_failure)(const char *what, const char *reason, void *userdata);
+        void *userdata;
 };
 
 /* Make an SSL_CTX for aTLS (server: server=true). cfg must outlive it. */

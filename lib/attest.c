@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "encoding.h"
+#include "fileio.h"
 #include "evidence.h"
 #include "openssl-util.h"
 #include "secret.h"
@@ -68,6 +69,26 @@ int attest_qualifying_data(const char *purpose, const uint8_t nonce[ATTEST_NONCE
 
 /* --- attester --------------------------------------------------------- */
 
+/* The firmware event log, when the kernel exposes one: it lets a verifier
+ * explain a PCR mismatch. Absence is normal (swtpm without firmware). */
+static int collect_event_log(struct evidence *ev, struct errmsg *e) {
+        const char *path = getenv("ARCA_EVENT_LOG");
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int r;
+
+        if (!path)
+                path = ATTEST_EVENT_LOG_PATH;
+        if (!*path)
+                return 0;
+        r = read_full_file(path, EVIDENCE_MAX_EVENT_LOG, &data, &size);
+        if (r == -ENOENT || r == -EACCES || r == -ENOTDIR)
+                return 0;
+        if (r < 0)
+                return errmsg_set(e, r, "Cannot read the event log %s: %s", path, strerror(-r));
+        return blob_set(&ev->event_log, data, size);
+}
+
 int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, struct attester **ret,
                  struct errmsg *e) {
         _cleanup_(attester_freep) struct attester *a = NULL;
@@ -97,6 +118,9 @@ int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, s
         if (r < 0)
                 return r;
         r = a->variant->collect(tpm, ak_handle, a->tmpl, e);
+        if (r < 0)
+                return r;
+        r = collect_event_log(a->tmpl, e);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(a);

@@ -18,6 +18,9 @@
 #define ATTEST_NONCE_SIZE 32
 #define ATTEST_USER_DATA_SIZE 32
 #define ATTEST_PURPOSE_ATLS "atls"
+/* Firmware event log included in evidence when present; $ARCA_EVENT_LOG
+ * overrides the path (empty: none). */
+#define ATTEST_EVENT_LOG_PATH "/sys/kernel/security/tpm0/binary_bios_measurements"
 
 struct tpm_ctx;
 struct attester;

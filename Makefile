@@ -28,6 +28,9 @@ CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wno-unused-parameter \
 	-Wmissing-prototypes -Wstrict-prototypes -Wvla -Wimplicit-fallthrough -Wno-format-truncation
+ifneq ($(findstring clang,$(CC)),)
+  WARNINGS += -Wno-unknown-warning-option
+endif
 HARDEN := -fstack-protector-strong -fPIE
 ifeq ($(SANITIZE),1)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

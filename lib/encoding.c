@@ -122,6 +122,14 @@ int base64_decode(const char *s, size_t len, uint8_t **ret, size_t *ret_size) {
         n = EVP_DecodeBlock(out, (const unsigned char *) s, (int) len);
         if (n < 0 || (size_t) n < pad)
                 return -EINVAL;
+        /* Canonical form only: the bits before the padding must be zero, so
+         * that one byte string has exactly one encoding. */
+        if (pad) {
+                const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+                const char *c = strchr(alphabet, s[len - pad - 1]);
+                if (!c || ((c - alphabet) & (pad == 1 ? 0x03 : 0x0f)) != 0)
+                        return -EINVAL;
+        }
         *ret_size = (size_t) n - pad;
         *ret = TAKE_PTR(out);
         return 0;

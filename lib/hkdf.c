@@ -26,7 +26,9 @@ int hkdf_sha256(const void *ikm, size_t ikm_len, const void *salt, size_t salt_l
 
         *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0);
         *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) ikm, ikm_len);
-        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *) salt, salt_len);
+        /* OpenSSL refuses a NULL salt even of length 0; RFC 5869 allows it. */
+        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt_len ? (void *) salt : (void *) "",
+                                                 salt_len);
         *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) info, info_len);
         *p = OSSL_PARAM_construct_end();
 

@@ -22,11 +22,23 @@ int json_parse(const char *buf, size_t len, json_object **ret, struct errmsg *e)
         o = json_tokener_parse_ex(tok, buf, (int) len);
         err = json_tokener_get_error(tok);
         consumed = json_tokener_get_parse_end(tok);
+        if (!o && err == json_tokener_continue) {
+                /* All input used and the value still open: a number or
+                 * literal at the very end needs an explicit end; anything
+                 * else is truncated. */
+                o = json_tokener_parse_ex(tok, "", 1);
+                err = json_tokener_get_error(tok);
+                consumed = len;
+                if (!o && err != json_tokener_success) {
+                        json_tokener_free(tok);
+                        return errmsg_set(e, EBADMSG, "JSON document is truncated");
+                }
+        }
         json_tokener_free(tok);
+        if (!o && err == json_tokener_success)
+                return errmsg_set(e, EBADMSG, "JSON document is null");
         if (!o || err != json_tokener_success) {
                 json_object_put(o);
-                if (err == json_tokener_continue)
-                        return errmsg_set(e, EBADMSG, "JSON document is truncated");
                 return errmsg_set(e, EBADMSG, "invalid JSON at offset %zu: %s", consumed,
                                   json_tokener_error_desc(err));
         }

@@ -20,8 +20,18 @@
 #define FIELD_EXPECTED (1u << 0)
 #define FIELD_WARN_ONLY (1u << 1)
 
-/* Shown in messages; keys are user input, so cut them short. */
+/* Keys are shown in messages; they are user input, so cut them short and
+ * keep only printable ASCII (no newlines or escape sequences in logs). */
 #define KEY_SHOW_MAX 32
+
+static const char *show_key(const char *s, size_t len, char buf[static KEY_SHOW_MAX + 4]) {
+        size_t n = len > KEY_SHOW_MAX ? KEY_SHOW_MAX : len;
+
+        for (size_t i = 0; i < n; i++)
+                buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+        strcpy(buf + n, len > n ? "..." : "");
+        return buf;
+}
 
 /* "0".."23", spelled as Constellation spells them: decimal, no sign, no
  * leading zero. */
@@ -62,6 +72,7 @@ static int check_raw_keys(const char *buf, size_t len, struct errmsg *e) {
         bool want_key = false;
 
         for (size_t i = 0; i < len; i++) {
+                char shown[KEY_SHOW_MAX + 4];
                 const char *key;
                 size_t key_len;
 
@@ -108,18 +119,17 @@ static int check_raw_keys(const char *buf, size_t len, struct errmsg *e) {
                 if (!want_key)
                         continue;
                 want_key = false;
+                show_key(key, key_len, shown);
 
                 /* Matching the raw bytes refuses escapes too: a backslash is
                  * neither a digit nor part of a field name. */
                 if (depth == 1) {
                         if (parse_index(key, key_len, &pcr) < 0)
-                                return errmsg_set(e, EBADMSG, "unknown PCR index \"%.*s\"%s",
-                                                  (int) (key_len > KEY_SHOW_MAX ? KEY_SHOW_MAX : key_len),
-                                                  key, key_len > KEY_SHOW_MAX ? "..." : "");
+                                return errmsg_set(e, EBADMSG, "unknown PCR index \"%s\"", shown);
                         if (seen_pcrs & (UINT32_C(1) << pcr))
                                 return errmsg_set(e, EBADMSG, "duplicate PCR index \"%u\"", pcr);
                         seen_pcrs |= UINT32_C(1) << pcr;
-                } else if (depth == 2 && (is_object & (UINT64_C(1) << 2))) {
+                } else if (depth == 2) {
                         unsigned f;
 
                         if (key_is(key, key_len, "expected"))
@@ -127,12 +137,10 @@ static int check_raw_keys(const char *buf, size_t len, struct errmsg *e) {
                         else if (key_is(key, key_len, "warnOnly"))
                                 f = FIELD_WARN_ONLY;
                         else
-                                return errmsg_set(e, EBADMSG, "PCR \"%u\": unknown field '%.*s'%s", pcr,
-                                                  (int) (key_len > KEY_SHOW_MAX ? KEY_SHOW_MAX : key_len),
-                                                  key, key_len > KEY_SHOW_MAX ? "..." : "");
+                                return errmsg_set(e, EBADMSG, "PCR \"%u\": unknown field '%s'", pcr, shown);
                         if (seen_fields & f)
-                                return errmsg_set(e, EBADMSG, "PCR \"%u\": duplicate field '%.*s'", pcr,
-                                                  (int) key_len, key);
+                                return errmsg_set(e, EBADMSG, "PCR \"%u\": duplicate field '%s'", pcr,
+                                                  shown);
                         seen_fields |= f;
                 }
         }
@@ -155,8 +163,8 @@ static int parse_digest(json_object *v, unsigned pcr, const char *what, uint8_t 
                 return r;
         if (n != 32)
                 return errmsg_set(e, EBADMSG,
-                                  "PCR \"%u\": %s must be 32 bytes (64 hex characters), got %zu bytes",
-                                  pcr, what, n);
+                                  "PCR \"%u\": %s must be 32 bytes (64 hex characters), got %zu bytes", pcr,
+                                  what, n);
         memcpy(out, d, 32);
         return 0;
 }
@@ -190,8 +198,9 @@ static int parse_entry(json_object *v, unsigned pcr, struct policy_pcr *ret, str
 
         if (json_object_object_get_ex(v, "warnOnly", &f)) {
                 if (!json_object_is_type(f, json_type_boolean))
-                        return errmsg_set(e, EBADMSG, "PCR \"%u\": field 'warnOnly' must be a boolean, not %s",
-                                          pcr, json_type_to_name(json_object_get_type(f)));
+                        return errmsg_set(e, EBADMSG,
+                                          "PCR \"%u\": field 'warnOnly' must be a boolean, not %s", pcr,
+                                          json_type_to_name(json_object_get_type(f)));
                 p.warn_only = json_object_get_boolean(f);
         }
         *ret = p;
@@ -220,11 +229,13 @@ int policy_parse(const char *buf, size_t len, struct policy *ret, struct errmsg 
                 return r;
 
         json_object_object_foreach(o, key, v) {
+                char shown[KEY_SHOW_MAX + 4];
                 unsigned pcr;
 
                 /* Keys were checked on the raw text; this cannot fail. */
                 if (parse_index(key, strlen(key), &pcr) < 0)
-                        return errmsg_set(e, EBADMSG, "unknown PCR index \"%.*s\"", KEY_SHOW_MAX, key);
+                        return errmsg_set(e, EBADMSG, "unknown PCR index \"%s\"",
+                                          show_key(key, strlen(key), shown));
                 r = parse_entry(v, pcr, &p.pcr[pcr], e);
                 if (r < 0)
                         return r;
@@ -251,8 +262,8 @@ static int check_key_p256(EVP_PKEY *key, struct errmsg *e) {
         return 0;
 }
 
-int policy_verify_signature(const void *data, size_t len, const void *sig, size_t sig_len,
-                            EVP_PKEY *key, struct errmsg *e) {
+int policy_verify_signature(const void *data, size_t len, const void *sig, size_t sig_len, EVP_PKEY *key,
+                            struct errmsg *e) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
         int r;
 
@@ -264,7 +275,8 @@ int policy_verify_signature(const void *data, size_t len, const void *sig, size_
         if (!sig || sig_len == 0)
                 return errmsg_set(e, EBADMSG, "policy signature is empty");
         if (sig_len > POLICY_SIG_MAX_SIZE)
-                return errmsg_set(e, EBADMSG, "policy signature is larger than %u bytes", POLICY_SIG_MAX_SIZE);
+                return errmsg_set(e, EBADMSG, "policy signature is larger than %u bytes",
+                                  POLICY_SIG_MAX_SIZE);
 
         ctx = EVP_MD_CTX_new();
         if (!ctx)
@@ -310,8 +322,8 @@ int policy_sign(const void *data, size_t len, EVP_PKEY *key, uint8_t **ret_sig, 
         return 0;
 }
 
-int policy_load(const char *path, const char *sig_path, const char *pubkey_path,
-                struct policy *ret, struct errmsg *e) {
+int policy_load(const char *path, const char *sig_path, const char *pubkey_path, struct policy *ret,
+                struct errmsg *e) {
         _cleanup_free_ char *buf = NULL, *sig = NULL;
         size_t len, sig_len;
         int r;
@@ -404,8 +416,8 @@ int policy_to_json(const struct policy *p, char **ret) {
         return 0;
 }
 
-int policy_check(const struct policy *p, const uint8_t pcrs[POLICY_PCR_COUNT][32],
-                 struct policy_result *ret, struct errmsg *e) {
+int policy_check(const struct policy *p, const uint8_t pcrs[POLICY_PCR_COUNT][32], struct policy_result *ret,
+                 struct errmsg *e) {
         struct policy_result res = {};
         int first = -1;
 

@@ -25,7 +25,8 @@ static size_t unhex(const char *s, uint8_t *out, size_t max) {
 
 /* --- HKDF-SHA256, RFC 5869 appendix A ------------------------------------ */
 
-static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *info_hex, const char *okm_hex) {
+static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *info_hex,
+                       const char *okm_hex) {
         uint8_t ikm[128], salt[128], info[128], want[128], got[128];
         size_t ikm_len = unhex(ikm_hex, ikm, sizeof(ikm));
         size_t salt_len = unhex(salt_hex, salt, sizeof(salt));
@@ -43,7 +44,8 @@ static void check_hkdf(const char *ikm_hex, const char *salt_hex, const char *in
 }
 
 Test(hkdf, rfc5869_a1_basic) {
-        check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c", "f0f1f2f3f4f5f6f7f8f9",
+        check_hkdf("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
+                   "f0f1f2f3f4f5f6f7f8f9",
                    "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
 
@@ -110,7 +112,8 @@ Test(hkdf, matches_openssl_cli) {
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "openssl kdf failed");
         cr_assert_eq(hex_decode_exact(digits, want, sizeof(want)), 0, "openssl kdf printed \"%s\"", digits);
 
-        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), info, strlen(info), got, sizeof(got)), 0);
+        cr_assert_eq(hkdf_sha256(ikm, sizeof(ikm), salt, sizeof(salt), info, strlen(info), got, sizeof(got)),
+                     0);
         cr_assert_arr_eq(got, want, sizeof(got));
 
         /* A different info gives a different key. */
@@ -190,8 +193,13 @@ Test(hex, decode_exact) {
 static const struct {
         const char *plain, *b64;
 } rfc4648[] = {
-        { "", "" },         { "f", "Zg==" },        { "fo", "Zm8=" },       { "foo", "Zm9v" },
-        { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+        { "", "" },
+        { "f", "Zg==" },
+        { "fo", "Zm8=" },
+        { "foo", "Zm9v" },
+        { "foob", "Zm9vYg==" },
+        { "fooba", "Zm9vYmE=" },
+        { "foobar", "Zm9vYmFy" },
 };
 
 Test(base64, rfc4648_encode) {
@@ -311,7 +319,9 @@ Test(json_parse, refuses_truncated) {
 }
 
 Test(json_parse, refuses_invalid) {
-        static const char *const bad[] = { "{a: 1}", "[1,]", "{\"a\": 1,}", "[01]", "{\"a\" 1}", "/* c */ {}" };
+        static const char *const bad[] = {
+                "{a: 1}", "[1,]", "{\"a\": 1,}", "[01]", "{\"a\" 1}", "/* c */ {}"
+        };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 cr_assert_eq(parse(bad[i], NULL), -EBADMSG, "\"%s\"", bad[i]);

@@ -108,8 +108,9 @@ Test(policy_parse, all_indices_0_to_23) {
 
         n += (size_t) snprintf(buf + n, sizeof(buf) - n, "{");
         for (unsigned i = 0; i < POLICY_PCR_COUNT; i++)
-                n += (size_t) snprintf(buf + n, sizeof(buf) - n, "%s\"%u\": {\"expected\": \"%s\", \"warnOnly\": %s}",
-                                       i ? ", " : "", i, H9, i % 2 ? "true" : "false");
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n,
+                                       "%s\"%u\": {\"expected\": \"%s\", \"warnOnly\": %s}", i ? ", " : "",
+                                       i, H9, i % 2 ? "true" : "false");
         snprintf(buf + n, sizeof(buf) - n, "}\n");
         assert_parses(buf, &p);
         for (unsigned i = 0; i < POLICY_PCR_COUNT; i++) {
@@ -160,10 +161,20 @@ Test(policy_parse, rejects_escaped_index) {
         assert_refused("{\"4\\u0000x\": \"" H9 "\"}", "unknown PCR index");
 }
 
+/* Keys end up in logs: only printable ASCII, cut short. */
+Test(policy_parse, unknown_key_shown_safely) {
+        assert_refused("{\"4\": \"" H9 "\", \"\x1b[31m\x01\": 1}", "unknown PCR index \"?[31m?\"");
+        assert_refused("{\"0123456789012345678901234567890123456789\": 1}",
+                       "unknown PCR index \"01234567890123456789012345678901...\"");
+        assert_refused("{\"4\": {\"\xc3\xa9\": 1}}", "PCR \"4\": unknown field '?"
+                                                     "?'");
+}
+
 /* json-c keeps the last of duplicate keys; another parser might keep the
  * first. */
 Test(policy_parse, rejects_duplicate_index) {
-        assert_refused("{\"4\": \"" H9 "\", \"9\": \"" H9 "\", \"4\": \"" H4 "\"}", "duplicate PCR index \"4\"");
+        assert_refused("{\"4\": \"" H9 "\", \"9\": \"" H9 "\", \"4\": \"" H4 "\"}",
+                       "duplicate PCR index \"4\"");
 }
 
 Test(policy_parse, rejects_duplicate_field) {
@@ -174,22 +185,30 @@ Test(policy_parse, rejects_duplicate_field) {
 }
 
 Test(policy_parse, rejects_bad_hex) {
-        assert_refused("{\"4\": {\"expected\": \"" "zz" H31 "\"}}", "PCR \"4\": field 'expected' is not valid hex");
+        assert_refused("{\"4\": {\"expected\": \""
+                       "zz" H31 "\"}}",
+                       "PCR \"4\": field 'expected' is not valid hex");
         /* The bare form. */
-        assert_refused("{\"9\": \"" "0g" H31 "\"}", "PCR \"9\": value is not valid hex");
+        assert_refused("{\"9\": \""
+                       "0g" H31 "\"}",
+                       "PCR \"9\": value is not valid hex");
         /* Odd number of digits. */
-        assert_refused("{\"4\": {\"expected\": \"" H4 "0\"}}", "PCR \"4\": field 'expected' is not valid hex");
+        assert_refused("{\"4\": {\"expected\": \"" H4 "0\"}}",
+                       "PCR \"4\": field 'expected' is not valid hex");
         /* An escaped NUL must not end the string early. */
-        assert_refused("{\"4\": {\"expected\": \"" H4 "\\u0000\"}}", "PCR \"4\": field 'expected' is not valid hex");
+        assert_refused("{\"4\": {\"expected\": \"" H4 "\\u0000\"}}",
+                       "PCR \"4\": field 'expected' is not valid hex");
 }
 
 Test(policy_parse, rejects_31_bytes) {
-        assert_refused("{\"4\": {\"expected\": \"" H31 "\"}}", "PCR \"4\": field 'expected' must be 32 bytes");
+        assert_refused("{\"4\": {\"expected\": \"" H31 "\"}}",
+                       "PCR \"4\": field 'expected' must be 32 bytes");
         assert_refused("{\"4\": {\"expected\": \"" H31 "\"}}", "got 31 bytes");
 }
 
 Test(policy_parse, rejects_33_bytes) {
-        assert_refused("{\"4\": {\"expected\": \"" H33 "\"}}", "PCR \"4\": field 'expected' must be 32 bytes");
+        assert_refused("{\"4\": {\"expected\": \"" H33 "\"}}",
+                       "PCR \"4\": field 'expected' must be 32 bytes");
         assert_refused("{\"4\": {\"expected\": \"" H33 "\"}}", "got 33 bytes");
         assert_refused("{\"9\": \"" H33 "\"}", "PCR \"9\": value must be 32 bytes");
 }
@@ -201,7 +220,8 @@ Test(policy_parse, rejects_empty_digest) {
 Test(policy_parse, rejects_expected_wrong_type) {
         assert_refused("{\"4\": {\"expected\": 4}}", "PCR \"4\": field 'expected' must be a string");
         assert_refused("{\"4\": {\"expected\": null}}", "PCR \"4\": field 'expected' must be a string");
-        assert_refused("{\"4\": {\"expected\": [\"" H4 "\"]}}", "PCR \"4\": field 'expected' must be a string");
+        assert_refused("{\"4\": {\"expected\": [\"" H4 "\"]}}",
+                       "PCR \"4\": field 'expected' must be a string");
 }
 
 Test(policy_parse, rejects_warn_only_wrong_type) {
@@ -228,7 +248,8 @@ Test(policy_parse, rejects_missing_expected) {
 Test(policy_parse, rejects_unknown_field) {
         assert_refused("{\"4\": {\"expected\": \"" H4 "\", \"foo\": 1}}", "PCR \"4\": unknown field 'foo'");
         /* Case matters, as in Constellation's own files. */
-        assert_refused("{\"4\": {\"expected\": \"" H4 "\", \"WarnOnly\": true}}", "PCR \"4\": unknown field 'WarnOnly'");
+        assert_refused("{\"4\": {\"expected\": \"" H4 "\", \"WarnOnly\": true}}",
+                       "PCR \"4\": unknown field 'WarnOnly'");
         assert_refused("{\"4\": {\"expect\\u0065d\": \"" H4 "\"}}", "PCR \"4\": unknown field");
 }
 
@@ -299,7 +320,7 @@ Test(policy_check, match) {
 
         assert_parses("{\"4\": \"" H4 "\", \"9\": {\"expected\": \"" H9 "\", \"warnOnly\": true}}", &p);
         pcrs_from_policy(&p, pcrs);
-        cr_assert_eq(policy_check(&p, (const uint8_t (*)[32]) pcrs, &res, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(policy_check(&p, pcrs, &res, &e), 0, "%s", errmsg_str(&e));
         cr_assert_eq(res.n_enforced_mismatch, 0);
         cr_assert_eq(res.n_warn_mismatch, 0);
         for (unsigned i = 0; i < POLICY_PCR_COUNT; i++)
@@ -317,7 +338,7 @@ Test(policy_check, enforced_mismatch_names_pcr_and_values) {
         assert_parses("{\"4\": \"" H4 "\", \"9\": \"" H9 "\"}", &p);
         pcrs_from_policy(&p, pcrs);
         pcrs[4][31] ^= 1;
-        cr_assert_eq(policy_check(&p, (const uint8_t (*)[32]) pcrs, &res, &e), -EPERM);
+        cr_assert_eq(policy_check(&p, pcrs, &res, &e), -EPERM);
         snprintf(want, sizeof(want), "PCR 4: expected %s, actual %.62s68", H4, H4);
         cr_assert_str_eq(e.text, want);
         cr_assert_eq(res.verdict[4], PCR_MISMATCH_ENFORCED);
@@ -332,13 +353,14 @@ Test(policy_check, first_enforced_mismatch_is_named_all_are_counted) {
         struct policy_result res;
         struct errmsg e = {};
 
-        assert_parses("{\"9\": \"" H9 "\", \"4\": \"" H4 "\", \"7\": {\"expected\": \"" H9 "\", \"warnOnly\": true}}",
+        assert_parses("{\"9\": \"" H9 "\", \"4\": \"" H4 "\", \"7\": {\"expected\": \"" H9
+                      "\", \"warnOnly\": true}}",
                       &p);
         pcrs_from_policy(&p, pcrs);
         pcrs[9][0] ^= 0x80;
         pcrs[4][0] ^= 0x80;
         pcrs[7][0] ^= 0x80;
-        cr_assert_eq(policy_check(&p, (const uint8_t (*)[32]) pcrs, &res, &e), -EPERM);
+        cr_assert_eq(policy_check(&p, pcrs, &res, &e), -EPERM);
         cr_assert(strncmp(e.text, "PCR 4: ", 7) == 0, "%s", e.text);
         cr_assert_eq(res.n_enforced_mismatch, 2);
         cr_assert_eq(res.n_warn_mismatch, 1);
@@ -355,7 +377,7 @@ Test(policy_check, warn_only_mismatch_passes) {
         assert_parses("{\"4\": \"" H4 "\", \"9\": {\"expected\": \"" H9 "\", \"warnOnly\": true}}", &p);
         pcrs_from_policy(&p, pcrs);
         memset(pcrs[9], 0xff, 32);
-        cr_assert_eq(policy_check(&p, (const uint8_t (*)[32]) pcrs, &res, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(policy_check(&p, pcrs, &res, &e), 0, "%s", errmsg_str(&e));
         cr_assert_eq(res.n_warn_mismatch, 1);
         cr_assert_eq(res.n_enforced_mismatch, 0);
         cr_assert_eq(res.verdict[9], PCR_MISMATCH_WARN);
@@ -372,7 +394,7 @@ Test(policy_check, pcrs_outside_policy_ignored) {
         pcrs_from_policy(&p, pcrs);
         memset(pcrs[0], 0x11, 32);
         memset(pcrs[23], 0x22, 32);
-        cr_assert_eq(policy_check(&p, (const uint8_t (*)[32]) pcrs, &res, NULL), 0);
+        cr_assert_eq(policy_check(&p, pcrs, &res, NULL), 0);
         cr_assert_eq(res.verdict[0], PCR_NOT_IN_POLICY);
         cr_assert_eq(res.verdict[23], PCR_NOT_IN_POLICY);
 }
@@ -393,7 +415,8 @@ Test(policy_to_json, round_trips) {
         struct errmsg e = {};
         size_t n;
 
-        assert_parses("{\"23\": \"" H9 "\", \"0\": {\"expected\": \"" H4 "\", \"warnOnly\": true}, \"10\": \"" H4 "\"}",
+        assert_parses("{\"23\": \"" H9 "\", \"0\": {\"expected\": \"" H4
+                      "\", \"warnOnly\": true}, \"10\": \"" H4 "\"}",
                       &p);
         cr_assert_eq(policy_to_json(&p, &s), 0);
         n = strlen(s);
@@ -401,15 +424,16 @@ Test(policy_to_json, round_trips) {
         cr_assert_eq(policy_parse(s, n, &q, &e), 0, "%s\n%s", errmsg_str(&e), s);
         cr_assert_eq(memcmp(&p, &q, sizeof(p)), 0);
         /* Ascending, and warnOnly spelled out. */
-        cr_assert(strstr(s, "\"0\"") < strstr(s, "\"10\"") && strstr(s, "\"10\"") < strstr(s, "\"23\""), "%s", s);
+        cr_assert(strstr(s, "\"0\"") < strstr(s, "\"10\"") && strstr(s, "\"10\"") < strstr(s, "\"23\""),
+                  "%s", s);
         cr_assert_not_null(strstr(s, "\"warnOnly\": false"), "%s", s);
         cr_assert_not_null(strstr(s, "\"warnOnly\": true"), "%s", s);
 }
 
 /* --- signatures ---------------------------------------------------------- */
 
-static const char policy_json[] = "{\n  \"4\": {\"expected\": \"" H4 "\", \"warnOnly\": false},\n  \"9\": \"" H9
-                                  "\"\n}\n";
+static const char policy_json[] =
+        "{\n  \"4\": {\"expected\": \"" H4 "\", \"warnOnly\": false},\n  \"9\": \"" H9 "\"\n}\n";
 
 static char tmpdir[64];
 
@@ -471,8 +495,9 @@ static void make_key(const char *name, const char *curve) {
 
 /* Sign file with key NAME.pem via the CLI into sig. */
 static void cli_sign(const char *name, const char *file, const char *sig) {
-        cr_assert_eq(run("cd '%s' && openssl dgst -sha256 -sign %s.pem -out %s %s 2>err", tmpdir, name, sig, file), 0,
-                     "openssl dgst -sign failed");
+        cr_assert_eq(run("cd '%s' && openssl dgst -sha256 -sign %s.pem -out %s %s 2>err", tmpdir, name, sig,
+                         file),
+                     0, "openssl dgst -sign failed");
 }
 
 TestSuite(policy_sig, .init = sig_setup, .fini = sig_teardown);
@@ -511,17 +536,19 @@ Test(policy_sig, policy_sign_verifies_with_cli) {
         cr_assert_eq(policy_sign(policy_json, strlen(policy_json), key, &sig, &sig_len), 0);
         write_file(tmp("policy.json"), policy_json, strlen(policy_json));
         write_file(tmp("policy.sig"), sig, sig_len);
-        cr_assert_eq(run("cd '%s' && openssl dgst -sha256 -verify owner.pub -signature policy.sig policy.json "
-                         ">out 2>&1",
-                         tmpdir),
-                     0, "openssl dgst -verify refused our signature");
+        cr_assert_eq(
+                run("cd '%s' && openssl dgst -sha256 -verify owner.pub -signature policy.sig policy.json "
+                    ">out 2>&1",
+                    tmpdir),
+                0, "openssl dgst -verify refused our signature");
 
         /* And the CLI does refuse when the bytes differ, so the check above
          * can fail. */
         memcpy(bad, policy_json, sizeof(bad));
         bad[10] ^= 1;
         write_file(tmp("bad.json"), bad, strlen(bad));
-        cr_assert_eq(run("cd '%s' && openssl dgst -sha256 -verify owner.pub -signature policy.sig bad.json >out 2>&1",
+        cr_assert_eq(run("cd '%s' && openssl dgst -sha256 -verify owner.pub -signature policy.sig bad.json "
+                         ">out 2>&1",
                          tmpdir),
                      1);
 }
@@ -534,10 +561,11 @@ Test(policy_sig, sign_then_verify_in_process) {
 
         cr_assert_eq(ec_p256_generate(&key), 0);
         cr_assert_eq(policy_sign(policy_json, strlen(policy_json), key, &sig, &sig_len), 0);
-        cr_assert_eq(policy_verify_signature(policy_json, strlen(policy_json), sig, sig_len, key, &e), 0, "%s",
-                     errmsg_str(&e));
+        cr_assert_eq(policy_verify_signature(policy_json, strlen(policy_json), sig, sig_len, key, &e), 0,
+                     "%s", errmsg_str(&e));
         sig[sig_len - 1] ^= 1;
-        cr_assert_eq(policy_verify_signature(policy_json, strlen(policy_json), sig, sig_len, key, &e), -EBADMSG);
+        cr_assert_eq(policy_verify_signature(policy_json, strlen(policy_json), sig, sig_len, key, &e),
+                     -EBADMSG);
         cr_assert_not_null(strstr(e.text, "signature"), "%s", e.text);
 }
 

@@ -18,10 +18,12 @@ struct atls_conn {
         bool peer_nonce_set;
         bool verified;
         bool report_set;
+        bool failure_notified; /* on_failure was told about this connection */
         struct verify_report report;
 };
 
 static int conn_index = -1;
+static int ctx_cfg_index = -1; /* SSL_CTX -> struct atls_config, for the info callback */
 
 static void conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
         free(ptr);
@@ -29,12 +31,13 @@ static void conn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 
 static void conn_index_alloc(void) {
         conn_index = SSL_get_ex_new_index(0, (void *) "arca-atls", NULL, NULL, conn_free_cb);
+        ctx_cfg_index = SSL_CTX_get_ex_new_index(0, (void *) "arca-atls-config", NULL, NULL, NULL);
 }
 
 static int conn_index_init(void) {
         static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
 
-        if (!CRYPTO_THREAD_run_once(&once, conn_index_alloc) || conn_index < 0)
+        if (!CRYPTO_THREAD_run_once(&once, conn_index_alloc) || conn_index < 0 || ctx_cfg_index < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -156,8 +159,12 @@ static int cert_cb(SSL *ssl, void *arg) {
         struct atls_config *cfg = arg;
         int r = cert_cb_impl(ssl, cfg);
 
-        if (r == 0)
+        if (r == 0) {
+                struct atls_conn *c = conn_get(ssl);
+                if (c)
+                        c->failure_notified = true;
                 notify(cfg, "attesting this node", errmsg_str(&cfg->last_attest_error));
+        }
         return r;
 }
 
@@ -309,6 +316,29 @@ fail:
         return 0;
 }
 
+/* A verifying server learns of a peer that presented no certificate (or
+ * failed the handshake otherwise) only through the alert it sends. */
+static void info_cb(const SSL *ssl, int where, int ret) {
+        struct atls_config *cfg;
+        struct atls_conn *c;
+
+        if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != SSL3_AL_FATAL)
+                return;
+        cfg = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_cfg_index);
+        c = SSL_get_ex_data(ssl, conn_index);
+        if (!cfg || (c && (c->report_set || c->failure_notified)))
+                return; /* reported already */
+        if ((ret & 0xff) == TLS13_AD_CERTIFICATE_REQUIRED && (c = conn_get((SSL *) ssl))) {
+                set_report(c, VERIFY_FORMAT, "%s",
+                           "evidence format check failed: peer presented no certificate (not an aTLS attester)");
+                cfg->last_report = c->report;
+                cfg->last_verified = false;
+                notify(cfg, "verifying the peer", c->report.reason);
+                return;
+        }
+        notify(cfg, "handshaking", SSL_alert_desc_string_long(ret));
+}
+
 int atls_ctx_configure(SSL_CTX *ctx, bool server, struct atls_config *cfg, struct errmsg *e) {
         unsigned context = SSL_EXT_TLS1_3_ONLY | SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_CERTIFICATE_REQUEST;
         int r;
@@ -330,6 +360,10 @@ int atls_ctx_configure(SSL_CTX *ctx, bool server, struct atls_config *cfg, struc
         if (SSL_CTX_add_custom_ext(ctx, ATLS_EXT_NONCE, context, nonce_add_cb, NULL, cfg, nonce_parse_cb, cfg) != 1)
                 return openssl_error(e, EIO, "Cannot register the aTLS nonce extension");
         SSL_CTX_set_cert_cb(ctx, cert_cb, cfg);
+        if (SSL_CTX_set_ex_data(ctx, ctx_cfg_index, cfg) != 1)
+                return openssl_error(e, ENOMEM, "Cannot attach the aTLS configuration");
+        if (server)
+                SSL_CTX_set_info_callback(ctx, info_cb);
         if (cfg->verifier) {
                 SSL_CTX_set_verify(ctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
                                    NULL);

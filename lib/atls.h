@@ -25,6 +25,9 @@
 #define ATLS_EXT_NONCE 0xa7ca
 #define ATLS_MAX_CERT_CHAIN (EVIDENCE_MAX_SIZE + 16 * 1024)
 
+/* One configuration serves all connections of its SSL_CTX and records the
+ * latest outcome in it: use it from one thread (the daemons' event loop, or
+ * one client request at a time). */
 struct atls_config {
         struct attester *attester; /* borrowed; NULL: this side does not attest */
         struct verifier *verifier; /* borrowed; NULL: this side does not verify */

@@ -740,11 +740,14 @@ Test(atls, mutual_server_refuses_client_without_evidence, .init = setup_one, .fi
         struct atls_config scfg = {}, ccfg = {};
         struct serve_job sj;
         struct client_result cr;
+        struct failures sfail = {};
         SSL_CTX *sctx, *cctx;
 
         node_open(&srv, &tpm_a);
         scfg.attester = srv.attester;
         scfg.verifier = make_default_verifier();
+        scfg.on_failure = record_failure;
+        scfg.userdata = &sfail;
         ccfg.verifier = make_default_verifier(); /* verifies, but cannot attest */
         sctx = atls_ctx(true, &scfg);
         cctx = atls_ctx(false, &ccfg);
@@ -756,6 +759,11 @@ Test(atls, mutual_server_refuses_client_without_evidence, .init = setup_one, .fi
                      ERR_reason_error_string(sj.err));
         cr_assert_not(sj.verified);
         cr_assert_eq(scfg.n_verifications, 0);
+        /* The refusal is reported, so the daemon can log it. */
+        cr_assert_eq(sfail.n, 1);
+        cr_assert_str_eq(sfail.what, "verifying the peer");
+        cr_assert_not_null(strstr(sfail.reason, "no certificate"), "%s", sfail.reason);
+        cr_assert_eq(scfg.last_report.failed, VERIFY_FORMAT);
         client_result_done(&cr);
         SSL_CTX_free(cctx);
         SSL_CTX_free(sctx);

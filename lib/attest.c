@@ -253,7 +253,7 @@ int verifier_verify(const struct verifier *v, const char *purpose, const uint8_t
         _cleanup_free_ uint8_t *sig_der = NULL;
         struct tpm_quote_info info;
         struct errmsg m = {};
-        uint8_t name[TPM_NAME_SIZE], qd[32], digest[32];
+        uint8_t name[TPM_NAME_SIZE], qn[TPM_NAME_SIZE], qd[32], digest[32];
         size_t sig_size;
         int r;
 
@@ -295,6 +295,13 @@ int verifier_verify(const struct verifier *v, const char *purpose, const uint8_t
         r = tpm_attest_parse(ev->quote.data, ev->quote.size, &info, &m);
         if (r < 0)
                 return fail(rep, VERIFY_QUOTE, r, &m);
+        /* The signature ties the quote to the certified key; this ties the
+         * attributes checked above (restricted, fixedTPM, ...) to it too. */
+        r = tpm_qualified_name(v->variant->ak_hierarchy, name, qn);
+        if (r < 0 || info.signer_name_size != sizeof(qn) || !secret_equal(info.signer_name, qn, sizeof(qn))) {
+                errmsg_set(&m, EPERM, "the quote's signer name is not the qualified name of akPublic");
+                return fail(rep, VERIFY_AK_KEY, EPERM, &m);
+        }
 
         if (!secret_equal(ev->user_data, user_data, ATTEST_USER_DATA_SIZE)) {
                 errmsg_set(&m, EPERM, "evidence is bound to different user data (another TLS key)");

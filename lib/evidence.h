@@ -20,7 +20,8 @@
 #define EVIDENCE_MAX_SIZE (256 * 1024)
 #define EVIDENCE_MAX_CERTS 4
 #define EVIDENCE_MAX_CERT_SIZE 4096
-#define EVIDENCE_MAX_EVENT_LOG (192 * 1024)
+/* Base64 of the largest event log must fit the document limit. */
+#define EVIDENCE_MAX_EVENT_LOG (128 * 1024)
 #define EVIDENCE_USER_DATA_SIZE 32
 #define EVIDENCE_VARIANT_MAX 32
 

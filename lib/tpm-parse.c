@@ -142,7 +142,7 @@ int tpm_public_parse(const uint8_t *p, size_t n, EVP_PKEY **ret_key, uint8_t ret
                 r = errmsg_set(e, EBADMSG, "AK public: point is not on P-256");
                 goto out;
         }
-        /* Name = nameAlg || H(TPMT_PUBLIC), what TPM2_Quote puts in qualifiedSigner. */
+        /* Name = nameAlg || H(TPMT_PUBLIC); see tpm_qualified_name(). */
         ret_name[0] = (uint8_t) (TPM2_ALG_SHA256 >> 8);
         ret_name[1] = (uint8_t) (TPM2_ALG_SHA256 & 0xff);
         r = sha256(p, n, ret_name + 2);
@@ -160,4 +160,17 @@ out:
 
 int tpm_pcr_digest(const uint8_t pcrs[24][32], uint8_t ret[32]) {
         return sha256(pcrs, 24 * 32, ret);
+}
+
+int tpm_qualified_name(uint32_t hierarchy, const uint8_t name[TPM_NAME_SIZE], uint8_t ret[TPM_NAME_SIZE]) {
+        uint8_t buf[4 + TPM_NAME_SIZE];
+
+        buf[0] = (uint8_t) (hierarchy >> 24);
+        buf[1] = (uint8_t) (hierarchy >> 16);
+        buf[2] = (uint8_t) (hierarchy >> 8);
+        buf[3] = (uint8_t) hierarchy;
+        memcpy(buf + 4, name, TPM_NAME_SIZE);
+        ret[0] = (uint8_t) (TPM2_ALG_SHA256 >> 8);
+        ret[1] = (uint8_t) (TPM2_ALG_SHA256 & 0xff);
+        return sha256(buf, sizeof(buf), ret + 2);
 }

@@ -40,5 +40,9 @@ int tpm_signature_parse(const uint8_t *p, size_t n, uint8_t **ret_der, size_t *r
 int tpm_public_parse(const uint8_t *p, size_t n, EVP_PKEY **ret_key, uint8_t ret_name[TPM_NAME_SIZE],
                      struct errmsg *e);
 
+/* Qualified name of a primary key of `hierarchy`: nameAlg || H(hierarchy
+ * handle || name). TPM2_Quote reports its signer by this qualified name. */
+int tpm_qualified_name(uint32_t hierarchy, const uint8_t name[TPM_NAME_SIZE], uint8_t ret[TPM_NAME_SIZE]);
+
 /* PCR digest as TPM2_Quote computes it: SHA-256 over PCR 0..23 values. */
 int tpm_pcr_digest(const uint8_t pcrs[24][32], uint8_t ret[32]);

@@ -97,6 +97,7 @@ static int qemu_vtpm_trust_ak(const struct variant_trust *trust, const struct ev
 const struct variant variant_qemu_vtpm = {
         .name = "qemu-vtpm",
         .oid = "2.25.33178128307475177193213353122301112382",
+        .ak_hierarchy = 0x4000000b, /* TPM_RH_ENDORSEMENT, see tpm_ak_ensure() */
         .collect = qemu_vtpm_collect,
         .trust_ak = qemu_vtpm_trust_ak,
 };

@@ -22,6 +22,9 @@ struct variant {
         const char *name;
         /* Certificate extension OID carrying evidence of this variant in aTLS. */
         const char *oid;
+        /* Hierarchy the AK is a primary key of (TPM2_RH_ENDORSEMENT, ...):
+         * the quote names its signer by the qualified name under it. */
+        uint32_t ak_hierarchy;
         /* Attester side: add the platform's trust material for the AK
          * (certificate chain, SNP/TDX report) to the evidence. */
         int (*collect)(struct tpm_ctx *t, uint32_t ak_handle, struct evidence *ev, struct errmsg *e);

@@ -7,6 +7,117 @@
 
 #define JSON_MAX_DEPTH 16
 
+#define JSON_MAX_KEYS 1024
+
+struct raw_level {
+        bool is_object;
+        bool want_key;
+        const char *parent; /* key under which this container sits, or NULL */
+        size_t parent_len;
+        size_t n_keys;
+        struct { const char *p; size_t len; } keys[]; /* flexible, JSON_MAX_KEYS */
+};
+
+/* json-c keeps the last of duplicate keys, decodes escapes in keys (so
+ * "var\u0069ant" and "variant\u0000x" both read as "variant") and keeps
+ * NULs inside strings. Two readers of one signed document must never see two
+ * different documents, so refuse all of that on the raw text, which
+ * json-c has already found grammatical. */
+static int json_check_raw(const char *buf, size_t len, struct errmsg *e) {
+        struct raw_level *stack[JSON_MAX_DEPTH + 1] = {};
+        int depth = -1, r = 0;
+
+        for (size_t i = 0; i < len && r == 0; i++) {
+                struct raw_level *l = depth >= 0 ? stack[depth] : NULL;
+                const char *str;
+                size_t slen;
+                bool escaped = false;
+
+                switch (buf[i]) {
+                case '{':
+                case '[':
+                        if (depth + 1 > JSON_MAX_DEPTH) {
+                                r = errmsg_set(e, EBADMSG, "JSON nested too deeply");
+                                break;
+                        }
+                        depth++;
+                        if (!stack[depth]) {
+                                stack[depth] = malloc(sizeof(struct raw_level) +
+                                                      JSON_MAX_KEYS * sizeof(stack[0]->keys[0]));
+                                if (!stack[depth]) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                        }
+                        stack[depth]->is_object = buf[i] == '{';
+                        stack[depth]->want_key = buf[i] == '{';
+                        stack[depth]->n_keys = 0;
+                        /* Name the nearest enclosing key, through arrays. */
+                        stack[depth]->parent = !l ? NULL : l->is_object ? l->keys[l->n_keys - 1].p : l->parent;
+                        stack[depth]->parent_len = !l ? 0 : l->is_object ? l->keys[l->n_keys - 1].len : l->parent_len;
+                        continue;
+                case '\'':
+                        r = errmsg_set(e, EBADMSG, "single-quoted strings are not JSON (offset %zu)", i);
+                        continue;
+                case '}':
+                case ']':
+                        depth--;
+                        continue;
+                case ',':
+                        if (l)
+                                l->want_key = l->is_object;
+                        continue;
+                case '"':
+                        break;
+                default:
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                str = buf + i + 1;
+                for (i++; i < len && buf[i] != '"'; i++)
+                        if (buf[i] == '\\') {
+                                escaped = true;
+                                if (i + 5 < len && strncmp(buf + i + 1, "u0000", 5) == 0) {
+                                        r = errmsg_set(e, EBADMSG, "NUL character in JSON string at offset %zu", i);
+                                        break;
+                                }
+                                i++;
+                        }
+                if (r < 0 || !l || !l->want_key)
+                        continue;
+                l->want_key = false;
+                slen = (size_t) (buf + i - str);
+                if (escaped) {
+                        r = errmsg_set(e, EBADMSG, "escape sequence in JSON key at offset %zu", (size_t) (str - buf));
+                        break;
+                }
+                for (size_t k = 0; k < l->n_keys; k++)
+                        if (l->keys[k].len == slen && memcmp(l->keys[k].p, str, slen) == 0) {
+                                if (l->parent)
+                                        r = errmsg_set(e, EBADMSG, "duplicate key \"%.*s\" in \"%.*s\"",
+                                                       (int) (slen > 64 ? 64 : slen), str,
+                                                       (int) (l->parent_len > 64 ? 64 : l->parent_len), l->parent);
+                                else
+                                        r = errmsg_set(e, EBADMSG, "duplicate key \"%.*s\"",
+                                                       (int) (slen > 64 ? 64 : slen), str);
+                                break;
+                        }
+                if (r < 0)
+                        break;
+                if (l->n_keys >= JSON_MAX_KEYS) {
+                        r = errmsg_set(e, EBADMSG, "more than %u keys in a JSON object", JSON_MAX_KEYS);
+                        break;
+                }
+                l->keys[l->n_keys].p = str;
+                l->keys[l->n_keys].len = slen;
+                l->n_keys++;
+        }
+        for (size_t d = 0; d < ELEMENTSOF(stack); d++)
+                free(stack[d]);
+        return r;
+}
+
 int json_parse(const char *buf, size_t len, json_object **ret, struct errmsg *e) {
         json_tokener *tok;
         json_object *o;
@@ -48,6 +159,11 @@ int json_parse(const char *buf, size_t len, json_object **ret, struct errmsg *e)
                         json_object_put(o);
                         return errmsg_set(e, EBADMSG, "trailing data after JSON document at offset %zu", i);
                 }
+        int r = json_check_raw(buf, len, e);
+        if (r < 0) {
+                json_object_put(o);
+                return r;
+        }
         *ret = o;
         return 0;
 }

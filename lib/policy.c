@@ -17,9 +17,6 @@
  * with a clear message rather than being refused as too large. */
 #define POLICY_SIG_MAX_SIZE 256
 
-#define FIELD_EXPECTED (1u << 0)
-#define FIELD_WARN_ONLY (1u << 1)
-
 /* Keys are shown in messages; they are user input, so cut them short and
  * keep only printable ASCII (no newlines or escape sequences in logs). */
 #define KEY_SHOW_MAX 32
@@ -51,99 +48,6 @@ static int parse_index(const char *s, size_t len, unsigned *ret) {
         if (v >= POLICY_PCR_COUNT)
                 return -EINVAL;
         *ret = v;
-        return 0;
-}
-
-static bool key_is(const char *s, size_t len, const char *name) {
-        return len == strlen(name) && memcmp(s, name, len) == 0;
-}
-
-/* json-c keeps only the last of duplicate keys, cuts a key at an escaped
- * NUL ("4\u0000x" becomes "4") and, even in strict mode, accepts
- * single-quoted strings. Any of these would let two parsers read different
- * policies out of the same signed bytes. So the keys of the top two levels
- * are checked on the raw text: spelled literally (no escapes), known, and
- * unique. json_parse() has validated the grammar already, which keeps this
- * walk simple; it still never reads past len. */
-static int check_raw_keys(const char *buf, size_t len, struct errmsg *e) {
-        uint32_t seen_pcrs = 0;
-        unsigned seen_fields = 0, pcr = 0, depth = 0;
-        uint64_t is_object = 0; /* bit d: the container at depth d is an object */
-        bool want_key = false;
-
-        for (size_t i = 0; i < len; i++) {
-                char shown[KEY_SHOW_MAX + 4];
-                const char *key;
-                size_t key_len;
-
-                switch (buf[i]) {
-                case '{':
-                case '[':
-                        depth++;
-                        /* json_parse() bounds the depth far below 64. */
-                        if (depth >= 64)
-                                return errmsg_set(e, EBADMSG, "policy is nested too deeply");
-                        if (buf[i] == '{')
-                                is_object |= UINT64_C(1) << depth;
-                        else
-                                is_object &= ~(UINT64_C(1) << depth);
-                        want_key = buf[i] == '{';
-                        if (depth == 2)
-                                seen_fields = 0;
-                        continue;
-                case '}':
-                case ']':
-                        if (depth == 0)
-                                return errmsg_set(e, EBADMSG, "unbalanced JSON");
-                        depth--;
-                        want_key = false;
-                        continue;
-                case ',':
-                        want_key = is_object & (UINT64_C(1) << depth);
-                        continue;
-                case '\'':
-                        return errmsg_set(e, EBADMSG, "single-quoted strings are not JSON (offset %zu)", i);
-                case '"':
-                        break;
-                default:
-                        continue;
-                }
-
-                key = buf + i + 1;
-                for (i++; i < len && buf[i] != '"'; i++)
-                        if (buf[i] == '\\')
-                                i++;
-                if (i >= len)
-                        return errmsg_set(e, EBADMSG, "unterminated JSON string");
-                key_len = (size_t) (buf + i - key);
-                if (!want_key)
-                        continue;
-                want_key = false;
-                show_key(key, key_len, shown);
-
-                /* Matching the raw bytes refuses escapes too: a backslash is
-                 * neither a digit nor part of a field name. */
-                if (depth == 1) {
-                        if (parse_index(key, key_len, &pcr) < 0)
-                                return errmsg_set(e, EBADMSG, "unknown PCR index \"%s\"", shown);
-                        if (seen_pcrs & (UINT32_C(1) << pcr))
-                                return errmsg_set(e, EBADMSG, "duplicate PCR index \"%u\"", pcr);
-                        seen_pcrs |= UINT32_C(1) << pcr;
-                } else if (depth == 2) {
-                        unsigned f;
-
-                        if (key_is(key, key_len, "expected"))
-                                f = FIELD_EXPECTED;
-                        else if (key_is(key, key_len, "warnOnly"))
-                                f = FIELD_WARN_ONLY;
-                        else
-                                return errmsg_set(e, EBADMSG, "PCR \"%u\": unknown field '%s'", pcr, shown);
-                        if (seen_fields & f)
-                                return errmsg_set(e, EBADMSG, "PCR \"%u\": duplicate field '%s'", pcr,
-                                                  shown);
-                        seen_fields |= f;
-                }
-        }
         return 0;
 }
 
@@ -186,7 +90,14 @@ static int parse_entry(json_object *v, unsigned pcr, struct policy_pcr *ret, str
                 return errmsg_set(e, EBADMSG, "PCR \"%u\": must be a hex string or an object, not %s", pcr,
                                   json_type_to_name(json_object_get_type(v)));
 
-        /* Unknown and duplicate fields were refused by check_raw_keys(). */
+        /* Duplicates and escaped keys were refused by json_parse(). */
+        json_object_object_foreach(v, key, val) {
+                char shown[KEY_SHOW_MAX + 4];
+                (void) val;
+                if (!streq(key, "expected") && !streq(key, "warnOnly"))
+                        return errmsg_set(e, EBADMSG, "PCR \"%u\": unknown field '%s'", pcr,
+                                          show_key(key, strlen(key), shown));
+        }
         if (!json_object_object_get_ex(v, "expected", &f))
                 return errmsg_set(e, EBADMSG, "PCR \"%u\": missing field 'expected'", pcr);
         if (!json_object_is_type(f, json_type_string))
@@ -224,15 +135,11 @@ int policy_parse(const char *buf, size_t len, struct policy *ret, struct errmsg 
         if (!json_object_is_type(o, json_type_object))
                 return errmsg_set(e, EBADMSG, "policy must be a JSON object, not %s",
                                   json_type_to_name(json_object_get_type(o)));
-        r = check_raw_keys(buf, len, e);
-        if (r < 0)
-                return r;
 
         json_object_object_foreach(o, key, v) {
                 char shown[KEY_SHOW_MAX + 4];
                 unsigned pcr;
 
-                /* Keys were checked on the raw text; this cannot fail. */
                 if (parse_index(key, strlen(key), &pcr) < 0)
                         return errmsg_set(e, EBADMSG, "unknown PCR index \"%s\"",
                                           show_key(key, strlen(key), shown));

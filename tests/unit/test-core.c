@@ -436,3 +436,29 @@ Test(secret, wipe_and_random) {
         secret_wipe(NULL, 0);
         cr_assert_null(secret_free(NULL, 0));
 }
+
+/* json-c would read these as other documents (last duplicate wins, escapes
+ * and NULs shorten keys); a signed or attested document must have exactly one
+ * reading, so json_parse refuses them. */
+Test(json_parse, refuses_ambiguous_documents) {
+        static const struct {
+                const char *doc, *reason;
+        } bad[] = {
+                { "{\"a\": 1, \"a\": 2}", "duplicate key \"a\"" },
+                { "{\"x\": {\"b\": 1, \"c\": 2, \"b\": 3}}", "duplicate key \"b\" in \"x\"" },
+                { "[{\"a\": 1}, {\"c\": [{\"d\": 1, \"d\": 1}]}]", "duplicate key \"d\" in \"c\"" },
+                { "{\"v\\u0061riant\": 1}", "escape sequence in JSON key" },
+                { "{\"a\": \"x\\u0000y\"}", "NUL character in JSON string" },
+                { "{'a': 1}", "single-quoted" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct errmsg e = {};
+
+                cr_assert_eq(parse(bad[i].doc, &e), -EBADMSG, "%s", bad[i].doc);
+                cr_assert_not_null(strstr(e.text, bad[i].reason), "%s: \"%s\"", bad[i].doc, e.text);
+        }
+        /* Same key in sibling objects, escapes in values: fine. */
+        struct errmsg e = {};
+        cr_assert_eq(parse("[{\"a\": 1}, {\"a\": 1}, {\"b\": {\"a\": \"\\\\\\\"\\u00e9\"}}]", &e), 0, "%s", e.text);
+}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cert-cache.h"
 #include "encoding.h"
 #include "fileio.h"
 #include "evidence.h"
@@ -194,6 +195,7 @@ out:
 int verifier_new(const char *variant, const struct policy *policy, X509_STORE *roots,
                  struct verifier **ret, struct errmsg *e) {
         _cleanup_(verifier_freep) struct verifier *v = NULL;
+        int r;
 
         v = calloc(1, sizeof(*v));
         if (!v)
@@ -202,6 +204,9 @@ int verifier_new(const char *variant, const struct policy *policy, X509_STORE *r
         if (!v->variant)
                 return errmsg_set(e, EINVAL, "Unknown attestation variant \"%s\"", strna(variant));
         v->policy = *policy;
+        r = cert_cache_new(32, &v->trust.certs);
+        if (r < 0)
+                return r;
         if (roots) {
                 if (X509_STORE_up_ref(roots) != 1)
                         return -ENOMEM;
@@ -215,6 +220,7 @@ struct verifier *verifier_free(struct verifier *v) {
         if (!v)
                 return NULL;
         X509_STORE_free(v->trust.roots);
+        cert_cache_free(v->trust.certs);
         free(v);
         return NULL;
 }

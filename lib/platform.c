@@ -53,7 +53,8 @@ int platform_issue_cert(EVP_PKEY *ca_key, X509 *ca_cert, EVP_PKEY *subject_key, 
             add_ext(ca_cert ? ca_cert : x, x, NID_key_usage,
                     is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") < 0 ||
             add_ext(ca_cert ? ca_cert : x, x, NID_subject_key_identifier, "hash") < 0 ||
-            add_ext(ca_cert ? ca_cert : x, x, NID_authority_key_identifier, "keyid") < 0)
+            /* A self-signed CA names no authority key. */
+            (ca_cert && add_ext(ca_cert, x, NID_authority_key_identifier, "keyid") < 0))
                 return openssl_error(e, EIO, "Cannot add extensions");
         if (X509_sign(x, ca_key, EVP_sha256()) <= 0)
                 return openssl_error(e, EIO, "Cannot sign certificate");

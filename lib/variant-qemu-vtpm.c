@@ -4,8 +4,8 @@
  * a platform CA and stores the DER certificate in NV 0x01c10002. The owner's
  * configuration names the platform CA certificate. */
 #include <errno.h>
-#include <limits.h>
 
+#include "cert-cache.h"
 #include "openssl-util.h"
 #include "tpm.h"
 #include "variant.h"
@@ -33,23 +33,6 @@ static int qemu_vtpm_collect(struct tpm_ctx *t, uint32_t ak_handle, struct evide
         return 0;
 }
 
-static int d2i_x509_exact(const struct blob *b, X509 **ret) {
-        const unsigned char *p = b->data;
-        X509 *x;
-
-        if (b->size > LONG_MAX)
-                return -EBADMSG;
-        x = d2i_X509(NULL, &p, (long) b->size);
-        if (!x)
-                return openssl_errno(-EBADMSG);
-        if (p != b->data + b->size) {
-                X509_free(x);
-                return -EBADMSG;
-        }
-        *ret = x;
-        return 0;
-}
-
 static int qemu_vtpm_trust_ak(const struct variant_trust *trust, const struct evidence *ev, EVP_PKEY **ret,
                               struct errmsg *e) {
         _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *untrusted = NULL;
@@ -62,7 +45,7 @@ static int qemu_vtpm_trust_ak(const struct variant_trust *trust, const struct ev
                 return errmsg_set(e, EINVAL, "AK chain: no platform CA configured");
         if (ev->n_ak_certs == 0)
                 return errmsg_set(e, EBADMSG, "AK chain: evidence carries no AK certificate");
-        r = d2i_x509_exact(&ev->ak_certs[0], &leaf);
+        r = cert_cache_decode(trust->certs, ev->ak_certs[0].data, ev->ak_certs[0].size, &leaf);
         if (r < 0)
                 return errmsg_set(e, r, "AK chain: AK certificate is not valid DER X.509");
         untrusted = sk_X509_new_null();
@@ -70,7 +53,7 @@ static int qemu_vtpm_trust_ak(const struct variant_trust *trust, const struct ev
                 return -ENOMEM;
         for (size_t i = 1; i < ev->n_ak_certs; i++) {
                 X509 *x;
-                r = d2i_x509_exact(&ev->ak_certs[i], &x);
+                r = cert_cache_decode(trust->certs, ev->ak_certs[i].data, ev->ak_certs[i].size, &x);
                 if (r < 0)
                         return errmsg_set(e, r, "AK chain: certificate %zu is not valid DER X.509", i);
                 if (!sk_X509_push(untrusted, x)) {

@@ -12,10 +12,12 @@
 #include "evidence.h"
 
 struct tpm_ctx;
+struct cert_cache;
 
 /* What the owner's configuration gives a verifier to anchor trust. */
 struct variant_trust {
-        X509_STORE *roots; /* e.g. the platform CA of qemu-vtpm */
+        X509_STORE *roots;        /* e.g. the platform CA of qemu-vtpm */
+        struct cert_cache *certs; /* reuse of decoded certificates, may be NULL */
 };
 
 struct variant {

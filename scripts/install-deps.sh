@@ -10,7 +10,7 @@ PACKAGES=(
     # libraries
     libssl-dev libtss2-dev libjson-c-dev libcurl4-openssl-dev libsystemd-dev libevent-dev
     # tests
-    libcriterion-dev openssl swtpm swtpm-tools tpm2-tools iproute2 procps
+    libcriterion-dev openssl swtpm swtpm-tools tpm2-tools iproute2 procps etcd-server etcd-client
 )
 
 missing=()

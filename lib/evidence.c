@@ -45,7 +45,7 @@ struct evidence *evidence_free(struct evidence *ev) {
 }
 
 static const char *const known_fields[] = {
-        "version", "variant", "quote", "signature", "pcrs", "akPublic", "akCertChain", "eventLog", "userData",
+        "version", "variant", "quote", "signature", "pcrs", "akPublic", "akCertChain", "eventLog", "userData", NULL,
 };
 
 static int get_blob(json_object *o, const char *field, size_t max, struct blob *b, struct errmsg *e) {
@@ -71,15 +71,9 @@ int evidence_parse(const uint8_t *p, size_t n, struct evidence **ret, struct err
         }
         if (!json_object_is_type(o, json_type_object))
                 return errmsg_set(e, EBADMSG, "evidence: not a JSON object");
-        json_object_object_foreach(o, key, val) {
-                bool known = false;
-                (void) val;
-                for (size_t i = 0; i < ELEMENTSOF(known_fields); i++)
-                        if (streq(key, known_fields[i]))
-                                known = true;
-                if (!known)
-                        return errmsg_set(e, EBADMSG, "evidence: unknown field '%s'", key);
-        }
+        r = json_check_fields(o, known_fields, e);
+        if (r < 0)
+                goto fail;
 
         ev = evidence_new();
         if (!ev)

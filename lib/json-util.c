@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "encoding.h"
+#include "secret.h"
 
 #define JSON_MAX_DEPTH 16
 
@@ -242,6 +243,95 @@ int json_get_base64(json_object *o, const char *field, size_t max, uint8_t **ret
         return 0;
 }
 
+int json_get_bytes_exact(json_object *o, const char *field, void *out, size_t n, struct errmsg *e) {
+        uint8_t *p = NULL;
+        size_t size;
+        int r;
+
+        r = json_get_base64(o, field, n, &p, &size, e);
+        if (r < 0)
+                return r;
+        if (size != n) {
+                secret_free(p, size);
+                return errmsg_set(e, EBADMSG, "field '%s' must be %zu bytes, not %zu", field, n, size);
+        }
+        memcpy(out, p, n);
+        secret_free(p, size);
+        return 0;
+}
+
+int json_get_string_buf(json_object *o, const char *field, char *buf, size_t size, struct errmsg *e) {
+        json_object *v;
+        size_t len;
+        int r;
+
+        r = get_typed(o, field, json_type_string, &v, e);
+        if (r < 0)
+                return r;
+        len = (size_t) json_object_get_string_len(v);
+        if (len >= size)
+                return errmsg_set(e, EBADMSG, "field '%s' is longer than %zu characters", field, size - 1);
+        memcpy(buf, json_object_get_string(v), len);
+        buf[len] = 0;
+        if (strlen(buf) != len)
+                return errmsg_set(e, EBADMSG, "field '%s' contains a NUL character", field);
+        return 0;
+}
+
+int json_check_fields(json_object *o, const char *const *allowed, struct errmsg *e) {
+        if (!json_object_is_type(o, json_type_object))
+                return errmsg_set(e, EBADMSG, "expected a JSON object");
+        json_object_object_foreach(o, key, val) {
+                bool known = false;
+                (void) val;
+                for (size_t i = 0; allowed[i]; i++)
+                        if (streq(key, allowed[i]))
+                                known = true;
+                if (!known)
+                        return errmsg_set(e, EBADMSG, "unknown field '%.64s'", key);
+        }
+        return 0;
+}
+
+void json_wipe_strings(json_object *o) {
+        switch (json_object_get_type(o)) {
+        case json_type_string:
+                /* json-c owns the buffer and frees it without wiping. */
+                secret_wipe((char *) json_object_get_string(o), (size_t) json_object_get_string_len(o));
+                break;
+        case json_type_object: {
+                json_object_object_foreach(o, key, val) {
+                        (void) key;
+                        json_wipe_strings(val);
+                }
+                break;
+        }
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        json_wipe_strings(json_object_array_get_idx(o, i));
+                break;
+        default:
+                break;
+        }
+}
+
+int json_serialize_secret(json_object *o, char **ret) {
+        const char *s;
+        size_t len;
+        char *copy;
+
+        s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!s)
+                return -ENOMEM;
+        copy = strndup(s, len);
+        secret_wipe((char *) s, len);
+        json_wipe_strings(o);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
+}
+
 int json_add(json_object *o, const char *field, json_object *v) {
         if (!v)
                 return -ENOMEM;
@@ -265,11 +355,14 @@ int json_add_bool(json_object *o, const char *field, bool v) {
 }
 
 int json_add_base64(json_object *o, const char *field, const void *p, size_t n) {
-        _cleanup_free_ char *s = NULL;
+        char *s = NULL;
         int r = base64_encode(p, n, &s);
         if (r < 0)
                 return r;
-        return json_add_string(o, field, s);
+        r = json_add_string(o, field, s);
+        /* The bytes may be a key: leave no copy behind in freed memory. */
+        secret_free(s, strlen(s));
+        return r;
 }
 
 int json_add_hex(json_object *o, const char *field, const void *p, size_t n) {

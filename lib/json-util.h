@@ -28,6 +28,20 @@ int json_get_bool(json_object *o, const char *field, bool *ret, struct errmsg *e
 int json_get_base64(json_object *o, const char *field, size_t max, uint8_t **ret,
                     size_t *ret_size, struct errmsg *e);
 
+/* Exactly n bytes of base64 into out (wiping the temporary copy): for keys. */
+int json_get_bytes_exact(json_object *o, const char *field, void *out, size_t n, struct errmsg *e);
+/* Copy a string field into buf; -EBADMSG if it does not fit (or holds a NUL). */
+int json_get_string_buf(json_object *o, const char *field, char *buf, size_t size, struct errmsg *e);
+/* Refuse any member of object o that is not listed (NULL-terminated). */
+int json_check_fields(json_object *o, const char *const *allowed, struct errmsg *e);
+
+/* Overwrite every string value in o (recursively) before it is freed: for
+ * documents that carried secrets. */
+void json_wipe_strings(json_object *o);
+/* Serialize (plain) into a new string, then wipe o's strings and its cached
+ * serialization. */
+int json_serialize_secret(json_object *o, char **ret);
+
 /* Add helpers; return -ENOMEM on failure. */
 int json_add_string(json_object *o, const char *field, const char *v);
 int json_add_int(json_object *o, const char *field, int64_t v);

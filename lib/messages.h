@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The wire messages of arca's flows (docs/PROTOCOL.md), defined once:
+ * structs, strict pure parsers, serializers. Secrets inside are wiped by
+ * the *_done() functions. */
+
+#include <json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+#include "keys.h"
+#include "validate.h"
+
+#define MSG_MAX_SIZE (1024 * 1024)
+#define MSG_MAX_PEERS 1024
+#define MSG_MAX_SANS 16
+#define MSG_MAX_KUBECONFIG (256 * 1024)
+#define MSG_MAX_POLICY (64 * 1024)
+
+struct k8s_settings {
+        char version[32];
+        char pod_cidr[CIDR_MAX];
+        char service_cidr[CIDR_MAX];
+        char api_sans[MSG_MAX_SANS][ADDRESS_MAX + 64];
+        size_t n_api_sans;
+};
+
+/* CLI -> first node, POST /v1/init. */
+struct init_request {
+        uint8_t master_secret[KEY_SIZE];
+        uint8_t master_salt[KEY_SIZE];
+        uint8_t measurement_salt[KEY_SIZE];
+        uint8_t init_secret[KEY_SIZE];
+        char cluster_name[NODE_NAME_MAX + 1];
+        char driver[16];
+        char mesh_cidr[CIDR_MAX];
+        struct k8s_settings k8s;
+        char *policy; /* the owner's measurement policy, exact bytes */
+        size_t policy_size;
+};
+
+struct init_response {
+        uint8_t cluster_id[KEY_SIZE];
+        char node_name[NODE_NAME_MAX + 1];
+        char mesh_address[ADDRESS_MAX];
+        char wg_public_key[WG_KEY_B64_SIZE];
+        uint8_t *kubeconfig; /* the driver's admin credential */
+        size_t kubeconfig_size;
+};
+
+/* Node -> join service, POST /v1/join. */
+struct join_request {
+        char role[16];
+        char disk_uuid[UUID_STRING_SIZE];
+        char node_name[NODE_NAME_MAX + 1];
+        char wg_public_key[WG_KEY_B64_SIZE];
+        char endpoint[ENDPOINT_MAX];
+};
+
+struct mesh_peer {
+        char name[NODE_NAME_MAX + 1];
+        char role[16];
+        char wg_public_key[WG_KEY_B64_SIZE];
+        char endpoint[ENDPOINT_MAX];
+        char mesh_address[ADDRESS_MAX];
+};
+
+struct join_response {
+        uint8_t disk_key[KEY_SIZE];
+        uint8_t measurement_salt[KEY_SIZE];
+        uint8_t measurement_secret[KEY_SIZE];
+        uint8_t cluster_id[KEY_SIZE];
+        bool has_master; /* control-plane joiners only */
+        uint8_t master_secret[KEY_SIZE];
+        uint8_t master_salt[KEY_SIZE];
+        char *policy; /* control-plane joiners only: to verify joiners in turn */
+        size_t policy_size;
+        char cluster_name[NODE_NAME_MAX + 1];
+        char driver[16];
+        json_object *cp_params; /* the driver's join parameters */
+        char mesh_cidr[CIDR_MAX];
+        char mesh_address[ADDRESS_MAX];
+        struct mesh_peer *peers;
+        size_t n_peers;
+};
+
+/* Rebooted node -> join service, POST /v1/rejoin. */
+struct rejoin_request {
+        char disk_uuid[UUID_STRING_SIZE];
+};
+
+struct rejoin_response {
+        uint8_t disk_key[KEY_SIZE];
+};
+
+void init_request_done(struct init_request *m);
+void init_response_done(struct init_response *m);
+void join_response_done(struct join_response *m);
+void rejoin_response_done(struct rejoin_response *m);
+
+int init_request_parse(const char *buf, size_t len, struct init_request *ret, struct errmsg *e);
+int init_response_parse(const char *buf, size_t len, struct init_response *ret, struct errmsg *e);
+int join_request_parse(const char *buf, size_t len, struct join_request *ret, struct errmsg *e);
+int join_response_parse(const char *buf, size_t len, struct join_response *ret, struct errmsg *e);
+int rejoin_request_parse(const char *buf, size_t len, struct rejoin_request *ret, struct errmsg *e);
+int rejoin_response_parse(const char *buf, size_t len, struct rejoin_response *ret, struct errmsg *e);
+
+/* Serializers return a NUL-terminated string; callers wipe and free those
+ * that carry secrets (secret_free(s, strlen(s))). */
+int init_request_serialize(const struct init_request *m, char **ret);
+int init_response_serialize(const struct init_response *m, char **ret);
+int join_request_serialize(const struct join_request *m, char **ret);
+int join_response_serialize(const struct join_response *m, char **ret);
+int rejoin_request_serialize(const struct rejoin_request *m, char **ret);
+int rejoin_response_serialize(const struct rejoin_response *m, char **ret);

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The membership registry that every join service reads and writes
+ * (DESIGN.md, Mesh): etcd v3, spoken through its JSON gRPC gateway
+ * (POST /v3/kv/range and /v3/kv/txn, keys and values base64) with libcurl.
+ * Keys under a prefix (default "/arca/"):
+ *
+ *   <prefix>members/<name>         member record (JSON, below)
+ *   <prefix>mesh/<address>         node name holding that mesh address
+ *   <prefix>mesh-nodes/<name>      mesh address held by that node (the
+ *                                  reverse index that makes allocation
+ *                                  idempotent per node, atomically)
+ *   <prefix>disks/<lowercase-uuid> node name owning that state disk
+ *
+ * Every write is one etcd transaction whose comparisons keep these
+ * invariants when several join services work at once: an address is held
+ * by at most one node, a node holds at most one address, a disk belongs to
+ * one node, and a member record names the address and disk its node holds.
+ *
+ * A handle is for one thread at a time; give each thread its own. The
+ * endpoints are tried in turn (starting at the last one that answered) when
+ * one cannot be reached or answers "unavailable".
+ *
+ * Member record, JSON object, unknown fields refused:
+ *   {"name": "node-1", "role": "worker", "meshAddress": "10.123.0.2",
+ *    "wireguardPublicKey": "<base64 of 32 bytes>", "endpoint": "192.0.2.7:51820",
+ *    "diskUuid": "<lowercase canonical UUID>", "joinTime": 1700000000,
+ *    "lastSeen": 1700000042}
+ */
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errmsg.h"
+#include "macro.h"
+#include "validate.h"
+
+#define REGISTRY_DEFAULT_PREFIX "/arca/"
+#define REGISTRY_PREFIX_MAX 128
+#define REGISTRY_MAX_ENDPOINTS 16
+/* Bounds on what etcd may send back. */
+#define REGISTRY_MAX_RESPONSE (16 * 1024 * 1024)
+#define REGISTRY_MAX_KEY 1024
+#define REGISTRY_MAX_VALUE (64 * 1024)
+#define REGISTRY_MAX_MEMBER_JSON 4096
+#define REGISTRY_MAX_MEMBERS 8192
+#define REGISTRY_MAX_ADDRESSES 65536
+#define REGISTRY_MAX_DISKS 65536
+#define REGISTRY_MAX_TXN_OPS 16
+/* Unix seconds before the year 10000. */
+#define REGISTRY_MAX_TIME INT64_C(253402300799)
+
+struct registry_config {
+        /* "http://host:port" or "https://host:port", tried in order. */
+        const char *const *endpoints;
+        size_t n_endpoints;
+        const char *prefix;    /* NULL: REGISTRY_DEFAULT_PREFIX; must end in '/' */
+        const char *ca_file;   /* https: CA bundle for etcd's certificate; NULL: system store */
+        const char *cert_file; /* https: client certificate (mTLS), together with key_file */
+        const char *key_file;
+        long timeout_ms; /* per request and endpoint; 0: 5000 */
+};
+
+struct registry_member {
+        char name[NODE_NAME_MAX + 1];             /* [a-z0-9] at both ends, [a-z0-9.-] inside */
+        char role[16];                            /* "control-plane" | "worker" */
+        char mesh_address[INET6_ADDRSTRLEN];      /* canonical IPv4 or IPv6 literal */
+        char wg_public_key[WG_KEY_B64_SIZE];      /* base64 of 32 bytes */
+        char endpoint[ENDPOINT_MAX];              /* underlay host:port */
+        char disk_uuid[UUID_STRING_SIZE];         /* lowercase canonical */
+        int64_t join_time;                        /* unix seconds */
+        int64_t last_seen;
+};
+
+struct registry;
+
+int registry_new(const struct registry_config *cfg, struct registry **ret, struct errmsg *e);
+struct registry *registry_free(struct registry *reg);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct registry *, registry_free);
+#define _cleanup_registry_ _cleanup_(registry_freep)
+
+/* Create or replace the member record of m->name. The node must hold
+ * m->mesh_address (registry_allocate_address) and own m->disk_uuid
+ * (registry_put_disk): otherwise -EADDRNOTAVAIL (address not allocated),
+ * -EADDRINUSE (address held by another node), -ENOENT (disk not
+ * registered) or -EEXIST (disk of another node). An invalid member is
+ * -EINVAL naming the field. */
+int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
+/* -ENOENT if there is no member of that name. */
+int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret, struct errmsg *e);
+/* All members, sorted by name; *ret is a malloc'ed array (NULL when empty). */
+int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n, struct errmsg *e);
+/* Remove the member record, its mesh address and every disk registered to
+ * it, in one transaction. -ENOENT if the node has none of these. */
+int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e);
+
+/* The mesh address of node_name in cidr ("10.123.0.0/16", host bits zero):
+ * the one it holds already, else the lowest free one, claimed with a
+ * transaction that succeeds only if neither the address nor the node's
+ * reverse entry exist, retried with the next free address on conflict.
+ * The network address, the first host address (.1, reserved) and the
+ * broadcast address are never handed out. -ENOSPC when the range is full;
+ * -EADDRINUSE if the node holds an address outside cidr. */
+int registry_allocate_address(struct registry *reg, const char *node_name, const char *cidr,
+                              char ret[static INET6_ADDRSTRLEN], struct errmsg *e);
+
+/* Record that the state disk `uuid` (any case; stored lowercase) belongs to
+ * node_name. Idempotent for the same node; -EEXIST if another node owns it. */
+int registry_put_disk(struct registry *reg, const char *uuid, const char *node_name, struct errmsg *e);
+/* The owner of disk `uuid`; -ENOENT for a UUID the registry does not know. */
+int registry_get_disk(struct registry *reg, const char *uuid, char ret_node_name[static NODE_NAME_MAX + 1],
+                      struct errmsg *e);
+
+/* --- pure parts (no I/O; fuzzed by tests/fuzz/fuzz-registry.c) ------------- */
+
+/* Check every field of m; -EINVAL with the field named. */
+int registry_member_validate(const struct registry_member *m, struct errmsg *e);
+/* Strict parser of a member record; -EBADMSG/-EFBIG naming the field. */
+int registry_member_parse(const char *buf, size_t len, struct registry_member *ret, struct errmsg *e);
+/* Validate and serialize (plain JSON, NUL-terminated). */
+int registry_member_to_json(const struct registry_member *m, char **ret, struct errmsg *e);
+
+/* One key-value pair of a range response, key and value decoded (and
+ * NUL-terminated for convenience; they may hold NULs of their own). */
+struct registry_kv {
+        char *key;
+        size_t key_size;
+        char *value;
+        size_t value_size;
+        int64_t create_revision;
+        int64_t mod_revision;
+        int64_t version;
+};
+
+struct registry_range {
+        int64_t revision; /* of the store when read; 0 inside a txn response */
+        struct registry_kv *kvs;
+        size_t n_kvs;
+        int64_t count; /* keys in the range (may exceed n_kvs when limited) */
+        bool more;
+};
+
+enum registry_op_type {
+        REGISTRY_OP_RANGE,
+        REGISTRY_OP_PUT,
+        REGISTRY_OP_DELETE_RANGE,
+};
+
+struct registry_op_response {
+        enum registry_op_type type;
+        struct registry_range range; /* REGISTRY_OP_RANGE */
+        int64_t deleted;             /* REGISTRY_OP_DELETE_RANGE */
+};
+
+struct registry_txn {
+        int64_t revision;
+        bool succeeded;
+        struct registry_op_response *responses;
+        size_t n_responses;
+};
+
+void registry_range_done(struct registry_range *r);
+void registry_txn_done(struct registry_txn *t);
+
+/* Body of a 200 answer to POST /v3/kv/range. etcd's int64 fields arrive as
+ * JSON strings and zero values are omitted. At most max_kvs pairs. */
+int registry_parse_range_response(const char *buf, size_t len, size_t max_kvs, struct registry_range *ret,
+                                  struct errmsg *e);
+/* Body of a 200 answer to POST /v3/kv/txn; ranges inside hold at most
+ * max_kvs pairs each. */
+int registry_parse_txn_response(const char *buf, size_t len, size_t max_kvs, struct registry_txn *ret,
+                                struct errmsg *e);
+/* Body of a gateway error ({"error": .., "message": .., "code": <gRPC code>}):
+ * the errno that code stands for, the message in e. Returns a negative
+ * errno in every case (-EPROTO for an unparseable body). */
+int registry_parse_error_response(const char *buf, size_t len, int *ret_grpc_code, struct errmsg *e);

@@ -10,6 +10,7 @@
 #include "openssl-util.h"
 #include "platform.h"
 #include "policy.h"
+#include "validate.h"
 #include "variant.h"
 
 struct key_def {
@@ -22,6 +23,16 @@ struct key_def {
 #define FIELD(f) offsetof(struct arca_config, f)
 static const struct key_def keys[] = {
         { "cluster", "name", FIELD(cluster_name), false },
+        { "cluster", "mesh-cidr", FIELD(mesh_cidr), false },
+        { "nodes", "init", FIELD(init_endpoint), false },
+        { "kubernetes", "version", FIELD(k8s_version), false },
+        { "kubernetes", "pod-cidr", FIELD(pod_cidr), false },
+        { "kubernetes", "service-cidr", FIELD(service_cidr), false },
+        { "kubernetes", "api-sans", FIELD(api_sans), false },
+        { "control-plane", "driver", FIELD(driver), false },
+        { "owner", "secrets", FIELD(owner_secrets), true },
+        { "owner", "state", FIELD(owner_state), true },
+        { "owner", "kubeconfig", FIELD(owner_kubeconfig), true },
         { "attestation", "variant", FIELD(variant), false },
         { "attestation", "policy", FIELD(policy), true },
         { "attestation", "policy-signature", FIELD(policy_signature), true },
@@ -38,6 +49,48 @@ static char *strip(char *s) {
         while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
                 *--end = 0;
         return s;
+}
+
+static int set_default(char **field, const char *value) {
+        if (*field)
+                return 0;
+        *field = strdup(value);
+        return *field ? 0 : -ENOMEM;
+}
+
+static int set_default_path(char **field, const char *base, const char *value) {
+        if (*field)
+                return 0;
+        if (!base)
+                return set_default(field, value);
+        return path_relative_to(base, value, field);
+}
+
+/* Fill what the owner left out and check the shape of what is there. */
+static int apply_defaults(struct arca_config *c, const char *base, struct errmsg *e) {
+        int r;
+
+        if ((r = set_default(&c->cluster_name, "arca")) < 0 || (r = set_default(&c->mesh_cidr, "10.123.0.0/16")) < 0 ||
+            (r = set_default(&c->k8s_version, "")) < 0 || (r = set_default(&c->pod_cidr, "10.244.0.0/16")) < 0 ||
+            (r = set_default(&c->service_cidr, "10.96.0.0/12")) < 0 || (r = set_default(&c->api_sans, "")) < 0 ||
+            (r = set_default(&c->driver, "kubeadm")) < 0 ||
+            (r = set_default_path(&c->owner_secrets, base, "arca-owner.json")) < 0 ||
+            (r = set_default_path(&c->owner_state, base, "arca-cluster.json")) < 0 ||
+            (r = set_default_path(&c->owner_kubeconfig, base, "arca-admin.conf")) < 0)
+                return r;
+        if (!valid_node_name(c->cluster_name))
+                return errmsg_set(e, EBADMSG, "[cluster] name \"%s\" must be lowercase letters, digits, '-' and '.'",
+                                  c->cluster_name);
+        if (!valid_cidr4(c->mesh_cidr))
+                return errmsg_set(e, EBADMSG, "[cluster] mesh-cidr \"%s\" is not an IPv4 network", c->mesh_cidr);
+        if (!valid_cidr4(c->pod_cidr))
+                return errmsg_set(e, EBADMSG, "[kubernetes] pod-cidr \"%s\" is not an IPv4 network", c->pod_cidr);
+        if (!valid_cidr4(c->service_cidr))
+                return errmsg_set(e, EBADMSG, "[kubernetes] service-cidr \"%s\" is not an IPv4 network",
+                                  c->service_cidr);
+        if (!streq(c->driver, "kubeadm") && !streq(c->driver, "etcd"))
+                return errmsg_set(e, EBADMSG, "[control-plane] driver \"%s\": use kubeadm or etcd", c->driver);
+        return 0;
 }
 
 void config_done(struct arca_config *c) {
@@ -159,6 +212,9 @@ int config_parse(const char *text, size_t len, const char *base, struct arca_con
                 r = errmsg_set(e, EBADMSG, "[attestation] variant qemu-vtpm needs platform-ca");
                 goto fail;
         }
+        r = apply_defaults(&c, base, e);
+        if (r < 0)
+                goto fail;
         *ret = c;
         return 0;
 fail:

@@ -8,6 +8,15 @@
  *
  *   [cluster]
  *   name = demo
+ *   mesh-cidr = 10.123.0.0/16                  # default
+ *   [nodes]
+ *   init = 10.0.0.2                            # first node, port 9000 default
+ *   [kubernetes]
+ *   version = 1.29   pod-cidr = ...   service-cidr = ...   api-sans = a, b
+ *   [control-plane]
+ *   driver = etcd                              # or kubeadm
+ *   [owner]
+ *   secrets = arca-owner.json  state = arca-cluster.json  kubeconfig = arca-admin.conf
  *   [attestation]
  *   variant = qemu-vtpm
  *   policy = measurements.json
@@ -25,6 +34,16 @@ struct verifier;
 
 struct arca_config {
         char *cluster_name;
+        char *mesh_cidr;
+        char *init_endpoint;
+        char *k8s_version;
+        char *pod_cidr;
+        char *service_cidr;
+        char *api_sans; /* comma separated */
+        char *driver;
+        char *owner_secrets;
+        char *owner_state;
+        char *owner_kubeconfig;
         char *variant;
         char *policy;
         char *policy_signature;

@@ -4,3 +4,5 @@
 /* Subcommands of the `arca` CLI; each gets argv starting at its name. */
 int verb_verify(int argc, char **argv);
 int verb_platform(int argc, char **argv);
+int verb_config(int argc, char **argv);
+int verb_init(int argc, char **argv);

@@ -11,6 +11,7 @@ static const struct {
         int (*run)(int argc, char **argv);
         const char *help;
 } verbs[] = {
+        { "config", verb_config, "generate a cluster configuration and the owner's secrets" },
         { "verify", verb_verify, "verify a node's attestation and print its PCRs" },
         { "platform", verb_platform, "play the platform of qemu-vtpm: platform CA, AK provisioning" },
 };

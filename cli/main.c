@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* arca: the cluster owner's CLI. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -12,9 +14,35 @@ static const struct {
         const char *help;
 } verbs[] = {
         { "config", verb_config, "generate a cluster configuration and the owner's secrets" },
+        { "init", verb_init, "verify the first node and initialize the cluster on it" },
         { "verify", verb_verify, "verify a node's attestation and print its PCRs" },
         { "platform", verb_platform, "play the platform of qemu-vtpm: platform CA, AK provisioning" },
 };
+
+int cli_node_url(const char *node, int default_port, const char *path, char **ret) {
+        const char *colon = strrchr(node, ':');
+        char *end;
+        long p;
+        int n;
+
+        if (!*node)
+                return -EINVAL;
+        if (node[0] == '[') {
+                const char *close = strchr(node, ']');
+                if (!close || (close[1] && close[1] != ':'))
+                        return -EINVAL;
+                colon = close[1] ? close + 1 : NULL;
+        } else if (colon && strchr(node, ':') != colon)
+                return -EINVAL; /* a bare IPv6 address needs brackets */
+        if (colon) {
+                p = strtol(colon + 1, &end, 10);
+                if (*end || end == colon + 1 || p <= 0 || p > 65535)
+                        return -EINVAL;
+                n = asprintf(ret, "https://%s%s", node, path);
+        } else
+                n = asprintf(ret, "https://%s:%d%s", node, default_port, path);
+        return n < 0 ? -ENOMEM : 0;
+}
 
 static void help(void) {
         printf("Usage: arca COMMAND [OPTIONS]\n\nCommands:\n");

@@ -26,35 +26,6 @@ static void help(void) {
                DEFAULT_PORT);
 }
 
-/* "host", "host:port", "[v6]:port" -> URL. */
-static int node_url(const char *node, char **ret) {
-        const char *colon = strrchr(node, ':');
-        char *url;
-
-        if (!*node)
-                return -EINVAL;
-        if (node[0] == '[') {
-                const char *close = strchr(node, ']');
-                if (!close)
-                        return -EINVAL;
-                if (close[1] == 0)
-                        return asprintf(&url, "https://%s:%d/v1/attestation", node, DEFAULT_PORT) < 0 ? -ENOMEM : (*ret = url, 0);
-                if (close[1] != ':')
-                        return -EINVAL;
-                return asprintf(&url, "https://%s/v1/attestation", node) < 0 ? -ENOMEM : (*ret = url, 0);
-        }
-        if (colon && strchr(node, ':') != colon)
-                return -EINVAL; /* bare IPv6 needs brackets */
-        if (colon) {
-                char *end;
-                long p = strtol(colon + 1, &end, 10);
-                if (*end || end == colon + 1 || p <= 0 || p > 65535)
-                        return -EINVAL;
-                return asprintf(&url, "https://%s/v1/attestation", node) < 0 ? -ENOMEM : (*ret = url, 0);
-        }
-        return asprintf(&url, "https://%s:%d/v1/attestation", node, DEFAULT_PORT) < 0 ? -ENOMEM : (*ret = url, 0);
-}
-
 static void print_text(const char *node, const struct verify_report *rep, const struct policy *policy, bool ok,
                        const char *reason) {
         printf("Node %s", node);
@@ -162,7 +133,7 @@ int verb_verify(int argc, char **argv) {
                 log_error("Unknown output format \"%s\": use text or json.", output);
                 return 2;
         }
-        if (node_url(node, &url) < 0) {
+        if (cli_node_url(node, DEFAULT_PORT, "/v1/attestation", &url) < 0) {
                 log_error("Invalid --node \"%s\": expected HOST, HOST:PORT or [IPv6]:PORT.", node);
                 return 2;
         }

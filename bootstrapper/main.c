@@ -1,44 +1,60 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* arca-bootstrapper: per-node daemon. Wires the modules together: TPM,
- * attester, init server. */
+/* arca-bootstrapper: per-node daemon. Wires the modules together: the node
+ * (TPM, attester, keys), the init server and the join client. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "atls.h"
-#include "attest.h"
 #include "initserver.h"
+#include "joinclient.h"
 #include "log.h"
+#include "node.h"
 #include "tpm.h"
 
 struct options {
-        const char *tcti;
-        const char *variant;
+        struct node_options node;
         const char *listen;
         uint16_t port;
-        uint32_t ak_handle;
         bool check_config;
 };
 
+static char self_dir[PATH_MAX];
+static char join_service_path[PATH_MAX];
+static char hostname_buf[NODE_NAME_MAX + 1];
+
 static void help(void) {
         printf("Usage: arca-bootstrapper [OPTIONS]\n\n"
-               "Per-node daemon of arca: attests the node over aTLS and serves the init\n"
-               "endpoint (port %u).\n\n"
+               "Per-node daemon of arca: attests the node over aTLS, serves the init endpoint\n"
+               "(port %u) and, with --join, joins an existing cluster through its join\n"
+               "services; whichever succeeds first takes the node lock (PCR 15).\n\n"
                "Options:\n"
-               "  --tcti CONF         TPM access (default $ARCA_TCTI or device:/dev/tpmrm0),\n"
-               "                      e.g. swtpm:host=127.0.0.1,port=2321\n"
-               "  --variant NAME      attestation variant (default qemu-vtpm)\n"
-               "  --listen ADDR       address of the init server (default 0.0.0.0)\n"
-               "  --port N            port of the init server (default %u)\n"
-               "  --ak-handle HEX     persistent handle of the AK (default 0x%08x)\n"
-               "  --check-config      open the TPM, check the AK and its platform\n"
-               "                      certificate, then exit\n"
-               "  --log-level LEVEL   err, warning, info, debug\n"
-               "  -h, --help          show this help\n",
-               INIT_SERVER_PORT, INIT_SERVER_PORT, TPM_AK_HANDLE);
+               "  --tcti CONF             TPM access (default $ARCA_TCTI or device:/dev/tpmrm0)\n"
+               "  --variant NAME          attestation variant (default qemu-vtpm)\n"
+               "  --ak-handle HEX         persistent handle of the AK (default 0x%08x)\n"
+               "  --listen ADDR           address of the init server (default 0.0.0.0)\n"
+               "  --port N                port of the init server (default %u)\n"
+               "  --state-dir DIR         node state (default /run/state)\n"
+               "  --node-name NAME        this node's name (default: host name)\n"
+               "  --underlay ADDR         this node's address on the underlay network\n"
+               "  --role ROLE             role when joining: worker (default) or control-plane\n"
+               "  --join HOST:PORT        a join service (repeatable; port %u)\n"
+               "  --init-secret-hash HEX  SHA-256 of the init secret (from the platform)\n"
+               "  --platform-ca FILE      CA certifying peers' attestation keys (qemu-vtpm)\n"
+               "  --peer-pcrs LIST        PCRs a join service must share with this node\n"
+               "                          (default 0-14; PCR 15 is never compared)\n"
+               "  --registry URL          standalone etcd for the membership registry\n"
+               "  --kubernetes-dir DIR    kubeadm's directory (default /etc/kubernetes)\n"
+               "  --join-service PATH     arca-join-service binary (default: next to this one)\n"
+               "  --check-config          check the TPM, AK and options, then exit\n"
+               "  --log-level LEVEL       err, warning, info, debug\n"
+               "  -h, --help              show this help\n",
+               INIT_SERVER_PORT, TPM_AK_HANDLE, INIT_SERVER_PORT, JOIN_SERVICE_PORT);
 }
 
 static int parse_u32(const char *s, uint32_t max, uint32_t *ret) {
@@ -54,7 +70,10 @@ static int parse_u32(const char *s, uint32_t max, uint32_t *ret) {
 }
 
 static int parse_args(int argc, char **argv, struct options *o) {
-        enum { ARG_TCTI = 256, ARG_VARIANT, ARG_LISTEN, ARG_PORT, ARG_AK, ARG_CHECK, ARG_LOG };
+        enum {
+                ARG_TCTI = 256, ARG_VARIANT, ARG_LISTEN, ARG_PORT, ARG_AK, ARG_CHECK, ARG_LOG, ARG_STATE, ARG_NAME,
+                ARG_UNDERLAY, ARG_ROLE, ARG_JOIN, ARG_HASH, ARG_CA, ARG_PCRS, ARG_REGISTRY, ARG_KDIR, ARG_JS,
+        };
         static const struct option opts[] = {
                 { "tcti", required_argument, NULL, ARG_TCTI },
                 { "variant", required_argument, NULL, ARG_VARIANT },
@@ -63,19 +82,31 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 { "ak-handle", required_argument, NULL, ARG_AK },
                 { "check-config", no_argument, NULL, ARG_CHECK },
                 { "log-level", required_argument, NULL, ARG_LOG },
+                { "state-dir", required_argument, NULL, ARG_STATE },
+                { "node-name", required_argument, NULL, ARG_NAME },
+                { "underlay", required_argument, NULL, ARG_UNDERLAY },
+                { "role", required_argument, NULL, ARG_ROLE },
+                { "join", required_argument, NULL, ARG_JOIN },
+                { "init-secret-hash", required_argument, NULL, ARG_HASH },
+                { "platform-ca", required_argument, NULL, ARG_CA },
+                { "peer-pcrs", required_argument, NULL, ARG_PCRS },
+                { "registry", required_argument, NULL, ARG_REGISTRY },
+                { "kubernetes-dir", required_argument, NULL, ARG_KDIR },
+                { "join-service", required_argument, NULL, ARG_JS },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
+        struct node_options *n = &o->node;
+        uint32_t v, mask;
         int c, l;
-        uint32_t v;
 
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
                 switch (c) {
                 case ARG_TCTI:
-                        o->tcti = optarg;
+                        n->tcti = optarg;
                         break;
                 case ARG_VARIANT:
-                        o->variant = optarg;
+                        n->variant = optarg;
                         break;
                 case ARG_LISTEN:
                         o->listen = optarg;
@@ -89,7 +120,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         if (parse_u32(optarg, UINT32_MAX, &v) < 0 || (v >> 24) != 0x81)
                                 return log_error_errno(EINVAL, "Invalid --ak-handle \"%s\": expected 0x81xxxxxx",
                                                        optarg);
-                        o->ak_handle = v;
+                        n->ak_handle = v;
                         break;
                 case ARG_CHECK:
                         o->check_config = true;
@@ -99,6 +130,53 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         if (l < 0)
                                 return log_error_errno(EINVAL, "Invalid --log-level \"%s\"", optarg);
                         log_set_max_level(l);
+                        break;
+                case ARG_STATE:
+                        n->state_dir = optarg;
+                        break;
+                case ARG_NAME:
+                        if (!valid_node_name(optarg))
+                                return log_error_errno(EINVAL, "Invalid --node-name \"%s\": lowercase letters, digits, '-', '.'", optarg);
+                        n->node_name = optarg;
+                        break;
+                case ARG_UNDERLAY:
+                        if (!valid_address(optarg))
+                                return log_error_errno(EINVAL, "Invalid --underlay \"%s\": expected an IP address", optarg);
+                        n->underlay = optarg;
+                        break;
+                case ARG_ROLE:
+                        if (!valid_role(optarg))
+                                return log_error_errno(EINVAL, "Invalid --role \"%s\": worker or control-plane", optarg);
+                        n->role = optarg;
+                        break;
+                case ARG_JOIN:
+                        if (!valid_endpoint(optarg))
+                                return log_error_errno(EINVAL, "Invalid --join \"%s\": expected HOST:PORT", optarg);
+                        if (n->n_join_endpoints >= NODE_MAX_JOIN_ENDPOINTS)
+                                return log_error_errno(EINVAL, "At most %d --join endpoints", NODE_MAX_JOIN_ENDPOINTS);
+                        n->join_endpoints[n->n_join_endpoints++] = optarg;
+                        break;
+                case ARG_HASH:
+                        if (strlen(optarg) != 64 || strspn(optarg, "0123456789abcdefABCDEF") != 64)
+                                return log_error_errno(EINVAL, "Invalid --init-secret-hash: expected 64 hex digits");
+                        n->init_secret_hash = optarg;
+                        break;
+                case ARG_CA:
+                        n->platform_ca = optarg;
+                        break;
+                case ARG_PCRS:
+                        if (parse_pcr_list(optarg, &mask) < 0)
+                                return log_error_errno(EINVAL, "Invalid --peer-pcrs \"%s\": e.g. 0-14 or 4,8-9", optarg);
+                        n->peer_pcrs = optarg;
+                        break;
+                case ARG_REGISTRY:
+                        n->registry = optarg;
+                        break;
+                case ARG_KDIR:
+                        n->kubernetes_dir = optarg;
+                        break;
+                case ARG_JS:
+                        n->join_service = optarg;
                         break;
                 case 'h':
                         help();
@@ -111,6 +189,17 @@ static int parse_args(int argc, char **argv, struct options *o) {
         return 1;
 }
 
+static struct event_base *base;
+static struct join_client *join_client;
+
+static void on_init_done(void *userdata) {
+        join_client_stop(join_client);
+}
+
+static void on_join_done(void *userdata) {
+        log_info("Node joined; the init server now refuses init.");
+}
+
 static void on_atls_failure(const char *what, const char *reason, void *userdata) {
         log_warning("aTLS handshake failed while %s: %s", what, reason);
 }
@@ -120,73 +209,103 @@ static void on_signal(evutil_socket_t fd, short what, void *arg) {
         event_base_loopbreak(arg);
 }
 
-int main(int argc, char **argv) {
-        struct options o = {
-                .variant = "qemu-vtpm",
+static void defaults(struct options *o, const char *argv0) {
+        char *copy = strdup(argv0);
+
+        if (copy) {
+                snprintf(self_dir, sizeof(self_dir), "%s", dirname(copy));
+                free(copy);
+        }
+        snprintf(join_service_path, sizeof(join_service_path), "%s/arca-join-service", self_dir);
+        if (gethostname(hostname_buf, sizeof(hostname_buf)) < 0 || !valid_node_name(hostname_buf))
+                snprintf(hostname_buf, sizeof(hostname_buf), "node");
+        *o = (struct options){
                 .listen = "0.0.0.0",
                 .port = INIT_SERVER_PORT,
-                .ak_handle = TPM_AK_HANDLE,
+                .node = {
+                        .variant = "qemu-vtpm",
+                        .ak_handle = TPM_AK_HANDLE,
+                        .state_dir = "/run/state",
+                        .node_name = hostname_buf,
+                        .role = "worker",
+                        .underlay = "127.0.0.1",
+                        .peer_pcrs = "0-14",
+                        .join_service = join_service_path,
+                        .join_port = JOIN_SERVICE_PORT,
+                },
         };
-        _cleanup_tpm_ struct tpm_ctx *tpm = NULL;
-        _cleanup_(attester_freep) struct attester *attester = NULL;
+}
+
+int main(int argc, char **argv) {
+        struct options o;
+        struct node node = {};
         struct atls_config atls = {};
         struct init_server *server = NULL;
-        struct event_base *base = NULL;
         struct event *sigint = NULL, *sigterm = NULL;
         struct errmsg e = {};
-        int r;
+        int r, ret = 1;
 
         log_setup("arca-bootstrapper");
+        defaults(&o, argv[0]);
         r = parse_args(argc, argv, &o);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
         signal(SIGPIPE, SIG_IGN);
 
-        r = tpm_open(o.tcti, &tpm, &e);
+        r = node_setup(&node, &o.node, &e);
         if (r < 0) {
-                log_error_errno(r, "Failed to open the TPM: %s", errmsg_str(&e));
-                return 1;
-        }
-        r = attester_new(o.variant, tpm, o.ak_handle, &attester, &e);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up attestation: %s", errmsg_str(&e));
-                return 1;
+                log_error_errno(r, "Failed to set up the node: %s", errmsg_str(&e));
+                goto out;
         }
         if (o.check_config) {
-                log_info("Configuration OK: TPM reachable, variant %s, AK 0x%08x with platform trust material.",
-                         o.variant, o.ak_handle);
-                return 0;
+                log_info("Configuration OK: TPM reachable, variant %s, AK 0x%08x with platform trust material%s.",
+                         o.node.variant, o.node.ak_handle,
+                         node.peer_verifier ? ", peers verifiable" : "");
+                ret = 0;
+                goto out;
         }
-        atls.attester = attester;
+        atls.attester = node.attester;
         atls.on_failure = on_atls_failure;
 
         base = event_base_new();
-        if (!base)
-                return log_oom(), 1;
-        r = init_server_new(base, &atls, o.listen, o.port, &server, &e);
+        if (!base) {
+                log_oom();
+                goto out;
+        }
+        r = init_server_new(base, &atls, &node, o.listen, o.port, on_init_done, NULL, &server, &e);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the init server: %s", errmsg_str(&e));
-                event_base_free(base);
-                return 1;
+                goto out;
+        }
+        if (o.node.n_join_endpoints > 0) {
+                r = join_client_new(base, &node, on_join_done, NULL, &join_client, &e);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to start the join client: %s", errmsg_str(&e));
+                        goto out;
+                }
         }
         sigint = evsignal_new(base, SIGINT, on_signal, base);
         sigterm = evsignal_new(base, SIGTERM, on_signal, base);
         if (!sigint || !sigterm || event_add(sigint, NULL) < 0 || event_add(sigterm, NULL) < 0) {
-                r = log_oom();
+                log_oom();
                 goto out;
         }
-        log_info("Init server listening on %s:%u (variant %s).", o.listen, init_server_port(server), o.variant);
+        log_info("Node %s: init server on %s:%u (variant %s)%s.", o.node.node_name, o.listen,
+                 init_server_port(server), o.node.variant, o.node.n_join_endpoints ? ", joining" : "");
         /* Readiness line for supervisors that read stdout. */
         printf("READY port=%u\n", init_server_port(server));
         fflush(stdout);
         event_base_dispatch(base);
-        r = 0;
+        ret = 0;
 out:
         if (sigint)
                 event_free(sigint);
         if (sigterm)
                 event_free(sigterm);
+        join_client_free(join_client);
         init_server_free(server);
-        event_base_free(base);
-        return r < 0 ? 1 : 0;
+        node_done(&node);
+        if (base)
+                event_base_free(base);
+        return ret;
 }

@@ -115,6 +115,20 @@ int http_request_body(struct evhttp_request *req, size_t max, char **ret, size_t
         return 0;
 }
 
+void http_reply_raw_json(struct evhttp_request *req, int code, const char *json, size_t len) {
+        struct evbuffer *out = evbuffer_new();
+
+        if (!out) {
+                evhttp_send_error(req, HTTP_INTERNAL, NULL);
+                return;
+        }
+        evbuffer_add(out, json, len);
+        evbuffer_add(out, "\n", 1);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+        evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", out);
+        evbuffer_free(out);
+}
+
 void http_reply_json(struct evhttp_request *req, int code, json_object *o) {
         struct evbuffer *out = evbuffer_new();
         const char *s;

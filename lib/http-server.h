@@ -35,5 +35,7 @@ SSL *http_request_ssl(struct evhttp_request *req);
 int http_request_body(struct evhttp_request *req, size_t max, char **ret, size_t *ret_size);
 /* Reply with a JSON document (takes no ownership). */
 void http_reply_json(struct evhttp_request *req, int code, json_object *o);
+/* Reply with an already serialized JSON document. */
+void http_reply_raw_json(struct evhttp_request *req, int code, const char *json, size_t len);
 /* Reply {"error": message}. */
 void http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cpdriver.h"
 #include "fileio.h"
+#include "registry.h"
 #include "json-util.h"
 #include "secret.h"
 
@@ -180,4 +182,30 @@ int policy_file_read(const char *dir, char **ret, size_t *ret_size, struct errms
 
 int policy_file_write(const char *dir, const char *policy, size_t size, struct errmsg *e) {
         return write_state_file(dir, "policy.json", policy, size, e);
+}
+
+int nodestate_registry_open(const struct node_state *s, const char *kubernetes_dir, struct registry **ret,
+                            struct errmsg *e) {
+        const char *eps[NODESTATE_MAX_ENDPOINTS];
+        _cleanup_free_ char *ca = NULL, *cert = NULL, *key = NULL;
+        struct registry_config cfg = {};
+        const char *kdir = kubernetes_dir ? kubernetes_dir : CP_KUBERNETES_DIR_DEFAULT;
+
+        if (s->n_registry == 0)
+                return errmsg_set(e, ENOENT, "this node has no membership registry");
+        for (size_t i = 0; i < s->n_registry; i++)
+                eps[i] = s->registry[i];
+        cfg.endpoints = eps;
+        cfg.n_endpoints = s->n_registry;
+        if (strncmp(s->registry[0], "https://", 8) == 0) {
+                /* kubeadm's stacked etcd: the API server's etcd client certificate. */
+                if (asprintf(&ca, "%s/pki/etcd/ca.crt", kdir) < 0 ||
+                    asprintf(&cert, "%s/pki/apiserver-etcd-client.crt", kdir) < 0 ||
+                    asprintf(&key, "%s/pki/apiserver-etcd-client.key", kdir) < 0)
+                        return -ENOMEM;
+                cfg.ca_file = ca;
+                cfg.cert_file = cert;
+                cfg.key_file = key;
+        }
+        return registry_new(&cfg, ret, e);
 }

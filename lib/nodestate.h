@@ -47,5 +47,12 @@ int master_write(const char *dir, const struct master_state *m, struct errmsg *e
 int policy_file_read(const char *dir, char **ret, size_t *ret_size, struct errmsg *e);
 int policy_file_write(const char *dir, const char *policy, size_t size, struct errmsg *e);
 
+struct registry;
+/* Open the membership registry the state names; https endpoints (kubeadm's
+ * stacked etcd) use the API server's etcd client certificate under
+ * kubernetes_dir (NULL: /etc/kubernetes). */
+int nodestate_registry_open(const struct node_state *s, const char *kubernetes_dir, struct registry **ret,
+                            struct errmsg *e);
+
 /* Pure parser of node.json, for the fuzzer. */
 int nodestate_parse(const char *buf, size_t len, struct node_state *ret, struct errmsg *e);

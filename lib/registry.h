@@ -65,13 +65,13 @@ struct registry_config {
 };
 
 struct registry_member {
-        char name[NODE_NAME_MAX + 1];             /* [a-z0-9] at both ends, [a-z0-9.-] inside */
-        char role[16];                            /* "control-plane" | "worker" */
-        char mesh_address[INET6_ADDRSTRLEN];      /* canonical IPv4 or IPv6 literal */
-        char wg_public_key[WG_KEY_B64_SIZE];      /* base64 of 32 bytes */
-        char endpoint[ENDPOINT_MAX];              /* underlay host:port */
-        char disk_uuid[UUID_STRING_SIZE];         /* lowercase canonical */
-        int64_t join_time;                        /* unix seconds */
+        char name[NODE_NAME_MAX + 1];        /* [a-z0-9] at both ends, [a-z0-9.-] inside */
+        char role[16];                       /* "control-plane" | "worker" */
+        char mesh_address[INET6_ADDRSTRLEN]; /* canonical IPv4 or IPv6 literal */
+        char wg_public_key[WG_KEY_B64_SIZE]; /* base64 of 32 bytes */
+        char endpoint[ENDPOINT_MAX];         /* underlay host:port */
+        char disk_uuid[UUID_STRING_SIZE];    /* lowercase canonical */
+        int64_t join_time;                   /* unix seconds */
         int64_t last_seen;
 };
 
@@ -90,9 +90,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct registry *, registry_free);
  * -EINVAL naming the field. */
 int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
 /* -ENOENT if there is no member of that name. */
-int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret, struct errmsg *e);
+int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret,
+                        struct errmsg *e);
 /* All members, sorted by name; *ret is a malloc'ed array (NULL when empty). */
-int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n, struct errmsg *e);
+int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n,
+                          struct errmsg *e);
 /* Remove the member record, its mesh address and every disk registered to
  * it, in one transaction. -ENOENT if the node has none of these. */
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e);

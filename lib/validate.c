@@ -38,16 +38,39 @@ bool valid_uuid(const char *s) {
         return true;
 }
 
-bool valid_address(const char *s) {
+/* Canonical text only (what inet_ntop prints), so that one address has one
+ * spelling in the registry and in certificates. */
+static bool canonical_address(int family, const char *s) {
         uint8_t buf[16];
+        char back[INET6_ADDRSTRLEN];
 
-        return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+        return inet_pton(family, s, buf) == 1 && inet_ntop(family, buf, back, sizeof(back)) && streq(back, s);
+}
+
+bool valid_address(const char *s) {
+        return s && (canonical_address(AF_INET, s) || canonical_address(AF_INET6, s));
+}
+
+/* Decimal digits only, no sign, space or leading zero, at most max. */
+static bool parse_decimal(const char *s, long max, long *ret) {
+        long v = 0;
+
+        if (!*s || (s[0] == '0' && s[1]))
+                return false;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return false;
+                v = v * 10 + (*s - '0');
+                if (v > max)
+                        return false;
+        }
+        *ret = v;
+        return true;
 }
 
 bool valid_endpoint(const char *s) {
         char host[ENDPOINT_MAX];
         const char *colon;
-        char *end;
         long port;
         size_t hl;
 
@@ -60,7 +83,7 @@ bool valid_endpoint(const char *s) {
                 hl = (size_t) (close - s - 1);
                 memcpy(host, s + 1, hl);
                 host[hl] = 0;
-                if (inet_pton(AF_INET6, host, (uint8_t[16]){}) != 1)
+                if (!canonical_address(AF_INET6, host))
                         return false;
                 colon = close + 1;
         } else {
@@ -70,20 +93,16 @@ bool valid_endpoint(const char *s) {
                 hl = (size_t) (colon - s);
                 memcpy(host, s, hl);
                 host[hl] = 0;
-                if (inet_pton(AF_INET, host, (uint8_t[4]){}) != 1 && !valid_node_name(host))
+                if (!canonical_address(AF_INET, host) && !valid_node_name(host))
                         return false;
         }
-        errno = 0;
-        port = strtol(colon + 1, &end, 10);
-        return !errno && *end == 0 && end != colon + 1 && colon[1] != '+' && colon[1] != '-' && port > 0 &&
-               port <= 65535;
+        return parse_decimal(colon + 1, 65535, &port) && port > 0;
 }
 
 bool valid_cidr4(const char *s) {
         char addr[16];
         const char *slash;
         struct in_addr a;
-        char *end;
         long bits;
         uint32_t host;
 
@@ -91,11 +110,9 @@ bool valid_cidr4(const char *s) {
                 return false;
         memcpy(addr, s, (size_t) (slash - s));
         addr[slash - s] = 0;
-        if (inet_pton(AF_INET, addr, &a) != 1)
+        if (!canonical_address(AF_INET, addr) || inet_pton(AF_INET, addr, &a) != 1)
                 return false;
-        errno = 0;
-        bits = strtol(slash + 1, &end, 10);
-        if (errno || *end || end == slash + 1 || slash[1] == '+' || slash[1] == '-' || bits < 0 || bits > 32)
+        if (!parse_decimal(slash + 1, 32, &bits))
                 return false;
         host = bits == 32 ? 0 : (UINT32_MAX >> bits);
         return (ntohl(a.s_addr) & host) == 0;

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* arca-join-service: join and rejoin for the nodes of a cluster, on
+ * control-plane nodes. Started by arca-bootstrapper once the node is
+ * initialized or has joined as a control-plane node. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "joinservice.h"
+#include "log.h"
+#include "tpm.h"
+#include "validate.h"
+
+static void help(void) {
+        printf("Usage: arca-join-service [OPTIONS]\n\n"
+               "Serves join (POST /v1/join) and rejoin (POST /v1/rejoin) over mutual aTLS\n"
+               "on port %u. Joiners must satisfy the owner's measurement policy and have\n"
+               "PCR 15 zero. Reads the node state, master secret and policy from the state\n"
+               "directory written at init or control-plane join.\n\n"
+               "  --state-dir DIR         node state (default /run/state)\n"
+               "  --tcti CONF             TPM access (default $ARCA_TCTI or device:/dev/tpmrm0)\n"
+               "  --variant NAME          attestation variant (default qemu-vtpm)\n"
+               "  --ak-handle HEX         AK handle (default 0x%08x)\n"
+               "  --listen ADDR           listen address (default 0.0.0.0)\n"
+               "  --port N                port (default %u)\n"
+               "  --underlay ADDR         this node's underlay address (control-plane endpoint)\n"
+               "  --platform-ca FILE      CA certifying joiners' attestation keys (qemu-vtpm)\n"
+               "  --kubernetes-dir DIR    kubeadm's directory (default /etc/kubernetes)\n"
+               "  --check-config          load everything, then exit\n"
+               "  --log-level LEVEL       err, warning, info, debug\n",
+               JOIN_SERVICE_PORT, TPM_AK_HANDLE, JOIN_SERVICE_PORT);
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg) {
+        log_info("Received signal %d, shutting down.", (int) fd);
+        event_base_loopbreak(arg);
+}
+
+int main(int argc, char **argv) {
+        enum { ARG_STATE = 256, ARG_TCTI, ARG_VARIANT, ARG_AK, ARG_LISTEN, ARG_PORT, ARG_UNDERLAY, ARG_CA, ARG_KDIR,
+               ARG_CHECK, ARG_LOG };
+        static const struct option opts[] = {
+                { "state-dir", required_argument, NULL, ARG_STATE },
+                { "tcti", required_argument, NULL, ARG_TCTI },
+                { "variant", required_argument, NULL, ARG_VARIANT },
+                { "ak-handle", required_argument, NULL, ARG_AK },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "port", required_argument, NULL, ARG_PORT },
+                { "underlay", required_argument, NULL, ARG_UNDERLAY },
+                { "platform-ca", required_argument, NULL, ARG_CA },
+                { "kubernetes-dir", required_argument, NULL, ARG_KDIR },
+                { "check-config", no_argument, NULL, ARG_CHECK },
+                { "log-level", required_argument, NULL, ARG_LOG },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct join_service_options o = {
+                .variant = "qemu-vtpm",
+                .ak_handle = TPM_AK_HANDLE,
+                .state_dir = "/run/state",
+                .listen = "0.0.0.0",
+                .port = JOIN_SERVICE_PORT,
+                .underlay = "127.0.0.1",
+        };
+        struct join_service *s = NULL;
+        struct event_base *base = NULL;
+        struct event *sigint = NULL, *sigterm = NULL;
+        struct errmsg e = {};
+        bool check = false;
+        unsigned long v;
+        char *end;
+        int c, l, r, ret = 1;
+
+        log_setup("arca-join-service");
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (c) {
+                case ARG_STATE:
+                        o.state_dir = optarg;
+                        break;
+                case ARG_TCTI:
+                        o.tcti = optarg;
+                        break;
+                case ARG_VARIANT:
+                        o.variant = optarg;
+                        break;
+                case ARG_AK:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 0);
+                        if (errno || *end || (v >> 24) != 0x81 || v > UINT32_MAX) {
+                                log_error("Invalid --ak-handle \"%s\".", optarg);
+                                return 2;
+                        }
+                        o.ak_handle = (uint32_t) v;
+                        break;
+                case ARG_LISTEN:
+                        o.listen = optarg;
+                        break;
+                case ARG_PORT:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || v > 65535) {
+                                log_error("Invalid --port \"%s\".", optarg);
+                                return 2;
+                        }
+                        o.port = (uint16_t) v;
+                        break;
+                case ARG_UNDERLAY:
+                        if (!valid_address(optarg)) {
+                                log_error("Invalid --underlay \"%s\": expected an IP address.", optarg);
+                                return 2;
+                        }
+                        o.underlay = optarg;
+                        break;
+                case ARG_CA:
+                        o.platform_ca = optarg;
+                        break;
+                case ARG_KDIR:
+                        o.kubernetes_dir = optarg;
+                        break;
+                case ARG_CHECK:
+                        check = true;
+                        break;
+                case ARG_LOG:
+                        l = log_level_from_string(optarg);
+                        if (l < 0) {
+                                log_error("Invalid --log-level \"%s\".", optarg);
+                                return 2;
+                        }
+                        log_set_max_level(l);
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return 2;
+                }
+        signal(SIGPIPE, SIG_IGN);
+        base = event_base_new();
+        if (!base)
+                return log_oom(), 1;
+        r = join_service_new(base, &o, &s, &e);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the join service: %s", errmsg_str(&e));
+                goto out;
+        }
+        if (check) {
+                log_info("Configuration OK.");
+                ret = 0;
+                goto out;
+        }
+        sigint = evsignal_new(base, SIGINT, on_signal, base);
+        sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+        if (!sigint || !sigterm || event_add(sigint, NULL) < 0 || event_add(sigterm, NULL) < 0) {
+                log_oom();
+                goto out;
+        }
+        log_info("Join service listening on %s:%u.", o.listen, join_service_port(s));
+        printf("READY port=%u\n", join_service_port(s));
+        fflush(stdout);
+        event_base_dispatch(base);
+        ret = 0;
+out:
+        if (sigint)
+                event_free(sigint);
+        if (sigterm)
+                event_free(sigterm);
+        join_service_free(s);
+        event_base_free(base);
+        return ret;
+}

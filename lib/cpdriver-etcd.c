@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Control-plane driver "etcd": a standalone etcd cluster on the
+ * control-plane nodes' mesh addresses, for machines without Kubernetes
+ * binaries. Plain HTTP: the mesh (WireGuard) authenticates and encrypts
+ * all traffic between nodes. The first node starts a new cluster; the join
+ * service adds each control-plane joiner through the member API
+ * (/v3/cluster/member/add) and hands it the initial cluster, with which the
+ * joiner starts etcd in state "existing". Workers only learn the client
+ * endpoints. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cpdriver.h"
+#include "json-util.h"
+#include "macro.h"
+
+#define ETCD_START_TIMEOUT_MS 60000
+#define ETCD_HTTP_TIMEOUT_MS 5000
+#define ETCD_LOG_TAIL 16384
+
+static uint16_t client_port(const struct cp_node *n) {
+        return n->etcd_client_port ? n->etcd_client_port : CP_ETCD_CLIENT_PORT_DEFAULT;
+}
+
+static uint16_t peer_port(const struct cp_node *n) {
+        return n->etcd_peer_port ? n->etcd_peer_port : CP_ETCD_PEER_PORT_DEFAULT;
+}
+
+static int url(const char *address, uint16_t port, char *buf, size_t size) {
+        char hp[80];
+        int r = cp_hostport(address, port, hp, sizeof(hp));
+        if (r < 0)
+                return r;
+        return snprintf(buf, size, "http://%s", hp) >= (int) size ? -ENAMETOOLONG : 0;
+}
+
+static int find_etcd(char **ret, struct errmsg *e) {
+        int r = cp_find_binary("etcd", ret, e);
+        if (r == -ENOENT)
+                errmsg_prefix(e, "the etcd server is missing (Debian package etcd-server)");
+        return r;
+}
+
+static int etcd_check(struct errmsg *e) {
+        _cleanup_free_ char *path = NULL;
+        return find_etcd(&path, e);
+}
+
+/* The comma-separated list contains exactly the entry name=peer_url. */
+static bool initial_cluster_has(const char *ic, const char *name, const char *peer_url) {
+        size_t nl = strlen(name), ul = strlen(peer_url);
+
+        for (const char *q = ic; q && *q;) {
+                size_t len = strcspn(q, ",");
+                if (len == nl + 1 + ul && strncmp(q, name, nl) == 0 && q[nl] == '=' &&
+                    strncmp(q + nl + 1, peer_url, ul) == 0)
+                        return true;
+                q += len;
+                if (*q == ',')
+                        q++;
+        }
+        return false;
+}
+
+static void msleep(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* The most telling line etcd logged since `offset`: the last error (zap
+ * JSON: "msg: error"), else the last line. */
+static void log_reason(const char *log_path, off_t offset, char *out, size_t max) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        const char *best = NULL, *last = NULL;
+        size_t best_len = 0, last_len = 0;
+        struct stat st;
+        ssize_t n;
+
+        snprintf(out, max, "(nothing in %s)", log_path);
+        fd = open(log_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return;
+        if (st.st_size - offset > ETCD_LOG_TAIL)
+                offset = st.st_size - ETCD_LOG_TAIL;
+        buf = malloc(ETCD_LOG_TAIL + 1);
+        if (!buf || (n = pread(fd, buf, ETCD_LOG_TAIL, offset)) <= 0)
+                return;
+        buf[n] = 0;
+        for (char *line = buf, *end; line < buf + n; line = end + 1) {
+                end = memchr(line, '\n', (size_t) (buf + n - line));
+                if (!end)
+                        end = buf + n;
+                *end = 0;
+                if (end == line)
+                        continue;
+                last = line;
+                last_len = (size_t) (end - line);
+                if (strstr(line, "\"level\":\"fatal\"") || strstr(line, "\"level\":\"panic\"") ||
+                    strstr(line, "\"level\":\"error\"")) {
+                        best = line;
+                        best_len = last_len;
+                }
+        }
+        if (!best) {
+                best = last;
+                best_len = last_len;
+        }
+        if (!best)
+                return;
+        {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                const char *msg, *err;
+                char line[512];
+
+                if (json_parse(best, best_len, &o, NULL) == 0 && json_get_string(o, "msg", &msg, NULL) == 0) {
+                        if (json_get_string(o, "error", &err, NULL) == 0)
+                                snprintf(line, sizeof(line), "%s: %s", msg, err);
+                        else
+                                snprintf(line, sizeof(line), "%s", msg);
+                        cp_output_line(line, strlen(line), out, max);
+                } else
+                        cp_output_line(best, best_len, out, max);
+        }
+}
+
+static int wait_healthy(pid_t pid, const char *client_url, const char *log_path, off_t log_offset,
+                        struct errmsg *e) {
+        uint64_t deadline = now_ms() + ETCD_START_TIMEOUT_MS;
+        char health[300];
+        struct errmsg last = {};
+
+        snprintf(health, sizeof(health), "%s/health", client_url);
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                const char *h;
+                int st;
+                pid_t w = waitpid(pid, &st, WNOHANG);
+
+                if (w == pid) {
+                        char reason[320], status[48];
+                        if (WIFEXITED(st))
+                                snprintf(status, sizeof(status), "exit status %d", WEXITSTATUS(st));
+                        else
+                                snprintf(status, sizeof(status), "signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+                        log_reason(log_path, log_offset, reason, sizeof(reason));
+                        return errmsg_set(e, EIO, "etcd exited (%s) before it became healthy: %s", status, reason);
+                }
+                last = (struct errmsg){};
+                if (cp_http_json("GET", health, NULL, 1000, &o, &last) == 0 &&
+                    json_get_string(o, "health", &h, &last) == 0 && streq(h, "true"))
+                        return 0;
+                if (now_ms() >= deadline) {
+                        char reason[320];
+                        (void) kill(pid, SIGKILL);
+                        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                                ;
+                        log_reason(log_path, log_offset, reason, sizeof(reason));
+                        return errmsg_set(e, ETIMEDOUT, "etcd did not become healthy within %u s (%s); its log says: %s",
+                                          ETCD_START_TIMEOUT_MS / 1000, errmsg_str(&last), reason);
+                }
+                msleep(100);
+        }
+}
+
+/* Start etcd for `node` with the given initial cluster and state ("new" or
+ * "existing") and wait until it reports healthy. */
+static int start_etcd(const struct cp_node *node, const char *initial_cluster, const char *state,
+                      struct cp_result *ret, struct errmsg *e) {
+        _cleanup_free_ char *bin = NULL, *data_dir = NULL, *log_path = NULL;
+        _cleanup_(json_object_putp) json_object *kc = NULL, *eps = NULL;
+        char curl[300], purl[300];
+        const char *s;
+        struct stat st;
+        off_t log_offset = 0;
+        pid_t pid;
+        int r;
+
+        r = find_etcd(&bin, e);
+        if (r < 0)
+                return r;
+        if (url(node->address, client_port(node), curl, sizeof(curl)) < 0 ||
+            url(node->address, peer_port(node), purl, sizeof(purl)) < 0)
+                return -ENAMETOOLONG;
+        r = cp_mkdir_p(node->state_dir, 0700);
+        if (r < 0)
+                return errmsg_set(e, r, "cannot create %s: %s", node->state_dir, strerror(-r));
+        if (asprintf(&data_dir, "%s/etcd", node->state_dir) < 0 ||
+            asprintf(&log_path, "%s/etcd.log", node->state_dir) < 0)
+                return -ENOMEM;
+        if (stat(log_path, &st) == 0)
+                log_offset = st.st_size;
+
+        char *argv[] = {
+                bin,
+                (char *) "--name", (char *) node->name,
+                (char *) "--data-dir", data_dir,
+                (char *) "--logger", (char *) "zap",
+                (char *) "--log-outputs", (char *) "stderr",
+                (char *) "--listen-client-urls", curl,
+                (char *) "--advertise-client-urls", curl,
+                (char *) "--listen-peer-urls", purl,
+                (char *) "--initial-advertise-peer-urls", purl,
+                (char *) "--initial-cluster", (char *) initial_cluster,
+                (char *) "--initial-cluster-state", (char *) state,
+                (char *) "--initial-cluster-token",
+                (char *) (node->cluster_name ? node->cluster_name : CP_CLUSTER_NAME_DEFAULT),
+                NULL,
+        };
+        r = cp_spawn(argv, log_path, &pid, e);
+        if (r < 0)
+                return r;
+        r = wait_healthy(pid, curl, log_path, log_offset, e);
+        if (r < 0)
+                return r;
+
+        kc = json_object_new_object();
+        eps = json_object_new_array();
+        if (!kc || !eps || json_object_array_add(eps, json_object_new_string(curl)) < 0 ||
+            json_add(kc, "etcdEndpoints", TAKE_PTR(eps)) < 0 || !(s = json_object_to_json_string_ext(kc, JSON_C_TO_STRING_PLAIN)) ||
+            !(ret->kubeconfig = strdup(s))) {
+                struct cp_result tmp = { .pid = pid };
+                (void) cp_stop(&tmp);
+                return -ENOMEM;
+        }
+        ret->kubeconfig_size = strlen(s);
+        ret->pid = pid;
+        return 0;
+}
+
+static int etcd_init(const struct cp_node *node, struct cp_result *ret, struct errmsg *e) {
+        char purl[300], *ic = NULL;
+        int r;
+
+        if (url(node->address, peer_port(node), purl, sizeof(purl)) < 0)
+                return -ENAMETOOLONG;
+        if (asprintf(&ic, "%s=%s", node->name, purl) < 0)
+                return -ENOMEM;
+        r = start_etcd(node, ic, "new", ret, e);
+        free(ic);
+        return r;
+}
+
+/* One member from the member API, as far as we use it. */
+struct member {
+        const char *id, *name; /* name "" for a member added but not started */
+        json_object *peer_urls, *client_urls;
+};
+
+static int parse_members(json_object *resp, struct member m[static CP_MAX_MEMBERS], size_t *ret_n,
+                         struct errmsg *e) {
+        json_object *arr;
+        size_t n;
+        int r;
+
+        r = json_get_array(resp, "members", &arr, e);
+        if (r < 0)
+                return r;
+        n = json_object_array_length(arr);
+        if (n == 0 || n > CP_MAX_MEMBERS)
+                return errmsg_set(e, E2BIG, "etcd reports %zu members (1..%u supported)", n, CP_MAX_MEMBERS);
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_object_array_get_idx(arr, i), *v;
+
+                m[i] = (struct member){ .name = "" };
+                r = json_get_string(o, "ID", &m[i].id, e);
+                if (r < 0)
+                        return r;
+                if (json_object_object_get_ex(o, "name", &v)) {
+                        r = json_get_string(o, "name", &m[i].name, e);
+                        if (r < 0)
+                                return r;
+                        if (m[i].name[0] && !cp_valid_name(m[i].name))
+                                return errmsg_set(e, EBADMSG, "etcd member %s has an invalid name", m[i].id);
+                }
+                if (json_object_object_get_ex(o, "peerURLs", &v) && json_get_array(o, "peerURLs", &m[i].peer_urls, e) < 0)
+                        return -EBADMSG;
+                if (json_object_object_get_ex(o, "clientURLs", &v) &&
+                    json_get_array(o, "clientURLs", &m[i].client_urls, e) < 0)
+                        return -EBADMSG;
+                for (int k = 0; k < 2; k++) {
+                        json_object *urls = k ? m[i].client_urls : m[i].peer_urls;
+                        size_t nu = urls ? json_object_array_length(urls) : 0;
+                        if (nu > CP_MAX_MEMBERS)
+                                return errmsg_set(e, E2BIG, "etcd member %s has %zu URLs", m[i].id, nu);
+                        for (size_t u = 0; u < nu; u++) {
+                                json_object *x = json_object_array_get_idx(urls, u);
+                                if (!json_object_is_type(x, json_type_string) || !cp_valid_url(json_object_get_string(x)))
+                                        return errmsg_set(e, EBADMSG, "etcd member %s has an invalid URL", m[i].id);
+                        }
+                }
+        }
+        *ret_n = n;
+        return 0;
+}
+
+static bool has_url(json_object *urls, const char *u) {
+        size_t n = urls ? json_object_array_length(urls) : 0;
+        for (size_t i = 0; i < n; i++)
+                if (streq(json_object_get_string(json_object_array_get_idx(urls, i)), u))
+                        return true;
+        return false;
+}
+
+static int etcd_join_params(const struct cp_node *node, const char *joiner_name, const char *joiner_address,
+                            enum cp_role role, json_object **ret, struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *list = NULL, *added = NULL, *out = NULL, *eps = NULL;
+        _cleanup_free_ char *ic = NULL;
+        struct member m[CP_MAX_MEMBERS];
+        const char *new_id = NULL;
+        char base[300], api[340], purl[300];
+        size_t n = 0, len = 0, n_eps = 0;
+        int r;
+
+        if (url(node->address, client_port(node), base, sizeof(base)) < 0 ||
+            url(joiner_address, peer_port(node), purl, sizeof(purl)) < 0)
+                return -ENAMETOOLONG;
+        snprintf(api, sizeof(api), "%s/v3/cluster/member/list", base);
+        r = cp_http_json("POST", api, NULL, ETCD_HTTP_TIMEOUT_MS, &list, e);
+        if (r < 0)
+                return r;
+        r = parse_members(list, m, &n, e);
+        if (r < 0)
+                return r;
+
+        out = json_object_new_object();
+        eps = json_object_new_array();
+        if (!out || !eps)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                for (size_t u = 0; m[i].client_urls && u < json_object_array_length(m[i].client_urls); u++) {
+                        const char *c = json_object_get_string(json_object_array_get_idx(m[i].client_urls, u));
+                        if (n_eps >= CP_MAX_MEMBERS)
+                                break;
+                        if (json_object_array_add(eps, json_object_new_string(c)) < 0)
+                                return -ENOMEM;
+                        n_eps++;
+                }
+        if (n_eps == 0)
+                return errmsg_set(e, EBADMSG, "etcd reports no client URLs");
+        r = json_add(out, "endpoints", TAKE_PTR(eps));
+        if (r < 0)
+                return r;
+        if (role == CP_ROLE_WORKER) {
+                *ret = TAKE_PTR(out);
+                return 0;
+        }
+
+        /* A retried join finds its own member added but not started: use it
+         * again. Any other member that has not started means a join is
+         * under way, and adding one more would cost the cluster its quorum. */
+        for (size_t i = 0; i < n; i++) {
+                if (has_url(m[i].peer_urls, purl)) {
+                        if (m[i].name[0])
+                                return errmsg_set(e, EEXIST, "%s already belongs to etcd member '%s'", purl,
+                                                  m[i].name);
+                        new_id = m[i].id;
+                } else if (streq(m[i].name, joiner_name))
+                        return errmsg_set(e, EEXIST, "an etcd member named '%s' already exists", joiner_name);
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!m[i].name[0] && m[i].id != new_id)
+                        return errmsg_set(e, EBUSY,
+                                          "etcd member %s was added but has not started: another control-plane "
+                                          "join is under way",
+                                          m[i].id);
+        if (!new_id) {
+                _cleanup_(json_object_putp) json_object *req = json_object_new_object(), *peers = NULL;
+                json_object *member;
+
+                peers = json_object_new_array();
+                if (!req || !peers || json_object_array_add(peers, json_object_new_string(purl)) < 0 ||
+                    json_add(req, "peerURLs", TAKE_PTR(peers)) < 0)
+                        return -ENOMEM;
+                snprintf(api, sizeof(api), "%s/v3/cluster/member/add", base);
+                r = cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, &added, e);
+                if (r < 0) {
+                        errmsg_prefix(e, "cannot add etcd member %s", purl);
+                        return r;
+                }
+                r = json_get_object(added, "member", &member, e);
+                if (r < 0)
+                        return r;
+                r = json_get_string(member, "ID", &new_id, e);
+                if (r < 0)
+                        return r;
+                r = parse_members(added, m, &n, e);
+                if (r < 0)
+                        return r;
+        }
+
+        /* name=peerURL for every peer URL of every member, as etcdctl prints it. */
+        ic = malloc(CP_JOIN_PARAMS_MAX);
+        if (!ic)
+                return -ENOMEM;
+        ic[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = streq(m[i].id, new_id) ? joiner_name : m[i].name;
+                size_t nu = m[i].peer_urls ? json_object_array_length(m[i].peer_urls) : 0;
+
+                if (!name[0])
+                        return errmsg_set(e, EBUSY, "etcd member %s has not started", m[i].id);
+                for (size_t u = 0; u < nu; u++) {
+                        const char *p = json_object_get_string(json_object_array_get_idx(m[i].peer_urls, u));
+                        int k = snprintf(ic + len, CP_JOIN_PARAMS_MAX - len, "%s%s=%s", len ? "," : "", name, p);
+                        if (k < 0 || (size_t) k >= CP_JOIN_PARAMS_MAX - len)
+                                return errmsg_set(e, E2BIG, "initial cluster too long");
+                        len += (size_t) k;
+                }
+        }
+        if (!initial_cluster_has(ic, joiner_name, purl))
+                return errmsg_set(e, EBADMSG, "etcd's member list lacks the new member %s", purl);
+        r = json_add_string(out, "initialCluster", ic);
+        if (r < 0)
+                return r;
+        r = json_add_string(out, "initialClusterState", "existing");
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+/* "n1=http://a:2380,n2=http://b:2380": names valid, URLs valid, no URL
+ * twice, at most 2 * CP_MAX_MEMBERS entries. */
+static bool valid_initial_cluster(const char *s) {
+        const char *p = s;
+        const char *urls[2 * CP_MAX_MEMBERS];
+        size_t url_lens[2 * CP_MAX_MEMBERS], n = 0;
+
+        if (!s || !*s || strlen(s) > CP_JOIN_PARAMS_MAX)
+                return false;
+        for (;;) {
+                size_t len = strcspn(p, ","), nl;
+                const char *eq = memchr(p, '=', len);
+                char name[254];
+
+                if (!eq || n >= ELEMENTSOF(urls))
+                        return false;
+                nl = (size_t) (eq - p);
+                if (nl == 0 || nl >= sizeof(name))
+                        return false;
+                memcpy(name, p, nl);
+                name[nl] = 0;
+                if (!cp_valid_name(name))
+                        return false;
+                urls[n] = eq + 1;
+                url_lens[n] = len - nl - 1;
+                if (url_lens[n] == 0 || url_lens[n] > 300)
+                        return false;
+                {
+                        char u[301];
+                        memcpy(u, urls[n], url_lens[n]);
+                        u[url_lens[n]] = 0;
+                        if (!cp_valid_url(u))
+                                return false;
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (url_lens[i] == url_lens[n] && memcmp(urls[i], urls[n], url_lens[n]) == 0)
+                                return false;
+                n++;
+                if (!p[len])
+                        return true;
+                p += len + 1;
+        }
+}
+
+static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_params *ret, struct errmsg *e) {
+        static const char *const worker_fields[] = { "endpoints", NULL };
+        static const char *const cp_fields[] = { "endpoints", "initialCluster", "initialClusterState", NULL };
+        json_object *arr;
+        const char *state;
+        size_t n;
+        int r;
+
+        r = cp_json_only_fields(o, role == CP_ROLE_CONTROL_PLANE ? cp_fields : worker_fields, e);
+        if (r < 0) {
+                if (role == CP_ROLE_WORKER && (json_object_object_get_ex(o, "initialCluster", NULL) ||
+                                               json_object_object_get_ex(o, "initialClusterState", NULL)))
+                        return errmsg_replace(e, EBADMSG, "a worker must not be given initialCluster");
+                return r;
+        }
+        r = json_get_array(o, "endpoints", &arr, e);
+        if (r < 0)
+                return r;
+        n = json_object_array_length(arr);
+        if (n == 0 || n > CP_MAX_MEMBERS)
+                return errmsg_set(e, EBADMSG, "field 'endpoints' must list 1..%u URLs", CP_MAX_MEMBERS);
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(arr, i);
+                const char *s;
+
+                if (!json_object_is_type(v, json_type_string) || !cp_valid_url(s = json_object_get_string(v)))
+                        return errmsg_set(e, EBADMSG, "field 'endpoints' entry %zu is not an http(s)://host:port URL", i);
+                for (size_t k = 0; k < i; k++)
+                        if (streq(ret->endpoints[k], s))
+                                return errmsg_set(e, EBADMSG, "field 'endpoints' lists %s twice", s);
+                ret->endpoints[i] = strdup(s);
+                if (!ret->endpoints[i])
+                        return -ENOMEM;
+                ret->n_endpoints = i + 1;
+        }
+        if (role == CP_ROLE_WORKER)
+                return 0;
+        r = cp_json_get_valid(o, "initialCluster", valid_initial_cluster,
+                              "a list of name=http(s)://host:port (names RFC 1123, no URL twice)", &ret->initial_cluster,
+                              e);
+        if (r < 0)
+                return r;
+        r = json_get_string(o, "initialClusterState", &state, e);
+        if (r < 0)
+                return r;
+        if (!streq(state, "existing"))
+                return errmsg_set(e, EBADMSG, "field 'initialClusterState' must be \"existing\"");
+        return 0;
+}
+
+static int etcd_join(const struct cp_node *node, const struct cp_join_params *p, struct cp_result *ret,
+                     struct errmsg *e) {
+        char purl[300];
+
+        if (p->role == CP_ROLE_WORKER) {
+                _cleanup_(json_object_putp) json_object *kc = json_object_new_object();
+                json_object *eps = json_object_new_array();
+                const char *s;
+
+                if (!kc || json_add(kc, "etcdEndpoints", eps) < 0)
+                        return -ENOMEM;
+                for (size_t i = 0; i < p->n_endpoints; i++)
+                        if (json_object_array_add(eps, json_object_new_string(p->endpoints[i])) < 0)
+                                return -ENOMEM;
+                s = json_object_to_json_string_ext(kc, JSON_C_TO_STRING_PLAIN);
+                if (!s || !(ret->kubeconfig = strdup(s)))
+                        return -ENOMEM;
+                ret->kubeconfig_size = strlen(s);
+                return 0;
+        }
+
+        /* The join service must have added this very node. */
+        if (url(node->address, peer_port(node), purl, sizeof(purl)) < 0)
+                return -ENAMETOOLONG;
+        if (!initial_cluster_has(p->initial_cluster, node->name, purl))
+                return errmsg_set(e, EINVAL, "the initial cluster does not contain this node (%s=%s)", node->name,
+                                  purl);
+        return start_etcd(node, p->initial_cluster, "existing", ret, e);
+}
+
+const struct cp_driver cp_driver_etcd = {
+        .name = "etcd",
+        .kubernetes = false,
+        .check = etcd_check,
+        .init = etcd_init,
+        .join_params = etcd_join_params,
+        .parse_params = etcd_parse_params,
+        .join = etcd_join,
+};

@@ -1,0 +1,934 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The membership registry against a real etcd-server (one private server
+ * per test): member records, mesh address allocation under concurrency
+ * (several handles, as several join services would), disks, endpoint
+ * fallback, TLS with client certificates, and a stopped etcd. The pure
+ * parsers (member records, etcd gateway responses) are tested without a
+ * server: one refusal per malformed field. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "encoding.h"
+#include "etcd.h"
+#include "registry.h"
+
+#define CIDR "10.123.0.0/16"
+#define WG_KEY "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define UUID_A "0f3c6c43-5d2a-4a8e-9b1d-2f6f1b1e7a01"
+#define UUID_B "7b0e2c55-1d7f-4c3e-8a9b-6c5d4e3f2a10"
+#define UUID_C "c2d1e0f9-8a7b-4c6d-9e5f-4a3b2c1d0e0f"
+
+static struct test_etcd etcd;
+static struct registry *reg;
+
+static void start_etcd(struct test_etcd *t, bool tls) {
+        int r = tls ? test_etcd_start_tls(t) : test_etcd_start(t);
+
+        if (r == -ENOENT)
+                cr_skip_test(TEST_ETCD_MISSING);
+        cr_assert_eq(r, 0, "etcd-server did not start: %s", strerror(-r));
+}
+
+static struct registry *open_registry(const char *const *endpoints, size_t n, const char *prefix) {
+        struct registry_config cfg = {
+                .endpoints = endpoints,
+                .n_endpoints = n,
+                .prefix = prefix,
+                .timeout_ms = 3000,
+        };
+        struct registry *r = NULL;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_new(&cfg, &r, &e), 0, "registry_new: %s", errmsg_str(&e));
+        return r;
+}
+
+static struct registry *open_default(void) {
+        const char *eps[] = { etcd.endpoint };
+        return open_registry(eps, 1, NULL);
+}
+
+static void setup(void) {
+        start_etcd(&etcd, false);
+        reg = open_default();
+}
+
+static void teardown(void) {
+        reg = registry_free(reg);
+        test_etcd_stop(&etcd);
+}
+
+static struct registry_member make_member(const char *name, const char *address, const char *uuid) {
+        struct registry_member m = {
+                .role = "worker",
+                .wg_public_key = WG_KEY,
+                .endpoint = "192.0.2.7:51820",
+                .join_time = 1700000000,
+                .last_seen = 1700000042,
+        };
+
+        snprintf(m.name, sizeof(m.name), "%s", name);
+        snprintf(m.mesh_address, sizeof(m.mesh_address), "%s", address);
+        snprintf(m.disk_uuid, sizeof(m.disk_uuid), "%s", uuid);
+        return m;
+}
+
+/* Register disk and address for name, then the member record. */
+static struct registry_member join_node(struct registry *rg, const char *name, const char *uuid) {
+        char address[INET6_ADDRSTRLEN];
+        struct registry_member m;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_put_disk(rg, uuid, name, &e), 0, "put_disk: %s", errmsg_str(&e));
+        cr_assert_eq(registry_allocate_address(rg, name, CIDR, address, &e), 0, "allocate: %s",
+                     errmsg_str(&e));
+        m = make_member(name, address, uuid);
+        cr_assert_eq(registry_put_member(rg, &m, &e), 0, "put_member: %s", errmsg_str(&e));
+        return m;
+}
+
+/* --- raw etcd access, to check what the registry left in the store ------------ */
+
+static size_t collect(char *p, size_t size, size_t n, void *arg) {
+        char **buf = arg;
+        size_t have = *buf ? strlen(*buf) : 0, len = size * n;
+        char *nb = realloc(*buf, have + len + 1);
+
+        if (!nb)
+                return 0;
+        memcpy(nb + have, p, len);
+        nb[have + len] = 0;
+        *buf = nb;
+        return len;
+}
+
+/* Range [key, key + 1 at the last byte) over the gateway, parsed by the
+ * registry's own parser. */
+static void raw_prefix(const char *key, struct registry_range *ret) {
+        _cleanup_free_ char *k64 = NULL, *e64 = NULL, *body = NULL, *resp = NULL;
+        char end[256], url[128];
+        struct errmsg e = {};
+        CURL *c;
+
+        snprintf(end, sizeof(end), "%s", key);
+        end[strlen(end) - 1]++;
+        cr_assert_eq(base64_encode(key, strlen(key), &k64), 0);
+        cr_assert_eq(base64_encode(end, strlen(end), &e64), 0);
+        cr_assert(asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\"}", k64, e64) > 0);
+        snprintf(url, sizeof(url), "%s/v3/kv/range", etcd.endpoint);
+        c = curl_easy_init();
+        cr_assert(c);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+        cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+        curl_easy_cleanup(c);
+        cr_assert(resp);
+        cr_assert_eq(registry_parse_range_response(resp, strlen(resp), 100000, ret, &e), 0, "%s",
+                     errmsg_str(&e));
+}
+
+static size_t count_keys(const char *prefix) {
+        struct registry_range rr = {};
+        size_t n;
+
+        raw_prefix(prefix, &rr);
+        n = rr.n_kvs;
+        registry_range_done(&rr);
+        return n;
+}
+
+/* --- members --------------------------------------------------------------------- */
+
+Test(registry, member_put_get_list_delete_round_trip, .init = setup, .fini = teardown) {
+        struct registry_member a, b, got, *list = NULL;
+        struct errmsg e = {};
+        char owner[NODE_NAME_MAX + 1];
+        size_t n = 99;
+
+        cr_assert_eq(registry_list_members(reg, &list, &n, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(n, 0);
+        cr_assert_null(list);
+
+        b = join_node(reg, "node-b", UUID_B);
+        a = join_node(reg, "node-a", UUID_A);
+        strcpy(a.role, "control-plane");
+        cr_assert_eq(registry_put_member(reg, &a, &e), 0, "%s", errmsg_str(&e));
+
+        cr_assert_eq(registry_get_member(reg, "node-a", &got, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(memcmp(&got, &a, sizeof(a)), 0);
+        cr_assert_str_eq(got.role, "control-plane");
+
+        /* Replace by name. */
+        a.last_seen = 1700000999;
+        strcpy(a.endpoint, "[2001:db8::7]:51820");
+        cr_assert_eq(registry_put_member(reg, &a, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_get_member(reg, "node-a", &got, &e), 0);
+        cr_assert_eq(got.last_seen, 1700000999);
+        cr_assert_str_eq(got.endpoint, "[2001:db8::7]:51820");
+
+        cr_assert_eq(registry_list_members(reg, &list, &n, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(n, 2);
+        cr_assert_eq(memcmp(&list[0], &a, sizeof(a)), 0, "sorted by name");
+        cr_assert_eq(memcmp(&list[1], &b, sizeof(b)), 0);
+        free(list);
+        list = NULL;
+
+        cr_assert_eq(registry_delete_member(reg, "node-a", &e), 0, "%s", errmsg_str(&e));
+        e = (struct errmsg){};
+        cr_assert_eq(registry_get_member(reg, "node-a", &got, &e), -ENOENT);
+        cr_assert(strstr(e.text, "node-a"), "%s", e.text);
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, NULL), -ENOENT, "disk record freed");
+        cr_assert_eq(registry_get_disk(reg, UUID_B, owner, NULL), 0);
+        cr_assert_str_eq(owner, "node-b");
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh-nodes/"), 1);
+        cr_assert_eq(registry_delete_member(reg, "node-a", NULL), -ENOENT, "nothing left to delete");
+
+        cr_assert_eq(registry_list_members(reg, &list, &n, &e), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(list[0].name, "node-b");
+        free(list);
+        cr_assert_eq(registry_get_member(reg, "no-such-node", &got, NULL), -ENOENT);
+        cr_assert_eq(registry_get_member(reg, "Bad_Name", &got, NULL), -EINVAL);
+}
+
+Test(registry, put_member_requires_the_nodes_address_and_disk, .init = setup, .fini = teardown) {
+        struct registry_member m, other;
+        char address[INET6_ADDRSTRLEN];
+        struct errmsg e = {};
+
+        other = join_node(reg, "other", UUID_B);
+
+        cr_assert_eq(registry_put_disk(reg, UUID_A, "node-a", &e), 0);
+        m = make_member("node-a", "10.123.0.99", UUID_A);
+        cr_assert_eq(registry_put_member(reg, &m, &e), -EADDRNOTAVAIL, "%s", e.text);
+        cr_assert(strstr(e.text, "10.123.0.99"), "%s", e.text);
+
+        e = (struct errmsg){};
+        m = make_member("node-a", other.mesh_address, UUID_A);
+        cr_assert_eq(registry_put_member(reg, &m, &e), -EADDRINUSE, "%s", e.text);
+        cr_assert(strstr(e.text, "other"), "%s", e.text);
+
+        cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, address, &e), 0);
+        e = (struct errmsg){};
+        m = make_member("node-a", address, UUID_C);
+        cr_assert_eq(registry_put_member(reg, &m, &e), -ENOENT, "%s", e.text);
+        cr_assert(strstr(e.text, UUID_C), "%s", e.text);
+
+        e = (struct errmsg){};
+        m = make_member("node-a", address, UUID_B);
+        cr_assert_eq(registry_put_member(reg, &m, &e), -EEXIST, "%s", e.text);
+
+        e = (struct errmsg){};
+        m = make_member("node-a", address, UUID_A);
+        strcpy(m.role, "master");
+        cr_assert_eq(registry_put_member(reg, &m, &e), -EINVAL);
+        cr_assert(strstr(e.text, "'role'"), "%s", e.text);
+
+        m = make_member("node-a", address, UUID_A);
+        cr_assert_eq(registry_put_member(reg, &m, &e), 0);
+        cr_assert_eq(count_keys("/arca/members/"), 2);
+}
+
+Test(registry, keys_stay_under_the_configured_prefix, .init = setup, .fini = teardown) {
+        const char *eps[] = { etcd.endpoint };
+        struct registry *other = open_registry(eps, 1, "/other/cluster/");
+        struct registry_member *list = NULL;
+        size_t n = 0;
+
+        join_node(reg, "node-a", UUID_A);
+        cr_assert_eq(registry_list_members(other, &list, &n, NULL), 0);
+        cr_assert_eq(n, 0);
+        join_node(other, "node-a", UUID_A);
+        cr_assert_eq(count_keys("/other/cluster/members/"), 1);
+        cr_assert_eq(count_keys("/other/cluster/disks/"), 1);
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        registry_free(other);
+
+        struct registry_config bad = { .endpoints = eps, .n_endpoints = 1, .prefix = "/no-slash" };
+        struct errmsg e = {};
+        cr_assert_eq(registry_new(&bad, &other, &e), -EINVAL);
+        cr_assert(strstr(e.text, "prefix"), "%s", e.text);
+}
+
+/* --- mesh addresses -------------------------------------------------------------- */
+
+Test(registry, allocation_is_idempotent_per_node, .init = setup, .fini = teardown) {
+        char a1[INET6_ADDRSTRLEN], a2[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+        struct registry *second = open_default();
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a1, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(a1, "10.123.0.2", "network address and .1 are skipped");
+        cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a2, &e), 0);
+        cr_assert_str_eq(a1, a2);
+        cr_assert_eq(registry_allocate_address(second, "node-a", CIDR, a2, &e), 0, "another join service");
+        cr_assert_str_eq(a1, a2);
+        cr_assert_eq(registry_allocate_address(reg, "node-b", CIDR, b, &e), 0);
+        cr_assert_str_eq(b, "10.123.0.3");
+        cr_assert_eq(count_keys("/arca/mesh/"), 2);
+
+        /* The same node asked for another range keeps what it holds. */
+        e = (struct errmsg){};
+        cr_assert_eq(registry_allocate_address(reg, "node-a", "10.124.0.0/16", a2, &e), -EADDRINUSE);
+        cr_assert(strstr(e.text, "10.123.0.2"), "%s", e.text);
+        registry_free(second);
+}
+
+Test(registry, delete_frees_the_address_for_reallocation, .init = setup, .fini = teardown) {
+        char a[INET6_ADDRSTRLEN], c[INET6_ADDRSTRLEN];
+        struct registry_member ma, mb;
+
+        ma = join_node(reg, "node-a", UUID_A);
+        mb = join_node(reg, "node-b", UUID_B);
+        cr_assert_str_eq(ma.mesh_address, "10.123.0.2");
+        cr_assert_str_eq(mb.mesh_address, "10.123.0.3");
+        cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+
+        cr_assert_eq(registry_allocate_address(reg, "node-c", CIDR, c, NULL), 0);
+        cr_assert_str_eq(c, "10.123.0.2", "freed address handed out again");
+        /* The deleted node is a stranger now: a new address. */
+        cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a, NULL), 0);
+        cr_assert_str_eq(a, "10.123.0.4");
+}
+
+Test(registry, delete_of_node_without_record_frees_address_and_disk, .init = setup, .fini = teardown) {
+        char a[INET6_ADDRSTRLEN], owner[NODE_NAME_MAX + 1];
+
+        /* A join that failed after claiming its disk and address. */
+        cr_assert_eq(registry_put_disk(reg, UUID_A, "node-a", NULL), 0);
+        cr_assert_eq(registry_put_disk(reg, UUID_C, "node-a", NULL), 0);
+        cr_assert_eq(registry_put_disk(reg, UUID_B, "node-b", NULL), 0);
+        cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a, NULL), 0);
+        cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, NULL), -ENOENT);
+        cr_assert_eq(registry_get_disk(reg, UUID_C, owner, NULL), -ENOENT);
+        cr_assert_eq(registry_get_disk(reg, UUID_B, owner, NULL), 0, "other nodes' disks stay");
+        cr_assert_eq(count_keys("/arca/mesh/"), 0);
+        cr_assert_eq(count_keys("/arca/mesh-nodes/"), 0);
+}
+
+Test(registry, full_range_is_enospc, .init = setup, .fini = teardown) {
+        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+        struct errmsg e = {};
+
+        /* 10.9.0.0/30: .0 network, .1 reserved, .3 broadcast: only .2. */
+        cr_assert_eq(registry_allocate_address(reg, "node-a", "10.9.0.0/30", a, &e), 0, "%s",
+                     errmsg_str(&e));
+        cr_assert_str_eq(a, "10.9.0.2");
+        cr_assert_eq(registry_allocate_address(reg, "node-b", "10.9.0.0/30", b, &e), -ENOSPC);
+        cr_assert(strstr(e.text, "10.9.0.0/30"), "%s", e.text);
+        cr_assert_eq(registry_allocate_address(reg, "node-a", "10.9.0.0/30", b, NULL), 0,
+                     "still idempotent");
+        cr_assert_str_eq(a, b);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+
+        cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
+        cr_assert_eq(registry_allocate_address(reg, "node-b", "10.9.0.0/30", b, NULL), 0);
+        cr_assert_str_eq(b, "10.9.0.2");
+
+        cr_assert_eq(registry_allocate_address(reg, "node-c", "10.9.0.0/31", b, NULL), -EINVAL);
+        cr_assert_eq(registry_allocate_address(reg, "node-c", "10.9.0.1/30", b, NULL), -EINVAL, "host bits");
+        cr_assert_eq(registry_allocate_address(reg, "node-c", "10.9.0.0/030", b, NULL), -EINVAL);
+        cr_assert_eq(registry_allocate_address(reg, "node-c", "10.9.0.0/ 8", b, NULL), -EINVAL);
+        cr_assert_eq(registry_allocate_address(reg, "node-c", "fd00::/64", b, NULL), -EINVAL);
+        cr_assert_eq(registry_allocate_address(reg, "-bad", CIDR, b, NULL), -EINVAL);
+}
+
+struct alloc_job {
+        struct registry *reg;
+        pthread_barrier_t *barrier;
+        unsigned first, step, count;
+        char (*results)[INET6_ADDRSTRLEN];
+        int errors;
+        char error[512];
+};
+
+static void *alloc_thread(void *arg) {
+        struct alloc_job *j = arg;
+
+        pthread_barrier_wait(j->barrier);
+        for (unsigned i = j->first; i < j->count; i += j->step) {
+                char name[32];
+                struct errmsg e = {};
+
+                snprintf(name, sizeof(name), "node-%u", i);
+                if (registry_allocate_address(j->reg, name, CIDR, j->results[i], &e) < 0) {
+                        j->errors++;
+                        snprintf(j->error, sizeof(j->error), "%s: %s", name, errmsg_str(&e));
+                }
+        }
+        return NULL;
+}
+
+static void check_mesh_keys(char (*results)[INET6_ADDRSTRLEN], unsigned n) {
+        struct registry_range rr = {};
+
+        raw_prefix("/arca/mesh/", &rr);
+        cr_assert_eq(rr.n_kvs, n, "registry holds %zu mesh keys, want %u", rr.n_kvs, n);
+        for (unsigned i = 0; i < n; i++) {
+                char key[64], name[32];
+                bool found = false;
+
+                snprintf(key, sizeof(key), "/arca/mesh/%s", results[i]);
+                snprintf(name, sizeof(name), "node-%u", i);
+                for (size_t k = 0; k < rr.n_kvs; k++)
+                        if (streq(rr.kvs[k].key, key)) {
+                                cr_assert_str_eq(rr.kvs[k].value, name, "%s held by %s", key,
+                                                 rr.kvs[k].value);
+                                found = true;
+                        }
+                cr_assert(found, "no key %s", key);
+        }
+        registry_range_done(&rr);
+        cr_assert_eq(count_keys("/arca/mesh-nodes/"), n);
+}
+
+Test(registry, concurrent_allocation_gives_distinct_addresses, .init = setup, .fini = teardown) {
+        char results[40][INET6_ADDRSTRLEN] = {};
+        pthread_barrier_t barrier;
+        struct alloc_job jobs[2];
+        pthread_t th[2];
+
+        pthread_barrier_init(&barrier, NULL, 2);
+        for (unsigned t = 0; t < 2; t++) {
+                jobs[t] = (struct alloc_job){
+                        .reg = open_default(),
+                        .barrier = &barrier,
+                        .first = t,
+                        .step = 2,
+                        .count = 40,
+                        .results = results,
+                };
+                cr_assert_eq(pthread_create(&th[t], NULL, alloc_thread, &jobs[t]), 0);
+        }
+        for (unsigned t = 0; t < 2; t++) {
+                pthread_join(th[t], NULL);
+                cr_assert_eq(jobs[t].errors, 0, "%s", jobs[t].error);
+                registry_free(jobs[t].reg);
+        }
+        pthread_barrier_destroy(&barrier);
+
+        for (unsigned i = 0; i < 40; i++)
+                for (unsigned k = i + 1; k < 40; k++)
+                        cr_assert_str_neq(results[i], results[k], "node-%u and node-%u both got %s", i, k,
+                                          results[i]);
+        check_mesh_keys(results, 40);
+}
+
+Test(registry, same_node_from_two_handles_gets_one_address, .init = setup, .fini = teardown) {
+        char results[2][20][INET6_ADDRSTRLEN] = {};
+        pthread_barrier_t barrier;
+        struct alloc_job jobs[2];
+        pthread_t th[2];
+
+        pthread_barrier_init(&barrier, NULL, 2);
+        for (unsigned t = 0; t < 2; t++) {
+                /* Both handles allocate for node-0 .. node-19, in step. */
+                jobs[t] = (struct alloc_job){
+                        .reg = open_default(),
+                        .barrier = &barrier,
+                        .first = 0,
+                        .step = 1,
+                        .count = 20,
+                        .results = results[t],
+                };
+                cr_assert_eq(pthread_create(&th[t], NULL, alloc_thread, &jobs[t]), 0);
+        }
+        for (unsigned t = 0; t < 2; t++) {
+                pthread_join(th[t], NULL);
+                cr_assert_eq(jobs[t].errors, 0, "%s", jobs[t].error);
+                registry_free(jobs[t].reg);
+        }
+        pthread_barrier_destroy(&barrier);
+
+        for (unsigned i = 0; i < 20; i++)
+                cr_assert_str_eq(results[0][i], results[1][i], "node-%u got %s and %s", i, results[0][i],
+                                 results[1][i]);
+        check_mesh_keys(results[0], 20);
+}
+
+/* --- disks ------------------------------------------------------------------------- */
+
+Test(registry, disks_belong_to_one_node, .init = setup, .fini = teardown) {
+        char owner[NODE_NAME_MAX + 1], upper[UUID_STRING_SIZE];
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), -ENOENT, "unknown UUID");
+        cr_assert(strstr(e.text, UUID_A), "%s", e.text);
+
+        snprintf(upper, sizeof(upper), "%s", UUID_A);
+        for (char *p = upper; *p; p++)
+                if (*p >= 'a' && *p <= 'f')
+                        *p = (char) (*p - 'a' + 'A');
+        cr_assert_eq(registry_put_disk(reg, upper, "node-a", &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(count_keys("/arca/disks/" UUID_A), 1, "stored under the lowercase UUID");
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), 0);
+        cr_assert_str_eq(owner, "node-a");
+        cr_assert_eq(registry_get_disk(reg, upper, owner, &e), 0);
+        cr_assert_str_eq(owner, "node-a");
+
+        cr_assert_eq(registry_put_disk(reg, UUID_A, "node-a", &e), 0, "idempotent");
+        e = (struct errmsg){};
+        cr_assert_eq(registry_put_disk(reg, UUID_A, "node-b", &e), -EEXIST);
+        cr_assert(strstr(e.text, "node-a"), "%s", e.text);
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), 0);
+        cr_assert_str_eq(owner, "node-a");
+
+        cr_assert_eq(registry_put_disk(reg, "not-a-uuid", "node-a", NULL), -EINVAL);
+        cr_assert_eq(registry_get_disk(reg, "0f3c6c43-5d2a-4a8e-9b1d-2f6f1b1e7a0", owner, NULL), -EINVAL);
+        cr_assert_eq(registry_put_disk(reg, UUID_B, "Node_B", NULL), -EINVAL);
+}
+
+/* --- endpoints and transport --------------------------------------------------------- */
+
+Test(registry, unreachable_first_endpoint_falls_back_to_second, .init = setup, .fini = teardown) {
+        char dead[64], owner[NODE_NAME_MAX + 1], a[INET6_ADDRSTRLEN];
+        struct registry *rg;
+        struct errmsg e = {};
+
+        snprintf(dead, sizeof(dead), "http://127.0.0.1:%u", test_etcd_unused_port());
+        const char *eps[] = { dead, etcd.endpoint };
+        rg = open_registry(eps, 2, NULL);
+        cr_assert_eq(registry_put_disk(rg, UUID_A, "node-a", &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_allocate_address(rg, "node-a", CIDR, a, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_get_disk(rg, UUID_A, owner, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(owner, "node-a");
+        registry_free(rg);
+
+        /* Working endpoint first, dead one second: no difference. */
+        const char *eps2[] = { etcd.endpoint, dead };
+        rg = open_registry(eps2, 2, NULL);
+        cr_assert_eq(registry_get_disk(rg, UUID_A, owner, &e), 0, "%s", errmsg_str(&e));
+        registry_free(rg);
+
+        /* Only dead endpoints: both named. */
+        char dead2[64];
+        snprintf(dead2, sizeof(dead2), "http://127.0.0.1:%u", test_etcd_unused_port());
+        const char *eps3[] = { dead, dead2 };
+        rg = open_registry(eps3, 2, NULL);
+        e = (struct errmsg){};
+        cr_assert_eq(registry_get_disk(rg, UUID_A, owner, &e), -ECONNREFUSED, "%s", e.text);
+        cr_assert(strstr(e.text, dead) && strstr(e.text, dead2), "%s", e.text);
+        registry_free(rg);
+}
+
+Test(registry, stopped_etcd_gives_an_error_naming_the_endpoint, .init = setup, .fini = teardown) {
+        struct registry_member m, *list = NULL;
+        char a[INET6_ADDRSTRLEN], owner[NODE_NAME_MAX + 1];
+        struct errmsg e = {};
+        size_t n;
+
+        m = join_node(reg, "node-a", UUID_A);
+        test_etcd_kill(&etcd);
+
+        cr_assert_eq(registry_get_member(reg, "node-a", &m, &e), -ECONNREFUSED, "%s", e.text);
+        cr_assert(strstr(e.text, etcd.endpoint), "error does not name %s: %s", etcd.endpoint, e.text);
+        e = (struct errmsg){};
+        cr_assert_lt(registry_put_member(reg, &m, &e), 0);
+        cr_assert(strstr(e.text, etcd.endpoint), "%s", e.text);
+        cr_assert_lt(registry_list_members(reg, &list, &n, NULL), 0);
+        cr_assert_lt(registry_allocate_address(reg, "node-b", CIDR, a, NULL), 0);
+        cr_assert_lt(registry_delete_member(reg, "node-a", NULL), 0);
+        cr_assert_lt(registry_put_disk(reg, UUID_B, "node-b", NULL), 0);
+        cr_assert_lt(registry_get_disk(reg, UUID_A, owner, NULL), 0);
+}
+
+Test(registry, endpoints_are_checked, .init = setup, .fini = teardown) {
+        const char *bad[] = { "127.0.0.1:2379" };
+        const char *ftp[] = { "ftp://127.0.0.1:2379" };
+        struct registry_config cfg = { .endpoints = bad, .n_endpoints = 1 };
+        struct registry *rg = NULL;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_new(&cfg, &rg, &e), -EINVAL);
+        cr_assert(strstr(e.text, "127.0.0.1:2379"), "%s", e.text);
+        cfg.endpoints = ftp;
+        cr_assert_eq(registry_new(&cfg, &rg, NULL), -EINVAL);
+        cfg.n_endpoints = 0;
+        cr_assert_eq(registry_new(&cfg, &rg, NULL), -EINVAL);
+        cfg = (struct registry_config){ .endpoints = bad, .n_endpoints = 1, .cert_file = "/etc/hostname" };
+        cr_assert_eq(registry_new(&cfg, &rg, NULL), -EINVAL, "certificate without key");
+        cr_assert_null(rg);
+}
+
+static void setup_tls(void) {
+        start_etcd(&etcd, true);
+}
+
+Test(registry, https_with_client_certificate, .init = setup_tls, .fini = teardown) {
+        const char *eps[] = { etcd.endpoint };
+        struct registry_config cfg = {
+                .endpoints = eps,
+                .n_endpoints = 1,
+                .ca_file = etcd.ca_file,
+                .cert_file = etcd.cert_file,
+                .key_file = etcd.key_file,
+                .timeout_ms = 3000,
+        };
+        char owner[NODE_NAME_MAX + 1];
+        struct registry *rg = NULL;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_new(&cfg, &reg, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_put_disk(reg, UUID_A, "node-a", &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(owner, "node-a");
+
+        /* No client certificate: etcd refuses the handshake. */
+        cfg.cert_file = cfg.key_file = NULL;
+        cr_assert_eq(registry_new(&cfg, &rg, &e), 0);
+        e = (struct errmsg){};
+        cr_assert_lt(registry_get_disk(rg, UUID_A, owner, &e), 0);
+        cr_assert(strstr(e.text, etcd.endpoint), "%s", e.text);
+        rg = registry_free(rg);
+
+        /* Without our CA, the server's certificate is not trusted. */
+        cfg = (struct registry_config){ .endpoints = eps,
+                                        .n_endpoints = 1,
+                                        .cert_file = etcd.cert_file,
+                                        .key_file = etcd.key_file,
+                                        .timeout_ms = 3000 };
+        cr_assert_eq(registry_new(&cfg, &rg, &e), 0);
+        e = (struct errmsg){};
+        cr_assert_lt(registry_get_disk(rg, UUID_A, owner, &e), 0);
+        cr_assert(strstr(e.text, etcd.endpoint), "%s", e.text);
+        registry_free(rg);
+}
+
+/* --- member parser (pure) --------------------------------------------------------------- */
+
+#define VALID_MEMBER                                                                                        \
+        "{\"name\":\"node-1\",\"role\":\"worker\",\"meshAddress\":\"10.123.0.2\","                          \
+        "\"wireguardPublicKey\":\"" WG_KEY "\",\"endpoint\":\"192.0.2.7:51820\","                           \
+        "\"diskUuid\":\"" UUID_A "\",\"joinTime\":1700000000,\"lastSeen\":1700000042}"
+
+/* VALID_MEMBER with the value of field replaced by raw JSON text. */
+static char *with_field(const char *field, const char *raw) {
+        char pattern[64], *out = NULL;
+        const char *start, *end;
+
+        snprintf(pattern, sizeof(pattern), "\"%s\":", field);
+        start = strstr(VALID_MEMBER, pattern);
+        cr_assert(start, "no field %s", field);
+        start += strlen(pattern);
+        end = start;
+        if (*end == '"')
+                end = strchr(end + 1, '"') + 1;
+        else
+                end += strcspn(end, ",}");
+        cr_assert(asprintf(&out, "%.*s%s%s", (int) (start - VALID_MEMBER), VALID_MEMBER, raw, end) > 0);
+        return out;
+}
+
+Test(member, valid_record_parses_and_round_trips) {
+        struct registry_member m, again;
+        _cleanup_free_ char *json = NULL;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_member_parse(VALID_MEMBER, strlen(VALID_MEMBER), &m, &e), 0, "%s", e.text);
+        cr_assert_str_eq(m.name, "node-1");
+        cr_assert_str_eq(m.role, "worker");
+        cr_assert_str_eq(m.mesh_address, "10.123.0.2");
+        cr_assert_str_eq(m.wg_public_key, WG_KEY);
+        cr_assert_str_eq(m.endpoint, "192.0.2.7:51820");
+        cr_assert_str_eq(m.disk_uuid, UUID_A);
+        cr_assert_eq(m.join_time, 1700000000);
+        cr_assert_eq(m.last_seen, 1700000042);
+        cr_assert_eq(registry_member_to_json(&m, &json, &e), 0);
+        cr_assert_eq(registry_member_parse(json, strlen(json), &again, &e), 0);
+        cr_assert_eq(memcmp(&m, &again, sizeof(m)), 0);
+}
+
+Test(member, each_malformed_field_is_refused_naming_it) {
+        static const struct {
+                const char *field, *raw;
+        } cases[] = {
+                { "name", "\"\"" },
+                { "name", "\"Node-1\"" },
+                { "name", "\"node_1\"" },
+                { "name", "\"-node\"" },
+                { "name", "\"node.\"" },
+                { "name", "\"node/1\"" },
+                { "name", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"" }, /* 64 */
+                { "name", "7" },
+                { "role", "\"master\"" },
+                { "role", "\"Worker\"" },
+                { "role", "\"\"" },
+                { "role", "null" },
+                { "meshAddress", "\"10.123.0.256\"" },
+                { "meshAddress", "\"10.123.0.02\"" },
+                { "meshAddress", "\"2001:DB8::1\"" },
+                { "meshAddress", "\"2001:db8:0::1\"" },
+                { "meshAddress", "\"node-1\"" },
+                { "meshAddress", "\"10.123.0.2/16\"" },
+                { "wireguardPublicKey", "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"" }, /* 31 bytes */
+                { "wireguardPublicKey",
+                  "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=\"" }, /* non-canonical */
+                { "wireguardPublicKey", "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"" },
+                { "wireguardPublicKey", "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA-=\"" },
+                { "wireguardPublicKey", "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"" },
+                { "endpoint", "\"192.0.2.7\"" },
+                { "endpoint", "\"192.0.2.7:0\"" },
+                { "endpoint", "\"192.0.2.7:65536\"" },
+                { "endpoint", "\"192.0.2.7: 80\"" },
+                { "endpoint", "\"192.0.2.7:080\"" },
+                { "endpoint", "\"2001:db8::1:80\"" },
+                { "endpoint", "\"[2001:db8::1]\"" },
+                { "endpoint", "\"host name:80\"" },
+                { "endpoint",
+                  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example:80\"" },
+                { "diskUuid", "\"0F3C6C43-5D2A-4A8E-9B1D-2F6F1B1E7A01\"" },
+                { "diskUuid", "\"0f3c6c435d2a4a8e9b1d2f6f1b1e7a01\"" },
+                { "diskUuid", "\"0f3c6c43-5d2a-4a8e-9b1d-2f6f1b1e7a0g\"" },
+                { "diskUuid", "\"{0f3c6c43-5d2a-4a8e-9b1d-2f6f1b1e7a01}\"" },
+                { "joinTime", "-1" },
+                { "joinTime", "\"1700000000\"" },
+                { "joinTime", "1.5" },
+                { "joinTime", "253402300800" },
+                { "lastSeen", "-5" },
+                { "lastSeen", "true" },
+                { "lastSeen", "99999999999999999999999" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *doc = with_field(cases[i].field, cases[i].raw);
+                struct registry_member m = { .name = "untouched" };
+                struct errmsg e = {};
+                char quoted[64];
+                int r = registry_member_parse(doc, strlen(doc), &m, &e);
+
+                cr_assert_lt(r, 0, "accepted %s = %s", cases[i].field, cases[i].raw);
+                snprintf(quoted, sizeof(quoted), "'%s'", cases[i].field);
+                cr_assert(strstr(e.text, quoted), "%s = %s: reason does not name the field: %s",
+                          cases[i].field, cases[i].raw, e.text);
+                cr_assert_str_eq(m.name, "untouched", "output written on failure");
+        }
+}
+
+Test(member, malformed_documents_are_refused) {
+        static const char *const docs[] = {
+                "", "null", "[]", "\"node-1\"", "{}", VALID_MEMBER "x", "{\"name\":\"node-1\"}",
+        };
+        struct registry_member m;
+
+        for (size_t i = 0; i < ELEMENTSOF(docs); i++) {
+                struct errmsg e = {};
+                cr_assert_lt(registry_member_parse(docs[i], strlen(docs[i]), &m, &e), 0, "accepted %s",
+                             docs[i]);
+                cr_assert_neq(e.text[0], 0);
+        }
+
+        /* Unknown, duplicate and missing fields. */
+        const char *unknown = "{\"name\":\"node-1\",\"admin\":true}";
+        struct errmsg e = {};
+        cr_assert_lt(registry_member_parse(unknown, strlen(unknown), &m, &e), 0);
+        cr_assert(strstr(e.text, "'admin'"), "%s", e.text);
+
+        _cleanup_free_ char *dup = NULL;
+        cr_assert(asprintf(&dup, "{\"name\":\"evil\",%s", VALID_MEMBER + 1) > 0);
+        e = (struct errmsg){};
+        cr_assert_lt(registry_member_parse(dup, strlen(dup), &m, &e), 0);
+        cr_assert(strstr(e.text, "duplicate"), "%s", e.text);
+
+        const char *missing = "{\"name\":\"node-1\",\"role\":\"worker\"}";
+        e = (struct errmsg){};
+        cr_assert_lt(registry_member_parse(missing, strlen(missing), &m, &e), 0);
+        cr_assert(strstr(e.text, "'meshAddress'"), "%s", e.text);
+
+        /* Every strict prefix of a valid record is refused. */
+        for (size_t n = 0; n < strlen(VALID_MEMBER); n++)
+                cr_assert_lt(registry_member_parse(VALID_MEMBER, n, &m, NULL), 0, "accepted %zu bytes", n);
+}
+
+Test(member, serializer_refuses_invalid_members) {
+        struct registry_member m = make_member("node-1", "10.0.0.2", UUID_A);
+        _cleanup_free_ char *json = NULL;
+        struct errmsg e = {};
+
+        memset(m.endpoint, 'a', sizeof(m.endpoint)); /* not terminated */
+        cr_assert_eq(registry_member_to_json(&m, &json, &e), -EINVAL);
+        cr_assert(strstr(e.text, "'endpoint'"), "%s", e.text);
+        cr_assert_null(json);
+        m = make_member("node-1", "::ffff:10.0.0.2", UUID_A);
+        cr_assert_eq(registry_member_validate(&m, NULL), 0, "canonical IPv6 (mapped) address");
+        m = make_member("node-1", "fd00::2", UUID_A);
+        cr_assert_eq(registry_member_validate(&m, NULL), 0);
+}
+
+/* --- etcd response parsers (pure) ------------------------------------------------------ */
+
+#define HEADER "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"7\",\"raft_term\":\"2\"}"
+/* key "/arca/members/a" value "hello" */
+#define KV                                                                                                  \
+        "{\"key\":\"L2FyY2EvbWVtYmVycy9h\",\"create_revision\":\"3\",\"mod_revision\":\"5\",\"version\":"   \
+        "\"2\","                                                                                            \
+        "\"value\":\"aGVsbG8=\"}"
+#define RANGE_OK "{" HEADER ",\"kvs\":[" KV "],\"count\":\"1\"}"
+#define TXN_OK                                                                                              \
+        "{" HEADER                                                                                          \
+        ",\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"7\"}}},"          \
+        "{\"response_range\":{\"header\":{\"revision\":\"7\"},\"kvs\":[" KV "],\"count\":\"1\"}},"          \
+        "{\"response_delete_range\":{\"header\":{\"revision\":\"7\"},\"deleted\":\"3\"}}]}"
+
+Test(etcd_response, valid_range_and_txn_parse) {
+        struct registry_range rr = {};
+        struct registry_txn t = {};
+        struct errmsg e = {};
+        const char *empty = "{" HEADER "}";
+
+        cr_assert_eq(registry_parse_range_response(RANGE_OK, strlen(RANGE_OK), 10, &rr, &e), 0, "%s",
+                     e.text);
+        cr_assert_eq(rr.revision, 7);
+        cr_assert_eq(rr.n_kvs, 1);
+        cr_assert_eq(rr.count, 1);
+        cr_assert_not(rr.more);
+        cr_assert_str_eq(rr.kvs[0].key, "/arca/members/a");
+        cr_assert_str_eq(rr.kvs[0].value, "hello");
+        cr_assert_eq(rr.kvs[0].create_revision, 3);
+        cr_assert_eq(rr.kvs[0].mod_revision, 5);
+        cr_assert_eq(rr.kvs[0].version, 2);
+        registry_range_done(&rr);
+
+        /* etcd omits empty and zero fields. */
+        cr_assert_eq(registry_parse_range_response(empty, strlen(empty), 10, &rr, &e), 0, "%s", e.text);
+        cr_assert_eq(rr.n_kvs, 0);
+        cr_assert_eq(rr.count, 0);
+        registry_range_done(&rr);
+
+        cr_assert_eq(registry_parse_txn_response(TXN_OK, strlen(TXN_OK), 10, &t, &e), 0, "%s", e.text);
+        cr_assert(t.succeeded);
+        cr_assert_eq(t.n_responses, 3);
+        cr_assert_eq(t.responses[0].type, REGISTRY_OP_PUT);
+        cr_assert_eq(t.responses[1].type, REGISTRY_OP_RANGE);
+        cr_assert_str_eq(t.responses[1].range.kvs[0].value, "hello");
+        cr_assert_eq(t.responses[2].type, REGISTRY_OP_DELETE_RANGE);
+        cr_assert_eq(t.responses[2].deleted, 3);
+        registry_txn_done(&t);
+
+        cr_assert_eq(registry_parse_txn_response(empty, strlen(empty), 10, &t, &e), 0, "%s", e.text);
+        cr_assert_not(t.succeeded, "omitted succeeded is false");
+        registry_txn_done(&t);
+}
+
+Test(etcd_response, truncated_responses_are_refused) {
+        struct registry_range rr;
+        struct registry_txn t;
+
+        for (size_t n = 0; n < strlen(RANGE_OK); n++) {
+                struct errmsg e = {};
+                cr_assert_lt(registry_parse_range_response(RANGE_OK, n, 10, &rr, &e), 0,
+                             "accepted %zu bytes", n);
+                cr_assert_neq(e.text[0], 0);
+        }
+        for (size_t n = 0; n < strlen(TXN_OK); n++) {
+                struct errmsg e = {};
+                cr_assert_lt(registry_parse_txn_response(TXN_OK, n, 10, &t, &e), 0, "accepted %zu bytes", n);
+                cr_assert_neq(e.text[0], 0);
+        }
+}
+
+Test(etcd_response, garbage_and_wrong_types_are_refused) {
+        static const char *const range_bad[] = {
+                "",
+                "garbage",
+                "<html>502 Bad Gateway</html>",
+                "null",
+                "[]",
+                "{}",
+                "{\"kvs\":[" KV "]}",
+                "{\"header\":{}}",
+                "{\"header\":{\"revision\":7}}",
+                "{\"header\":{\"revision\":\"-7\"}}",
+                "{\"header\":{\"revision\":\"07\"}}",
+                "{\"header\":{\"revision\":\"0\"}}",
+                "{\"header\":{\"revision\":\"99999999999999999999\"}}",
+                "{\"header\":{\"revision\":\"9223372036854775808\"}}",
+                "{\"header\":{\"revision\":\"7 \"}}",
+                "{" HEADER ",\"kvs\":{}}",
+                "{" HEADER ",\"kvs\":[7],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[{}],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[{\"key\":\"\"}],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[{\"key\":\"not base64!\"}],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[{\"key\":\"YQ==\",\"value\":7}],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":5}],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[" KV "]}",
+                "{" HEADER ",\"kvs\":[" KV "," KV "],\"count\":\"1\"}",
+                "{" HEADER ",\"kvs\":[" KV "],\"count\":\"1\",\"more\":\"false\"}",
+                "{" HEADER ",\"count\":1}",
+                "{" HEADER "," HEADER "}",
+                "{" HEADER ",\"kvs\":[{\"key\":\"YQ==\",\"key\":\"Yg==\"}],\"count\":\"1\"}",
+                RANGE_OK RANGE_OK,
+        };
+        static const char *const txn_bad[] = {
+                "{" HEADER ",\"succeeded\":\"true\"}",
+                "{" HEADER ",\"responses\":{}}",
+                "{" HEADER ",\"responses\":[{}]}",
+                "{" HEADER ",\"responses\":[{\"response_txn\":{}}]}",
+                "{" HEADER ",\"responses\":[{\"response_put\":{},\"response_range\":{}}]}",
+                "{" HEADER ",\"responses\":[{\"response_range\":[]}]}",
+                "{" HEADER ",\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":7}],\"count\":\"1\"}}]}",
+                "{" HEADER ",\"responses\":[{\"response_delete_range\":{\"deleted\":3}}]}",
+                "{" HEADER
+                ",\"responses\":[{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},"
+                "{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},"
+                "{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},"
+                "{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},{\"response_put\":{}},"
+                "{\"response_put\":{}},{\"response_put\":{}}]}",
+        };
+        struct registry_range rr;
+        struct registry_txn t;
+
+        for (size_t i = 0; i < ELEMENTSOF(range_bad); i++) {
+                struct errmsg e = {};
+                cr_assert_lt(registry_parse_range_response(range_bad[i], strlen(range_bad[i]), 10, &rr, &e),
+                             0, "range accepted %s", range_bad[i]);
+                cr_assert(strstr(e.text, "etcd range response"), "%s", e.text);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(txn_bad); i++) {
+                struct errmsg e = {};
+                cr_assert_lt(registry_parse_txn_response(txn_bad[i], strlen(txn_bad[i]), 10, &t, &e), 0,
+                             "txn accepted %s", txn_bad[i]);
+                cr_assert(strstr(e.text, "etcd txn response"), "%s", e.text);
+        }
+
+        /* More pairs than the caller allows. */
+        struct errmsg e = {};
+        cr_assert_eq(registry_parse_range_response(RANGE_OK, strlen(RANGE_OK), 0, &rr, &e), -EFBIG);
+}
+
+Test(etcd_response, error_bodies_map_to_errno) {
+        const char *unavailable =
+                "{\"error\":\"etcdserver: no leader\",\"message\":\"etcdserver: no leader\","
+                "\"code\":14}";
+        const char *invalid = "{\"error\":\"x\",\"message\":\"etcdserver: key is not provided\",\"code\":3}";
+        const char *evil = "{\"message\":\"line\\nforged: yes\",\"code\":3}";
+        const char *bad_code = "{\"code\":99,\"message\":\"x\"}";
+        const char *string_code = "{\"code\":\"3\",\"message\":\"x\"}";
+        struct errmsg e = {};
+        int code;
+
+        cr_assert_eq(registry_parse_error_response(unavailable, strlen(unavailable), &code, &e), -EAGAIN);
+        cr_assert_eq(code, 14);
+        cr_assert(strstr(e.text, "no leader"), "%s", e.text);
+        e = (struct errmsg){};
+        cr_assert_eq(registry_parse_error_response(invalid, strlen(invalid), &code, &e), -EINVAL);
+        cr_assert(strstr(e.text, "key is not provided"), "%s", e.text);
+        e = (struct errmsg){};
+        cr_assert_eq(registry_parse_error_response(evil, strlen(evil), &code, &e), -EINVAL);
+        cr_assert_null(strchr(e.text, '\n'), "control characters pass into the reason: %s", e.text);
+        e = (struct errmsg){};
+        cr_assert_eq(registry_parse_error_response("Bad Gateway", 11, &code, &e), -EPROTO);
+        cr_assert_eq(code, -1);
+        cr_assert_eq(registry_parse_error_response(bad_code, strlen(bad_code), &code, NULL), -EPROTO);
+        cr_assert_eq(registry_parse_error_response(string_code, strlen(string_code), &code, NULL), -EPROTO);
+}

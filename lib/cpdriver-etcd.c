@@ -126,7 +126,8 @@ static void log_reason(const char *log_path, off_t offset, char *out, size_t max
                 const char *msg, *err;
                 char line[512];
 
-                if (json_parse(best, best_len, &o, NULL) == 0 && json_get_string(o, "msg", &msg, NULL) == 0) {
+                if (json_parse(best, best_len, &o, NULL) == 0 &&
+                    json_get_string(o, "msg", &msg, NULL) == 0) {
                         if (json_get_string(o, "error", &err, NULL) == 0)
                                 snprintf(line, sizeof(line), "%s: %s", msg, err);
                         else
@@ -155,9 +156,11 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
                         if (WIFEXITED(st))
                                 snprintf(status, sizeof(status), "exit status %d", WEXITSTATUS(st));
                         else
-                                snprintf(status, sizeof(status), "signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+                                snprintf(status, sizeof(status), "signal %d",
+                                         WIFSIGNALED(st) ? WTERMSIG(st) : 0);
                         log_reason(log_path, log_offset, reason, sizeof(reason));
-                        return errmsg_set(e, EIO, "etcd exited (%s) before it became healthy: %s", status, reason);
+                        return errmsg_set(e, EIO, "etcd exited (%s) before it became healthy: %s", status,
+                                          reason);
                 }
                 last = (struct errmsg){};
                 if (cp_http_json("GET", health, NULL, 1000, &o, &last) == 0 &&
@@ -169,7 +172,8 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
                         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                                 ;
                         log_reason(log_path, log_offset, reason, sizeof(reason));
-                        return errmsg_set(e, ETIMEDOUT, "etcd did not become healthy within %u s (%s); its log says: %s",
+                        return errmsg_set(e, ETIMEDOUT,
+                                          "etcd did not become healthy within %u s (%s); its log says: %s",
                                           ETCD_START_TIMEOUT_MS / 1000, errmsg_str(&last), reason);
                 }
                 msleep(100);
@@ -206,16 +210,26 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
 
         char *argv[] = {
                 bin,
-                (char *) "--name", (char *) node->name,
-                (char *) "--data-dir", data_dir,
-                (char *) "--logger", (char *) "zap",
-                (char *) "--log-outputs", (char *) "stderr",
-                (char *) "--listen-client-urls", curl,
-                (char *) "--advertise-client-urls", curl,
-                (char *) "--listen-peer-urls", purl,
-                (char *) "--initial-advertise-peer-urls", purl,
-                (char *) "--initial-cluster", (char *) initial_cluster,
-                (char *) "--initial-cluster-state", (char *) state,
+                (char *) "--name",
+                (char *) node->name,
+                (char *) "--data-dir",
+                data_dir,
+                (char *) "--logger",
+                (char *) "zap",
+                (char *) "--log-outputs",
+                (char *) "stderr",
+                (char *) "--listen-client-urls",
+                curl,
+                (char *) "--advertise-client-urls",
+                curl,
+                (char *) "--listen-peer-urls",
+                purl,
+                (char *) "--initial-advertise-peer-urls",
+                purl,
+                (char *) "--initial-cluster",
+                (char *) initial_cluster,
+                (char *) "--initial-cluster-state",
+                (char *) state,
                 (char *) "--initial-cluster-token",
                 (char *) (node->cluster_name ? node->cluster_name : CP_CLUSTER_NAME_DEFAULT),
                 NULL,
@@ -230,7 +244,8 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
         kc = json_object_new_object();
         eps = json_object_new_array();
         if (!kc || !eps || json_object_array_add(eps, json_object_new_string(curl)) < 0 ||
-            json_add(kc, "etcdEndpoints", TAKE_PTR(eps)) < 0 || !(s = json_object_to_json_string_ext(kc, JSON_C_TO_STRING_PLAIN)) ||
+            json_add(kc, "etcdEndpoints", TAKE_PTR(eps)) < 0 ||
+            !(s = json_object_to_json_string_ext(kc, JSON_C_TO_STRING_PLAIN)) ||
             !(ret->kubeconfig = strdup(s))) {
                 struct cp_result tmp = { .pid = pid };
                 (void) cp_stop(&tmp);
@@ -286,7 +301,8 @@ static int parse_members(json_object *resp, struct member m[static CP_MAX_MEMBER
                         if (m[i].name[0] && !cp_valid_name(m[i].name))
                                 return errmsg_set(e, EBADMSG, "etcd member %s has an invalid name", m[i].id);
                 }
-                if (json_object_object_get_ex(o, "peerURLs", &v) && json_get_array(o, "peerURLs", &m[i].peer_urls, e) < 0)
+                if (json_object_object_get_ex(o, "peerURLs", &v) &&
+                    json_get_array(o, "peerURLs", &m[i].peer_urls, e) < 0)
                         return -EBADMSG;
                 if (json_object_object_get_ex(o, "clientURLs", &v) &&
                     json_get_array(o, "clientURLs", &m[i].client_urls, e) < 0)
@@ -298,8 +314,10 @@ static int parse_members(json_object *resp, struct member m[static CP_MAX_MEMBER
                                 return errmsg_set(e, E2BIG, "etcd member %s has %zu URLs", m[i].id, nu);
                         for (size_t u = 0; u < nu; u++) {
                                 json_object *x = json_object_array_get_idx(urls, u);
-                                if (!json_object_is_type(x, json_type_string) || !cp_valid_url(json_object_get_string(x)))
-                                        return errmsg_set(e, EBADMSG, "etcd member %s has an invalid URL", m[i].id);
+                                if (!json_object_is_type(x, json_type_string) ||
+                                    !cp_valid_url(json_object_get_string(x)))
+                                        return errmsg_set(e, EBADMSG, "etcd member %s has an invalid URL",
+                                                          m[i].id);
                         }
                 }
         }
@@ -342,7 +360,8 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 for (size_t u = 0; m[i].client_urls && u < json_object_array_length(m[i].client_urls); u++) {
-                        const char *c = json_object_get_string(json_object_array_get_idx(m[i].client_urls, u));
+                        const char *c =
+                                json_object_get_string(json_object_array_get_idx(m[i].client_urls, u));
                         if (n_eps >= CP_MAX_MEMBERS)
                                 break;
                         if (json_object_array_add(eps, json_object_new_string(c)) < 0)
@@ -369,14 +388,16 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
                                                   m[i].name);
                         new_id = m[i].id;
                 } else if (streq(m[i].name, joiner_name))
-                        return errmsg_set(e, EEXIST, "an etcd member named '%s' already exists", joiner_name);
+                        return errmsg_set(e, EEXIST, "an etcd member named '%s' already exists",
+                                          joiner_name);
         }
         for (size_t i = 0; i < n; i++)
                 if (!m[i].name[0] && m[i].id != new_id)
-                        return errmsg_set(e, EBUSY,
-                                          "etcd member %s was added but has not started: another control-plane "
-                                          "join is under way",
-                                          m[i].id);
+                        return errmsg_set(
+                                e, EBUSY,
+                                "etcd member %s was added but has not started: another control-plane "
+                                "join is under way",
+                                m[i].id);
         if (!new_id) {
                 _cleanup_(json_object_putp) json_object *req = json_object_new_object(), *peers = NULL;
                 json_object *member;
@@ -415,7 +436,8 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
                         return errmsg_set(e, EBUSY, "etcd member %s has not started", m[i].id);
                 for (size_t u = 0; u < nu; u++) {
                         const char *p = json_object_get_string(json_object_array_get_idx(m[i].peer_urls, u));
-                        int k = snprintf(ic + len, CP_JOIN_PARAMS_MAX - len, "%s%s=%s", len ? "," : "", name, p);
+                        int k = snprintf(ic + len, CP_JOIN_PARAMS_MAX - len, "%s%s=%s", len ? "," : "", name,
+                                         p);
                         if (k < 0 || (size_t) k >= CP_JOIN_PARAMS_MAX - len)
                                 return errmsg_set(e, E2BIG, "initial cluster too long");
                         len += (size_t) k;
@@ -477,9 +499,11 @@ static bool valid_initial_cluster(const char *s) {
         }
 }
 
-static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_params *ret, struct errmsg *e) {
+static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_params *ret,
+                             struct errmsg *e) {
         static const char *const worker_fields[] = { "endpoints", NULL };
-        static const char *const cp_fields[] = { "endpoints", "initialCluster", "initialClusterState", NULL };
+        static const char *const cp_fields[] = { "endpoints", "initialCluster", "initialClusterState",
+                                                 NULL };
         json_object *arr;
         const char *state;
         size_t n;
@@ -502,8 +526,11 @@ static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_p
                 json_object *v = json_object_array_get_idx(arr, i);
                 const char *s;
 
-                if (!json_object_is_type(v, json_type_string) || !cp_valid_url(s = json_object_get_string(v)))
-                        return errmsg_set(e, EBADMSG, "field 'endpoints' entry %zu is not an http(s)://host:port URL", i);
+                if (!json_object_is_type(v, json_type_string) ||
+                    !cp_valid_url(s = json_object_get_string(v)))
+                        return errmsg_set(e, EBADMSG,
+                                          "field 'endpoints' entry %zu is not an http(s)://host:port URL",
+                                          i);
                 for (size_t k = 0; k < i; k++)
                         if (streq(ret->endpoints[k], s))
                                 return errmsg_set(e, EBADMSG, "field 'endpoints' lists %s twice", s);
@@ -515,8 +542,8 @@ static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_p
         if (role == CP_ROLE_WORKER)
                 return 0;
         r = cp_json_get_valid(o, "initialCluster", valid_initial_cluster,
-                              "a list of name=http(s)://host:port (names RFC 1123, no URL twice)", &ret->initial_cluster,
-                              e);
+                              "a list of name=http(s)://host:port (names RFC 1123, no URL twice)",
+                              &ret->initial_cluster, e);
         if (r < 0)
                 return r;
         r = json_get_string(o, "initialClusterState", &state, e);
@@ -552,8 +579,8 @@ static int etcd_join(const struct cp_node *node, const struct cp_join_params *p,
         if (url(node->address, peer_port(node), purl, sizeof(purl)) < 0)
                 return -ENAMETOOLONG;
         if (!initial_cluster_has(p->initial_cluster, node->name, purl))
-                return errmsg_set(e, EINVAL, "the initial cluster does not contain this node (%s=%s)", node->name,
-                                  purl);
+                return errmsg_set(e, EINVAL, "the initial cluster does not contain this node (%s=%s)",
+                                  node->name, purl);
         return start_etcd(node, p->initial_cluster, "existing", ret, e);
 }
 

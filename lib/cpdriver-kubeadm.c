@@ -4,11 +4,13 @@
  * address and API endpoint are the node's mesh address.
  *
  * Nothing long-lived is handed out to joiners: for every join the join
- * service creates a fresh bootstrap token (`kubeadm token create`, 1 h)
- * and, for a control-plane joiner, uploads the control-plane certificates
- * again under a fresh certificate key (`kubeadm init phase upload-certs`;
- * kubeadm deletes them after 2 h). So `kubeadm init` itself uploads no
- * certificates and its own bootstrap token is short-lived.
+ * service creates a fresh bootstrap token (`kubeadm token create`, valid
+ * 1 h) and, for a control-plane joiner, uploads the control-plane
+ * certificates again under a fresh certificate key (`kubeadm init phase
+ * upload-certs`; kubeadm deletes them after 2 h). So `kubeadm init` itself
+ * uploads no certificates, and its own bootstrap token is short-lived and
+ * never used. Tokens and keys reach kubeadm in configuration files, never
+ * on a command line (visible in /proc).
  *
  * Configuration files carry secrets (token, certificate key): they are
  * written 0600 under <state_dir>/kubeadm (the encrypted state disk) and
@@ -99,10 +101,11 @@ static void add_node_registration(struct doc *d, const struct cp_node *n) {
                 n->name, n->address);
 }
 
-/* InitConfiguration (+ bootstrap token or certificate key) followed by the
- * ClusterConfiguration. */
-static int make_init_config(const struct cp_node *n, const char *token, const char *certificate_key,
-                            struct doc *d) {
+/* InitConfiguration (with a bootstrap token and/or certificate key)
+ * followed by the ClusterConfiguration. Version and networking are
+ * optional here: only init needs them (validate_node). */
+static int make_init_config(const struct cp_node *n, const char *token, const char *description,
+                            const char *certificate_key, struct doc *d) {
         char endpoint[80];
         int r;
 
@@ -115,17 +118,20 @@ static int make_init_config(const struct cp_node *n, const char *token, const ch
         d->p[0] = 0;
         doc_add(d, "apiVersion: kubeadm.k8s.io/v1beta3\n"
                    "kind: InitConfiguration\n");
-        if (token)
+        if (token) {
                 doc_add(d,
                         "bootstrapTokens:\n"
                         "  - token: \"%s\"\n"
-                        "    ttl: \"%s\"\n"
-                        "    usages:\n"
-                        "      - \"signing\"\n"
-                        "      - \"authentication\"\n"
-                        "    groups:\n"
-                        "      - \"system:bootstrappers:kubeadm:default-node-token\"\n",
+                        "    ttl: \"%s\"\n",
                         token, KUBEADM_TOKEN_TTL);
+                if (description)
+                        doc_add(d, "    description: \"%s\"\n", description);
+                doc_add(d, "    usages:\n"
+                           "      - \"signing\"\n"
+                           "      - \"authentication\"\n"
+                           "    groups:\n"
+                           "      - \"system:bootstrappers:kubeadm:default-node-token\"\n");
+        }
         if (certificate_key)
                 doc_add(d, "certificateKey: \"%s\"\n", certificate_key);
         doc_add(d,
@@ -138,18 +144,25 @@ static int make_init_config(const struct cp_node *n, const char *token, const ch
                 "---\n"
                 "apiVersion: kubeadm.k8s.io/v1beta3\n"
                 "kind: ClusterConfiguration\n"
-                "clusterName: \"%s\"\n"
-                "kubernetesVersion: \"%s\"\n"
+                "clusterName: \"%s\"\n",
+                n->cluster_name ? n->cluster_name : CP_CLUSTER_NAME_DEFAULT);
+        if (n->k8s_version)
+                doc_add(d, "kubernetesVersion: \"%s\"\n", n->k8s_version);
+        doc_add(d,
                 "controlPlaneEndpoint: \"%s\"\n"
-                "certificatesDir: \"%s/pki\"\n"
-                "networking:\n"
-                "  podSubnet: \"%s\"\n"
-                "  serviceSubnet: \"%s\"\n"
+                "certificatesDir: \"%s/pki\"\n",
+                endpoint, kdir(n));
+        if (n->pod_cidr || n->service_cidr)
+                doc_add(d, "networking:\n");
+        if (n->pod_cidr)
+                doc_add(d, "  podSubnet: \"%s\"\n", n->pod_cidr);
+        if (n->service_cidr)
+                doc_add(d, "  serviceSubnet: \"%s\"\n", n->service_cidr);
+        doc_add(d,
                 "apiServer:\n"
                 "  certSANs:\n"
                 "    - \"%s\"\n",
-                n->cluster_name ? n->cluster_name : CP_CLUSTER_NAME_DEFAULT, n->k8s_version, endpoint, kdir(n),
-                n->pod_cidr, n->service_cidr, n->address);
+                n->address);
         for (size_t i = 0; n->api_sans && n->api_sans[i]; i++)
                 if (!streq(n->api_sans[i], n->address))
                         doc_add(d, "    - \"%s\"\n", n->api_sans[i]);
@@ -214,7 +227,8 @@ static int run_with_config(const struct cp_node *n, const char *what, const char
         return r;
 }
 
-static int read_kubeconfig(const struct cp_node *n, const char *file, struct cp_result *ret, struct errmsg *e) {
+static int read_kubeconfig(const struct cp_node *n, const char *file, struct cp_result *ret,
+                           struct errmsg *e) {
         _cleanup_free_ char *path = NULL;
         char *buf;
         size_t size;
@@ -250,7 +264,7 @@ static int kubeadm_init(const struct cp_node *node, struct cp_result *ret, struc
                 return r;
         r = new_token(token);
         if (r >= 0)
-                r = make_init_config(node, token, NULL, &d);
+                r = make_init_config(node, token, NULL, NULL, &d);
         secret_wipe(token, sizeof(token));
         if (r < 0)
                 return r == -E2BIG ? errmsg_set(e, r, "kubeadm configuration too large") : r;
@@ -288,13 +302,16 @@ static int ca_cert_hash(const struct cp_node *n, char ret[static 72], struct err
         return 0;
 }
 
-static int kubeadm_join_params(const struct cp_node *node, const char *joiner_name, const char *joiner_address,
-                               enum cp_role role, json_object **ret, struct errmsg *e) {
+static int kubeadm_join_params(const struct cp_node *node, const char *joiner_name,
+                               const char *joiner_address, enum cp_role role, json_object **ret,
+                               struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *out = NULL;
-        _cleanup_free_ char *bin = NULL, *kubeconfig = NULL, *description = NULL;
-        char hash[72], token[24], endpoint[80];
+        _cleanup_(doc_free) struct doc d = {};
+        _cleanup_free_ char *kubeconfig = NULL, *description = NULL;
         _cleanup_(secret32_wipe) uint8_t key[32] = {};
-        char key_hex[65] = "";
+        char hash[72], token[24] = "", endpoint[80], key_hex[65] = "";
+        bool cp = role == CP_ROLE_CONTROL_PLANE;
+        _cleanup_free_ char *bin = NULL;
         int r;
 
         r = kubeadm_find(&bin, e);
@@ -310,29 +327,30 @@ static int kubeadm_join_params(const struct cp_node *node, const char *joiner_na
             asprintf(&description, "arca: %s joins as %s", joiner_name, cp_role_to_string(role)) < 0)
                 return -ENOMEM;
 
+        /* One configuration file carries the token and the certificate key,
+         * so that neither appears on a command line. */
         r = new_token(token);
-        if (r < 0)
-                return r;
-        r = cp_run("kubeadm token create",
-                   (char *[]){ bin, "token", "create", token, "--ttl", KUBEADM_TOKEN_TTL, "--description", description,
-                               "--kubeconfig", kubeconfig, NULL },
-                   KUBEADM_QUICK_TIMEOUT_SEC, e);
+        if (r >= 0 && cp) {
+                r = secret_random(key, sizeof(key));
+                hex_encode_buf(key, sizeof(key), key_hex);
+        }
+        if (r >= 0)
+                r = make_init_config(node, token, description, cp ? key_hex : NULL, &d);
+        if (r < 0) {
+                r = r == -E2BIG ? errmsg_set(e, r, "kubeadm configuration too large") : r;
+                goto out;
+        }
+        r = run_with_config(
+                node, "kubeadm token create", "join-token.yaml", &d,
+                (char *[]){ "token", "create", "--config", "@CONFIG@", "--kubeconfig", kubeconfig, NULL },
+                e);
         if (r < 0)
                 goto out;
-
-        if (role == CP_ROLE_CONTROL_PLANE) {
-                _cleanup_(doc_free) struct doc d = {};
-
-                r = secret_random(key, sizeof(key));
-                if (r < 0)
-                        goto out;
-                hex_encode_buf(key, sizeof(key), key_hex);
-                r = make_init_config(node, NULL, key_hex, &d);
-                if (r < 0)
-                        goto out;
+        if (cp) {
+                /* kubeadm deletes uploaded certificates after two hours. */
                 r = run_with_config(node, "kubeadm init phase upload-certs", "upload-certs.yaml", &d,
-                                    (char *[]){ "init", "phase", "upload-certs", "--upload-certs", "--config",
-                                                "@CONFIG@", "--kubeconfig", kubeconfig,
+                                    (char *[]){ "init", "phase", "upload-certs", "--upload-certs",
+                                                "--config", "@CONFIG@", "--kubeconfig", kubeconfig,
                                                 "--skip-certificate-key-print", NULL },
                                     e);
                 if (r < 0)
@@ -341,9 +359,9 @@ static int kubeadm_join_params(const struct cp_node *node, const char *joiner_na
 
         r = -ENOMEM;
         out = json_object_new_object();
-        if (!out || json_add_string(out, "endpoint", endpoint) < 0 || json_add_string(out, "token", token) < 0 ||
-            json_add_string(out, "caCertHash", hash) < 0 ||
-            (role == CP_ROLE_CONTROL_PLANE && json_add_string(out, "certificateKey", key_hex) < 0))
+        if (!out || json_add_string(out, "endpoint", endpoint) < 0 ||
+            json_add_string(out, "token", token) < 0 || json_add_string(out, "caCertHash", hash) < 0 ||
+            (cp && json_add_string(out, "certificateKey", key_hex) < 0))
                 goto out;
         *ret = TAKE_PTR(out);
         r = 0;

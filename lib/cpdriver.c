@@ -238,7 +238,8 @@ static bool valid_hostport_n(const char *s, size_t len) {
                 colon = memrchr(s, ':', len);
                 if (!colon || memchr(s, ':', (size_t) (colon - s)))
                         return false;
-                if (!valid_ip_n(s, (size_t) (colon - s), &family) && !valid_dns(s, (size_t) (colon - s), true))
+                if (!valid_ip_n(s, (size_t) (colon - s), &family) &&
+                    !valid_dns(s, (size_t) (colon - s), true))
                         return false;
         }
         return valid_number(colon + 1, (size_t) (s + len - colon - 1), 1, 65535);
@@ -299,8 +300,8 @@ bool cp_valid_cidrs(const char *s) {
         comma = strchr(s, ',');
         if (!comma)
                 return valid_cidr_n(s, strlen(s), &f1);
-        return valid_cidr_n(s, (size_t) (comma - s), &f1) && valid_cidr_n(comma + 1, strlen(comma + 1), &f2) &&
-               f1 != f2;
+        return valid_cidr_n(s, (size_t) (comma - s), &f1) &&
+               valid_cidr_n(comma + 1, strlen(comma + 1), &f2) && f1 != f2;
 }
 
 bool cp_valid_k8s_version(const char *s) {
@@ -324,8 +325,8 @@ bool cp_valid_path(const char *s) {
         if (!s || s[0] != '/' || (len = strlen(s)) > 1024)
                 return false;
         for (size_t i = 0; i < len; i++)
-                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-                      strchr("/._+-", s[i])))
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || strchr("/._+-", s[i])))
                         return false;
         for (const char *p = s; (p = strstr(p, "..")); p += 2)
                 if (p[-1] == '/' && (p[2] == '/' || p[2] == 0))
@@ -341,12 +342,17 @@ int cp_hostport(const char *address, uint16_t port, char *buf, size_t size) {
 
 /* --- node validation and entry points --------------------------------------- */
 
-static int validate_node(const struct cp_driver *d, const struct cp_node *n, struct errmsg *e) {
+/* Everything that goes into a driver's configuration files and command
+ * lines. The Kubernetes settings are needed by init only; elsewhere they
+ * are checked when given. */
+static int validate_node(const struct cp_driver *d, const struct cp_node *n, bool need_k8s,
+                         struct errmsg *e) {
         char q[72];
         size_t i = 0;
 
         if (!cp_valid_name(n->name))
-                return errmsg_set(e, EINVAL, "node name '%s' is not a lowercase RFC 1123 name", quote(n->name, q));
+                return errmsg_set(e, EINVAL, "node name '%s' is not a lowercase RFC 1123 name",
+                                  quote(n->name, q));
         if (!cp_valid_ip(n->address))
                 return errmsg_set(e, EINVAL, "node address '%s' is not an IP address", quote(n->address, q));
         if (!cp_valid_path(n->state_dir))
@@ -360,21 +366,23 @@ static int validate_node(const struct cp_driver *d, const struct cp_node *n, str
                                   quote(n->cluster_name, q));
         if (!d->kubernetes)
                 return 0;
-        if (!cp_valid_k8s_version(n->k8s_version))
+        if ((need_k8s || n->k8s_version) && !cp_valid_k8s_version(n->k8s_version))
                 return errmsg_set(e, EINVAL, "Kubernetes version '%s' is not of the form v1.29.3",
                                   quote(n->k8s_version, q));
-        if (!cp_valid_cidrs(n->pod_cidr))
+        if ((need_k8s || n->pod_cidr) && !cp_valid_cidrs(n->pod_cidr))
                 return errmsg_set(e, EINVAL, "pod CIDR '%s' is not a CIDR (or a dual-stack pair)",
                                   quote(n->pod_cidr, q));
-        if (!cp_valid_cidrs(n->service_cidr))
+        if ((need_k8s || n->service_cidr) && !cp_valid_cidrs(n->service_cidr))
                 return errmsg_set(e, EINVAL, "service CIDR '%s' is not a CIDR (or a dual-stack pair)",
                                   quote(n->service_cidr, q));
         for (; n->api_sans && n->api_sans[i]; i++) {
                 const char *s = n->api_sans[i];
                 if (i >= CP_MAX_SANS)
                         return errmsg_set(e, E2BIG, "more than %u API server SANs", CP_MAX_SANS);
-                if (!cp_valid_host(s) && !(strncmp(s, "*.", 2) == 0 && valid_dns(s + 2, strlen(s + 2), true)))
-                        return errmsg_set(e, EINVAL, "API server SAN '%s' is neither an IP address nor a DNS name",
+                if (!cp_valid_host(s) &&
+                    !(strncmp(s, "*.", 2) == 0 && valid_dns(s + 2, strlen(s + 2), true)))
+                        return errmsg_set(e, EINVAL,
+                                          "API server SAN '%s' is neither an IP address nor a DNS name",
                                           quote(s, q));
         }
         return 0;
@@ -391,7 +399,7 @@ int cp_init(const struct cp_driver *d, const struct cp_node *node, struct cp_res
         struct cp_result res = {};
         int r;
 
-        r = validate_node(d, node, e);
+        r = validate_node(d, node, true, e);
         if (r < 0)
                 return r;
         r = d->init(node, &res, e);
@@ -406,7 +414,7 @@ int cp_join_params(const struct cp_driver *d, const struct cp_node *node, const 
         char q[72];
         int r;
 
-        r = validate_node(d, node, e);
+        r = validate_node(d, node, false, e);
         if (r < 0)
                 return r;
         if (!cp_valid_name(joiner_name))
@@ -445,7 +453,8 @@ int cp_join_params_parse(const struct cp_driver *d, enum cp_role role, const cha
         int r;
 
         if (len > CP_JOIN_PARAMS_MAX)
-                return errmsg_set(e, EFBIG, "%s join parameters exceed %u bytes", d->name, CP_JOIN_PARAMS_MAX);
+                return errmsg_set(e, EFBIG, "%s join parameters exceed %u bytes", d->name,
+                                  CP_JOIN_PARAMS_MAX);
         r = json_parse(buf, len, &o, e);
         if (r < 0) {
                 errmsg_prefix(e, "%s join parameters", d->name);
@@ -460,7 +469,7 @@ int cp_join(const struct cp_driver *d, const struct cp_node *node, enum cp_role 
         struct cp_result res = {};
         int r;
 
-        r = validate_node(d, node, e);
+        r = validate_node(d, node, false, e);
         if (r < 0)
                 return r;
         r = cp_join_params_from_json(d, role, params, &p, e);
@@ -593,21 +602,29 @@ static void describe_status(int st, char *buf, size_t size) {
                 snprintf(buf, size, "status 0x%x", st);
 }
 
-/* In the child, before exec: die with the parent, clean descriptors. Only
- * async-signal-safe calls. */
+/* In the child, before exec: die with the parent, default signal
+ * handling (a daemon may block or ignore signals the program relies on:
+ * SIGTERM, SIGCHLD, SIGPIPE), clean descriptors. Only async-signal-safe
+ * calls. */
 static void child_setup(pid_t parent, int sig, int out_fd, int err_fd) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
         int null_fd;
 
+        for (int s = 1; s < NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        (void) sigaction(s, &dfl, NULL);
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
         if (prctl(PR_SET_PDEATHSIG, sig) < 0 || getppid() != parent)
                 _exit(127);
         null_fd = open("/dev/null", O_RDWR);
-        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd < 0 ? null_fd : out_fd, STDOUT_FILENO) < 0 ||
-            dup2(err_fd, STDERR_FILENO) < 0)
+        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
+            dup2(out_fd < 0 ? null_fd : out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
                 _exit(127);
         if (close_range(3, ~0U, 0) < 0)
                 for (int fd = 3; fd < 1024; fd++)
                         close(fd);
-        signal(SIGPIPE, SIG_DFL);
 }
 
 int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct errmsg *e) {
@@ -691,7 +708,8 @@ int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct er
                 char status[64], out[384];
                 describe_status(st, status, sizeof(status));
                 cp_output_line(t->buf, t->len, out, sizeof(out));
-                r = errmsg_set(e, EIO, "%s failed (%s): %s", what, status, out[0] ? out : "(no output on stderr)");
+                r = errmsg_set(e, EIO, "%s failed (%s): %s", what, status,
+                               out[0] ? out : "(no output on stderr)");
         }
         secret_wipe(t, sizeof(*t));
         free(t);
@@ -788,7 +806,8 @@ int cp_http_json(const char *method, const char *url, json_object *body, long ti
         }
         cc = curl_easy_perform(curl);
         if (cc != CURLE_OK) {
-                r = b.too_large ? errmsg_set(e, EFBIG, "%s: response exceeds %u bytes", url, CP_HTTP_MAX_RESPONSE)
+                r = b.too_large ? errmsg_set(e, EFBIG, "%s: response exceeds %u bytes", url,
+                                             CP_HTTP_MAX_RESPONSE)
                                 : errmsg_set(e,
                                              cc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
                                              : cc == CURLE_COULDNT_CONNECT  ? ECONNREFUSED

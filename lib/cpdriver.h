@@ -38,9 +38,9 @@
 #define CP_ETCD_PEER_PORT_DEFAULT 2380
 
 /* Bounds on what comes from outside. */
-#define CP_MAX_MEMBERS 16          /* etcd members / endpoints */
-#define CP_MAX_SANS 64             /* extra API server SANs */
-#define CP_JOIN_PARAMS_MAX 16384   /* encoded join parameters */
+#define CP_MAX_MEMBERS 16        /* etcd members / endpoints */
+#define CP_MAX_SANS 64           /* extra API server SANs */
+#define CP_JOIN_PARAMS_MAX 16384 /* encoded join parameters */
 
 enum cp_role {
         CP_ROLE_WORKER,
@@ -60,13 +60,15 @@ struct cp_node {
                                      * NULL = /etc/kubernetes, which real kubeadm requires for
                                      * its kubeconfig files: other values are for test doubles */
         const char *cluster_name;   /* NULL = "kubernetes" */
-        const char *const *api_sans; /* kubeadm: extra API server SANs (IP or DNS name), NULL-terminated */
-        const char *k8s_version;    /* kubeadm: "v1.29.3" (required: no version lookups) */
-        const char *pod_cidr;       /* kubeadm: "10.244.0.0/16" or a dual-stack pair "a/n,b/m" */
-        const char *service_cidr;   /* kubeadm */
-        uint16_t api_port;          /* kubeadm: 0 = 6443 */
-        uint16_t etcd_client_port;  /* etcd: 0 = 2379; the same on every node of a cluster */
-        uint16_t etcd_peer_port;    /* etcd: 0 = 2380; the same on every node of a cluster */
+        /* kubeadm, required by init only (join and join_params ignore or
+         * merely pass on what they are given): */
+        const char *const *api_sans; /* extra API server SANs (IP, DNS name, *.name), NULL-terminated */
+        const char *k8s_version;     /* "v1.29.3": no version lookups on the network */
+        const char *pod_cidr;        /* "10.244.0.0/16" or a dual-stack pair "a/n,b/m" */
+        const char *service_cidr;
+        uint16_t api_port;         /* kubeadm: 0 = 6443 */
+        uint16_t etcd_client_port; /* etcd: 0 = 2379; the same on every node of a cluster */
+        uint16_t etcd_peer_port;   /* etcd: 0 = 2380; the same on every node of a cluster */
 };
 
 /* What init and join leave the caller. */
@@ -107,7 +109,7 @@ void cp_join_params_done(struct cp_join_params *p);
 
 struct cp_driver {
         const char *name;
-        /* Needs the Kubernetes settings of cp_node (version, CIDRs). */
+        /* Uses the Kubernetes settings of cp_node (init requires them). */
         bool kubernetes;
         /* The driver's binaries exist. */
         int (*check)(struct errmsg *e);
@@ -153,17 +155,17 @@ int cp_join(const struct cp_driver *d, const struct cp_node *node, enum cp_role 
 /* --- Shared by the drivers (and usable by callers) --------------------- */
 
 /* Validators (true when valid). */
-bool cp_valid_name(const char *s);         /* lowercase RFC 1123 subdomain, <= 253 */
-bool cp_valid_ip(const char *s);           /* IPv4 or IPv6 literal, no zone */
-bool cp_valid_host(const char *s);         /* IP literal or DNS name ("*." prefix not allowed) */
-bool cp_valid_hostport(const char *s);     /* host:port, [v6]:port */
-bool cp_valid_url(const char *s);          /* http(s)://host:port, nothing after the port */
-bool cp_valid_token(const char *s);        /* [a-z0-9]{6}.[a-z0-9]{16} */
-bool cp_valid_ca_cert_hash(const char *s); /* sha256:<64 lowercase hex> */
+bool cp_valid_name(const char *s);                /* lowercase RFC 1123 subdomain, <= 253 */
+bool cp_valid_ip(const char *s);                  /* IPv4 or IPv6 literal, no zone */
+bool cp_valid_host(const char *s);                /* IP literal or DNS name ("*." prefix not allowed) */
+bool cp_valid_hostport(const char *s);            /* host:port, [v6]:port */
+bool cp_valid_url(const char *s);                 /* http(s)://host:port, nothing after the port */
+bool cp_valid_token(const char *s);               /* [a-z0-9]{6}.[a-z0-9]{16} */
+bool cp_valid_ca_cert_hash(const char *s);        /* sha256:<64 lowercase hex> */
 bool cp_valid_hex(const char *s, size_t n_bytes); /* exactly 2*n lowercase hex */
-bool cp_valid_cidrs(const char *s);        /* one CIDR, or two of different families with ',' */
-bool cp_valid_k8s_version(const char *s);  /* v1.29.3 */
-bool cp_valid_path(const char *s);         /* absolute, [A-Za-z0-9/._+-], no ".." component */
+bool cp_valid_cidrs(const char *s);               /* one CIDR, or two of different families with ',' */
+bool cp_valid_k8s_version(const char *s);         /* v1.29.3 */
+bool cp_valid_path(const char *s);                /* absolute, [A-Za-z0-9/._+-], no ".." component */
 
 /* "a.b.c.d:port" or "[v6]:port". */
 int cp_hostport(const char *address, uint16_t port, char *buf, size_t size);
@@ -173,9 +175,12 @@ int cp_hostport(const char *address, uint16_t port, char *buf, size_t size);
 int cp_find_binary(const char *name, char **ret_path, struct errmsg *e);
 
 /* Run argv[0] (an absolute path) to completion, stdin and stdout on
- * /dev/null (kubeadm prints secrets there), at most timeout_sec. A
- * non-zero exit is -EIO with "<what> failed (exit status N): <the tail of
- * its stderr>". */
+ * /dev/null (kubeadm prints secrets there), at most timeout_sec (then the
+ * process group is killed: -ETIMEDOUT). A non-zero exit is -EIO with
+ * "<what> failed (exit status N): <the tail of its stderr>". Children of
+ * cp_run and cp_spawn start with default signal handling and an empty
+ * signal mask, and die with the caller (PR_SET_PDEATHSIG). The caller must
+ * not set SIGCHLD to SIG_IGN (that makes the exit status unobtainable). */
 int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct errmsg *e);
 
 /* Start argv[0] (absolute) in the background, stdout and stderr appended to

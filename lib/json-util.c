@@ -76,7 +76,12 @@ static int json_check_raw(const char *buf, size_t len, struct errmsg *e) {
                 if (r < 0)
                         break;
                 str = buf + i + 1;
-                for (i++; i < len && buf[i] != '"'; i++)
+                for (i++; i < len && buf[i] != '"'; i++) {
+                        if ((unsigned char) buf[i] < 0x20) {
+                                /* RFC 8259: control characters must be escaped. */
+                                r = errmsg_set(e, EBADMSG, "control character in JSON string at offset %zu", i);
+                                break;
+                        }
                         if (buf[i] == '\\') {
                                 escaped = true;
                                 if (i + 5 < len && strncmp(buf + i + 1, "u0000", 5) == 0) {
@@ -85,6 +90,7 @@ static int json_check_raw(const char *buf, size_t len, struct errmsg *e) {
                                 }
                                 i++;
                         }
+                }
                 if (r < 0 || !l || !l->want_key)
                         continue;
                 l->want_key = false;
@@ -249,6 +255,8 @@ int json_get_bytes_exact(json_object *o, const char *field, void *out, size_t n,
         int r;
 
         r = json_get_base64(o, field, n, &p, &size, e);
+        if (r == -EFBIG)
+                return errmsg_replace(e, EBADMSG, "field '%s' must be %zu bytes", field, n);
         if (r < 0)
                 return r;
         if (size != n) {

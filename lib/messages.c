@@ -355,7 +355,9 @@ int join_response_parse(const char *buf, size_t len, struct join_response *ret, 
                 }
                 m.n_peers++;
         }
+        /* Detach the parameters before finish() wipes the document's strings. */
         m.cp_params = json_object_get(params);
+        json_object_object_del(cp, "params");
         *ret = m;
         return finish(o, 0, e, "join response");
 fail:
@@ -384,9 +386,19 @@ int join_response_serialize(const struct join_response *m, char **ret) {
              (r = json_add(o, "policy", json_object_new_string_len(m->policy ? m->policy : "", (int) m->policy_size))) < 0))
                 goto fail;
         cp = json_object_new_object();
-        if ((r = json_add(o, "controlPlane", cp)) < 0 || (r = json_add_string(cp, "driver", m->driver)) < 0 ||
-            (r = json_add(cp, "params", m->cp_params ? json_object_get(m->cp_params) : json_object_new_object())) < 0)
+        if ((r = json_add(o, "controlPlane", cp)) < 0 || (r = json_add_string(cp, "driver", m->driver)) < 0)
                 goto fail;
+        {
+                /* A copy: serializing wipes the document, not the caller's object. */
+                json_object *params = NULL;
+                if (m->cp_params ? json_object_deep_copy(m->cp_params, &params, NULL) < 0
+                                 : !(params = json_object_new_object())) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                if ((r = json_add(cp, "params", params)) < 0)
+                        goto fail;
+        }
         peers = json_object_new_array();
         if ((r = json_add(o, "peers", peers)) < 0)
                 goto fail;

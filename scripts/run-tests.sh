@@ -14,7 +14,24 @@ log=$(mktemp); trap 'rm -f "$log"' EXIT
 for t in "${tests[@]}"; do
     name=$(basename "$t")
     echo "== $name"
-    "$t" --jobs "${ARCA_TEST_JOBS:-2}" >"$log" 2>&1
+    case "$t" in
+    *.sh)
+        # Shell tests speak TAP: "ok N - what", "not ok N - what", "ok N # SKIP why".
+        ARCA_TEST_JOBS=${ARCA_TEST_JOBS:-2} bash "$t" >"$log" 2>&1
+        rc=$?
+        grep -E '^(not ok|ok .*# SKIP|# )' "$log" | sed 's/^/   /'
+        p=$(grep -E '^ok ' "$log" | grep -vc '# SKIP')
+        s=$(grep -cE '^ok .*# SKIP' "$log")
+        f=$(grep -c '^not ok' "$log")
+        if [ $rc -ne 0 ] && [ $f -eq 0 ]; then
+            echo "   $name: exit $rc"; tail -30 "$log" | sed 's/^/   /'; f=1
+        fi
+        echo "   $name: $p passed, $f failed, $s skipped"
+        passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+        continue
+        ;;
+    esac
+    "$t" --verbose=1 --jobs "${ARCA_TEST_JOBS:-2}" >"$log" 2>&1
     rc=$?
     grep -E '^\[(----|FAIL|SKIP|WARN)\]|Synthesis|Assertion|ERROR|AddressSanitizer|runtime error' "$log" | sed 's/^/   /'
     syn=$(grep -o 'Tested: [0-9]* | Passing: [0-9]* | Failing: [0-9]* | Crashing: [0-9]*' "$log" | tail -1)

@@ -70,6 +70,9 @@ TESTS := $(patsubst %.c,$(BUILD)/%,$(TEST_SRCS))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%-replay,$(FUZZ_SRCS))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(FUZZ_SRCS))
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOLS := $(patsubst %.c,$(BUILD)/%,$(TOOL_SRCS))
+SHELL_TESTS := $(sort $(wildcard tests/integration/test-*.sh))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench-*.c))
 BENCHES := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 
@@ -110,11 +113,15 @@ $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(HELPER_OBJS) $(LIBARCA)
 	$(E) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRITERION_LIBS)
 
-tests: all $(TESTS) $(FUZZ_REPLAY)
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBARCA)
+	$(E) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+tests: all $(TESTS) $(FUZZ_REPLAY) $(TOOLS)
 
 # Tests find the binaries through ARCA_BUILD_DIR.
 check: tests
-	$(Q)ARCA_BUILD_DIR=$(abspath $(BUILD)) scripts/run-tests.sh $(TESTS) -- $(FUZZ_REPLAY)
+	$(Q)ARCA_BUILD_DIR=$(abspath $(BUILD)) scripts/run-tests.sh $(TESTS) $(SHELL_TESTS) -- $(FUZZ_REPLAY)
 
 check-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" check

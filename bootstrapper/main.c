@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "initserver.h"
@@ -204,6 +205,39 @@ static void on_atls_failure(const char *what, const char *reason, void *userdata
         log_warning("aTLS handshake failed while %s: %s", what, reason);
 }
 
+static struct event *restart_timer;
+
+static void on_restart(evutil_socket_t fd, short what, void *arg) {
+        struct node *n = arg;
+        struct errmsg e = {};
+
+        if (n->join_service_pid == 0 && node_start_join_service(n, &e) < 0) {
+                struct timeval tv = { .tv_sec = 2 };
+                log_error("Cannot restart the join service: %s", errmsg_str(&e));
+                evtimer_add(restart_timer, &tv);
+        }
+}
+
+/* Reap children: a join service that exits is restarted after a second, so
+ * joiners retrying meanwhile find it again. */
+static void on_sigchld(evutil_socket_t fd, short what, void *arg) {
+        struct node *n = arg;
+        pid_t pid;
+        int status;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (pid == n->join_service_pid) {
+                        struct timeval tv = { .tv_sec = 1 };
+                        n->join_service_pid = 0;
+                        log_warning("The join service exited (status 0x%x); restarting it.", (unsigned) status);
+                        evtimer_add(restart_timer, &tv);
+                } else if (pid == n->cp.pid) {
+                        n->cp.pid = 0;
+                        log_error("The control plane (pid %d) exited (status 0x%x).", (int) pid, (unsigned) status);
+                }
+        }
+}
+
 static void on_signal(evutil_socket_t fd, short what, void *arg) {
         log_info("Received signal %d, shutting down.", (int) fd);
         event_base_loopbreak(arg);
@@ -241,7 +275,7 @@ int main(int argc, char **argv) {
         struct node node = {};
         struct atls_config atls = {};
         struct init_server *server = NULL;
-        struct event *sigint = NULL, *sigterm = NULL;
+        struct event *sigint = NULL, *sigterm = NULL, *sigchld = NULL;
         struct errmsg e = {};
         int r, ret = 1;
 
@@ -286,7 +320,10 @@ int main(int argc, char **argv) {
         }
         sigint = evsignal_new(base, SIGINT, on_signal, base);
         sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-        if (!sigint || !sigterm || event_add(sigint, NULL) < 0 || event_add(sigterm, NULL) < 0) {
+        sigchld = evsignal_new(base, SIGCHLD, on_sigchld, &node);
+        restart_timer = evtimer_new(base, on_restart, &node);
+        if (!sigint || !sigterm || !sigchld || !restart_timer || event_add(sigint, NULL) < 0 ||
+            event_add(sigterm, NULL) < 0 || event_add(sigchld, NULL) < 0) {
                 log_oom();
                 goto out;
         }
@@ -302,6 +339,10 @@ out:
                 event_free(sigint);
         if (sigterm)
                 event_free(sigterm);
+        if (sigchld)
+                event_free(sigchld);
+        if (restart_timer)
+                event_free(restart_timer);
         join_client_free(join_client);
         init_server_free(server);
         node_done(&node);

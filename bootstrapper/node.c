@@ -252,7 +252,7 @@ static void node_rollback(struct node *n) {
         }
 }
 
-static int start_join_service(struct node *n, struct errmsg *e) {
+int node_start_join_service(struct node *n, struct errmsg *e) {
         char port[16], ak[16];
         pid_t pid;
 
@@ -316,7 +316,7 @@ static int commit(struct node *n, const struct node_state *s, const struct maste
                 return r;
         n->committed = true;
         if (streq(s->role, "control-plane"))
-                return start_join_service(n, e);
+                return node_start_join_service(n, e);
         return 0;
 }
 

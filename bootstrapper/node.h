@@ -75,5 +75,9 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
 /* Finish a join with the join service's answer. Same guarantees. */
 int node_join(struct node *n, const struct join_response *resp, struct errmsg *e);
 
+/* Start arca-join-service as a child (it dies with us); the caller
+ * restarts it when it exits. */
+int node_start_join_service(struct node *n, struct errmsg *e);
+
 /* Parse "0-14,16" into a PCR mask. */
 int parse_pcr_list(const char *s, uint32_t *ret);

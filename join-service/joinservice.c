@@ -181,12 +181,6 @@ static int do_join(struct join_service *s, const struct join_request *req, struc
                 m->policy_size = s->policy_size;
         }
 
-        self_node(s, &self);
-        /* The control plane uses the underlay until the mesh carries it. */
-        r = cp_join_params(s->driver, &self, req->node_name, host, role, &m->cp_params, e);
-        if (r < 0)
-                return r;
-
         snprintf(member.name, sizeof(member.name), "%s", req->node_name);
         snprintf(member.role, sizeof(member.role), "%s", req->role);
         snprintf(member.mesh_address, sizeof(member.mesh_address), "%s", m->mesh_address);
@@ -198,7 +192,16 @@ static int do_join(struct join_service *s, const struct join_request *req, struc
         r = registry_put_member(s->registry, &member, e);
         if (r < 0)
                 return r;
-        return fill_peers(s, m, req->node_name, e);
+        r = fill_peers(s, m, req->node_name, e);
+        if (r < 0)
+                return r;
+
+        /* Last, because for etcd it adds the joiner as a cluster member:
+         * until the joiner's server runs, the registry (in that cluster)
+         * must not be needed any more by this request. */
+        self_node(s, &self);
+        /* The control plane uses the underlay until the mesh carries it. */
+        return cp_join_params(s->driver, &self, req->node_name, host, role, &m->cp_params, e);
 }
 
 static void handle_join(struct evhttp_request *req, void *arg) {

@@ -10,6 +10,7 @@
  * It verifies the join service like a node does (its own PCRs 0-14, PCR 15
  * free), or only its AK chain and quote with --any-pcrs. Exit 0 with the JSON body on stdout for HTTP 200; 1 otherwise with
  * the reason on stderr. Never part of a node image. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,11 +101,19 @@ int main(int argc, char **argv) {
                 goto fail;
         if (http.status != 200) {
                 fprintf(stderr, "HTTP %ld: %s", http.status, http.body);
-                return 1;
-        }
-        printf("%s", http.body);
-        return 0;
+                r = -EPROTO;
+        } else
+                printf("%s", http.body);
+        goto out;
 fail:
         fprintf(stderr, "arca-testnode: %s\n", errmsg_str(&e));
-        return 1;
+out:
+        fflush(stdout);
+        http_response_done(&http);
+        free(body);
+        verifier_free(verifier);
+        X509_STORE_free(roots);
+        attester_free(attester);
+        tpm_free(tpm);
+        return r < 0 ? 1 : 0;
 }

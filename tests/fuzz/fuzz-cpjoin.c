@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         struct cp_join_params p = {};
                         struct errmsg e = {};
 
-                        if (cp_join_params_parse(*d, (enum cp_role) role, (const char *) data, size, &p, &e) < 0) {
+                        if (cp_join_params_parse(*d, (enum cp_role) role, (const char *) data, size, &p,
+                                                 &e) < 0) {
                                 /* Every refusal says why, and leaves nothing behind. */
                                 if (!e.text[0] || p.token || p.endpoint || p.n_endpoints)
                                         abort();

@@ -100,7 +100,7 @@ probe() { # probe NS join|rejoin args...: the test node's raw answer
     TSS2_LOG=all+none in_ns "$ns" "$T/arca-testnode" "$@" --tcti "$TCTI" --platform-ca "$CA"
 }
 
-echo "1..31"
+echo "1..33"
 mkdir -p "$W/ca" "$W/owner"
 "$B/arca" platform create-ca --dir "$W/ca" >/dev/null
 host owner 10.250.0.2
@@ -125,13 +125,21 @@ zero=0000000000000000000000000000000000000000000000000000000000000000
     echo "}"
 } >"$W/owner/measurements.json"
 
+# 1-2: an init that fails (no node yet) loses nothing
+before=$(sha256sum <"$W/owner/arca-owner.json")
+in_ns owner "$B/arca" init --config "$W/owner/arca.conf" >"$W/init0.out" 2>&1
+check "an init that cannot reach the node fails and says nothing is lost" \
+    grep -q "Nothing is lost" "$W/init0.out"
+check "the owner's secrets are unchanged and no cluster state was written" \
+    test "$(sha256sum <"$W/owner/arca-owner.json")" = "$before" -a ! -e "$W/owner/arca-cluster.json"
+
 # --- nodes: cp2 and w1 start joining before the cluster exists -----------------
 bootstrapper cp1 10.250.0.11 --listen 10.250.0.11 --init-secret-hash "$HASH"
 bootstrapper cp2 10.250.0.12 --role control-plane --join 10.250.0.11:30090
 bootstrapper w1 10.250.0.21 --join 10.250.0.11:30090 --join 10.250.0.12:30090
 wait_for 20 logged cp1 READY
 
-# 1-3: init
+# 3-5: init
 check "arca init initializes the first node" \
     in_ns owner "$B/arca" init --config "$W/owner/arca.conf"
 check "init wrote the cluster state and the admin credential" \
@@ -139,13 +147,13 @@ check "init wrote the cluster state and the admin credential" \
 check "the admin credential is private (0600)" \
     test "$(stat -c %a "$W/owner/arca-admin.conf")" = 600
 
-# 4-6: joins
+# 6-8: joins
 check "the second control-plane node joins" wait_for 60 logged cp2 "Joined the cluster"
 check "a worker joins (after retrying while the cluster did not exist)" wait_for 60 logged w1 "Joined the cluster"
 check "the worker's first retry came well under a second" \
     grep -q "next try in [0-9][0-9]\{0,2\} ms" "$W/w1.log"
 
-# 7-9: registry and control plane
+# 9-11: registry and control plane
 check "the registry lists cp1, cp2 and w1 once each" \
     test "$(member_count cp1)$(member_count cp2)$(member_count w1)" = 111
 check "both control-plane nodes are etcd members" \

@@ -118,6 +118,12 @@ struct tnode {
 
 static const char *const sans[] = { "api.arca.test", "10.99.0.1", "*.apps.arca.test", NULL };
 
+/* What the join service and a joiner know: no Kubernetes settings. */
+static void forget_k8s_settings(struct tnode *t) {
+        t->n.api_sans = NULL;
+        t->n.k8s_version = t->n.pod_cidr = t->n.service_cidr = NULL;
+}
+
 static void make_node(struct tnode *t, const char *name, const char *address) {
         snprintf(t->state, sizeof(t->state), "%s/%s/state", tmp, name);
         snprintf(t->kdir, sizeof(t->kdir), "%s/%s/kubernetes", tmp, name);
@@ -140,7 +146,8 @@ static void openssl_ca_hash(const char *kdir, char out[72]) {
         FILE *f;
 
         snprintf(cmd, sizeof(cmd),
-                 "openssl x509 -pubkey -noout -in '%s/pki/ca.crt' | openssl pkey -pubin -outform der | sha256sum",
+                 "openssl x509 -pubkey -noout -in '%s/pki/ca.crt' | openssl pkey -pubin -outform der | "
+                 "sha256sum",
                  kdir);
         f = popen(cmd, "r");
         cr_assert_not_null(f);
@@ -213,9 +220,11 @@ Test(kubeadm, init_returns_admin_kubeconfig, .init = setup_kubeadm, .fini = tear
         cr_assert(strstr(cfg, "  advertiseAddress: \"10.0.0.1\"\n"), "%s", cfg);
         cr_assert(strstr(cfg, "    node-ip: \"10.0.0.1\"\n"), "%s", cfg);
         cr_assert(strstr(cfg, "controlPlaneEndpoint: \"10.0.0.1:6443\"\n"), "%s", cfg);
-        cr_assert(strstr(cfg, "    - \"10.0.0.1\"\n    - \"api.arca.test\"\n    - \"10.99.0.1\"\n    - \"*.apps.arca.test\"\n"),
+        cr_assert(strstr(cfg, "    - \"10.0.0.1\"\n    - \"api.arca.test\"\n    - \"10.99.0.1\"\n    - "
+                              "\"*.apps.arca.test\"\n"),
                   "%s", cfg);
-        cr_assert(strstr(cfg, "  podSubnet: \"10.244.0.0/16\"\n  serviceSubnet: \"10.96.0.0/12\"\n"), "%s", cfg);
+        cr_assert(strstr(cfg, "  podSubnet: \"10.244.0.0/16\"\n  serviceSubnet: \"10.96.0.0/12\"\n"), "%s",
+                  cfg);
         cr_assert(strstr(cfg, "kubernetesVersion: \"v1.29.3\"\n"), "%s", cfg);
         cr_assert(strstr(cfg, "ttl: \"1h0m0s\"\n"), "%s", cfg);
         cr_assert(!exists(path_in("n1/state/kubeadm/init.yaml")));
@@ -246,6 +255,7 @@ Test(kubeadm, init_refuses_values_that_would_change_the_yaml, .init = setup_kube
                 { "name", "Node_1", "node name" },
                 { "k8s_version", "stable-1", "Kubernetes version" },
                 { "pod_cidr", "10.244.0.0/33", "pod CIDR" },
+                { "pod_cidr", NULL, "pod CIDR '(null)'" }, /* init needs it */
                 { "service_cidr", "10.96.0.0/12,10.97.0.0/16", "service CIDR" },
                 { "state_dir", "relative/state", "state directory" },
                 { "kubernetes_dir", "/etc/../kubernetes", "Kubernetes directory" },
@@ -273,7 +283,8 @@ Test(kubeadm, init_refuses_values_that_would_change_the_yaml, .init = setup_kube
                         a.n.kubernetes_dir = cases[i].value;
                 else
                         a.n.api_sans = bad_sans;
-                cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &r, &e), -EINVAL, "%s accepted", cases[i].field);
+                cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &r, &e), -EINVAL, "%s accepted",
+                             cases[i].field);
                 cr_assert(strstr(e.text, cases[i].expect), "%s: %s", cases[i].field, e.text);
                 cr_assert(!strchr(e.text, '\n'), "unquoted value in message: %s", e.text);
         }
@@ -282,17 +293,21 @@ Test(kubeadm, init_refuses_values_that_would_change_the_yaml, .init = setup_kube
 
 Test(kubeadm, join_params_fresh_token_and_ca_hash, .init = setup_kubeadm, .fini = teardown) {
         _cleanup_(json_object_putp) json_object *w = NULL, *c = NULL;
+        _cleanup_free_ char *argv = NULL;
         struct errmsg e = {};
-        struct tnode a;
+        struct tnode a, svc;
         char expect[72];
-        const char *s, *tok_w, *tok_c;
+        const char *s, *tok_w, *tok_c, *key;
 
         make_node(&a, "n1", "10.0.0.1");
         cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &res[0], &e), 0, "%s", e.text);
         openssl_ca_hash(a.kdir, expect);
+        /* The join service on the same node knows no Kubernetes settings. */
+        make_node(&svc, "n1", "10.0.0.1");
+        forget_k8s_settings(&svc);
 
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "w1", "10.0.0.5", CP_ROLE_WORKER, &w, &e), 0, "%s",
-                     e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &svc.n, "w1", "10.0.0.5", CP_ROLE_WORKER, &w, &e), 0,
+                     "%s", e.text);
         cr_assert_eq(json_get_string(w, "caCertHash", &s, NULL), 0);
         cr_assert_str_eq(s, expect);
         cr_assert_eq(json_get_string(w, "endpoint", &s, NULL), 0);
@@ -303,14 +318,23 @@ Test(kubeadm, join_params_fresh_token_and_ca_hash, .init = setup_kubeadm, .fini 
         /* The token exists in the cluster (kubeadm token create). */
         cr_assert(file_has_line(path_in("cluster/tokens"), tok_w));
 
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_CONTROL_PLANE, &c, &e), 0,
-                     "%s", e.text);
+        cr_assert_eq(
+                cp_join_params(&cp_driver_kubeadm, &svc.n, "n2", "10.0.0.2", CP_ROLE_CONTROL_PLANE, &c, &e),
+                0, "%s", e.text);
         cr_assert_eq(json_get_string(c, "token", &tok_c, NULL), 0);
         cr_assert_str_neq(tok_c, tok_w, "token reused across joins");
-        cr_assert_eq(json_get_string(c, "certificateKey", &s, NULL), 0);
-        cr_assert(cp_valid_hex(s, 32), "%s", s);
-        cr_assert(file_has_line(path_in("cluster/certificate-keys"), s), "certificates not uploaded");
+        cr_assert(file_has_line(path_in("cluster/tokens"), tok_c));
+        cr_assert_eq(json_get_string(c, "certificateKey", &key, NULL), 0);
+        cr_assert(cp_valid_hex(key, 32), "%s", key);
+        cr_assert(file_has_line(path_in("cluster/certificate-keys"), key), "certificates not uploaded");
         cr_assert(!exists(path_in("n1/state/kubeadm/upload-certs.yaml")));
+        cr_assert(!exists(path_in("n1/state/kubeadm/join-token.yaml")));
+
+        /* No secret on any command line (visible to every process). */
+        argv = read_text(path_in("cluster/argv"));
+        cr_assert(strstr(argv, "token create --config "), "%s", argv);
+        cr_assert(!strstr(argv, tok_w) && !strstr(argv, tok_c) && !strstr(argv, key), "%s", argv);
+        cr_assert(!strstr(argv, strchr(tok_w, '.') + 1), "%s", argv);
 }
 
 Test(kubeadm, join_control_plane_and_worker, .init = setup_kubeadm, .fini = teardown) {
@@ -323,10 +347,16 @@ Test(kubeadm, join_control_plane_and_worker, .init = setup_kubeadm, .fini = tear
         make_node(&b, "n2", "10.0.0.2");
         make_node(&w, "w1", "10.0.0.5");
         cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &res[0], &e), 0, "%s", e.text);
+        /* Joiners and join services know no Kubernetes settings. */
+        forget_k8s_settings(&a);
+        forget_k8s_settings(&b);
+        forget_k8s_settings(&w);
 
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_CONTROL_PLANE, &pc, &e), 0,
-                     "%s", e.text);
-        cr_assert_eq(cp_join(&cp_driver_kubeadm, &b.n, CP_ROLE_CONTROL_PLANE, pc, &res[1], &e), 0, "%s", e.text);
+        cr_assert_eq(
+                cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_CONTROL_PLANE, &pc, &e),
+                0, "%s", e.text);
+        cr_assert_eq(cp_join(&cp_driver_kubeadm, &b.n, CP_ROLE_CONTROL_PLANE, pc, &res[1], &e), 0, "%s",
+                     e.text);
         admin2 = read_text(path_in("n2/kubernetes/admin.conf"));
         cr_assert_str_eq(res[1].kubeconfig, admin2);
         cr_assert(strstr(admin2, "server: https://10.0.0.2:6443\n"));
@@ -336,8 +366,8 @@ Test(kubeadm, join_control_plane_and_worker, .init = setup_kubeadm, .fini = tear
         cr_assert(!exists(path_in("n2/state/kubeadm/join.yaml")), "join config with secrets left behind");
 
         /* A worker, through the second control-plane node's join service. */
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &b.n, "w1", "10.0.0.5", CP_ROLE_WORKER, &pw, &e), 0, "%s",
-                     e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &b.n, "w1", "10.0.0.5", CP_ROLE_WORKER, &pw, &e), 0,
+                     "%s", e.text);
         cr_assert_eq(cp_join(&cp_driver_kubeadm, &w.n, CP_ROLE_WORKER, pw, &res[2], &e), 0, "%s", e.text);
         cr_assert_null(res[2].kubeconfig);
         cr_assert(exists(path_in("w1/kubernetes/kubelet.conf")));
@@ -362,19 +392,21 @@ Test(kubeadm, join_failures_carry_kubeadm_stderr, .init = setup_kubeadm, .fini =
         } cases[] = {
                 { "unknown token", NULL, "abcdef.0123456789abcdef", NULL, NULL,
                   "could not find a JWS signature in the cluster-info ConfigMap for token ID \"abcdef\"" },
-                { "other CA", NULL, NULL, "sha256:0000000000000000000000000000000000000000000000000000000000000000", NULL,
+                { "other CA", NULL, NULL,
+                  "sha256:0000000000000000000000000000000000000000000000000000000000000000", NULL,
                   "none of the public keys" },
                 { "unknown endpoint", "10.0.0.9:6443", NULL, NULL, NULL,
                   "dial tcp 10.0.0.9:6443: connect: connection refused" },
                 { "unknown certificate key", NULL, NULL, NULL,
-                  "1111111111111111111111111111111111111111111111111111111111111111", "error downloading certs" },
+                  "1111111111111111111111111111111111111111111111111111111111111111",
+                  "error downloading certs" },
         };
 
         make_node(&a, "n1", "10.0.0.1");
         make_node(&b, "n2", "10.0.0.2");
         cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &res[0], &e), 0, "%s", e.text);
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_WORKER, &pw, &e), 0, "%s",
-                     e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_WORKER, &pw, &e), 0,
+                     "%s", e.text);
         cr_assert_eq(json_get_string(pw, "token", &token, NULL), 0);
         openssl_ca_hash(a.kdir, hash);
 
@@ -382,16 +414,19 @@ Test(kubeadm, join_failures_carry_kubeadm_stderr, .init = setup_kubeadm, .fini =
                 _cleanup_(json_object_putp) json_object *p = json_object_new_object();
                 struct cp_result r = {};
 
-                cr_assert_eq(json_add_string(p, "endpoint", cases[i].endpoint ? cases[i].endpoint : "10.0.0.1:6443"), 0);
+                cr_assert_eq(json_add_string(p, "endpoint",
+                                             cases[i].endpoint ? cases[i].endpoint : "10.0.0.1:6443"),
+                             0);
                 cr_assert_eq(json_add_string(p, "token", cases[i].token ? cases[i].token : token), 0);
                 cr_assert_eq(json_add_string(p, "caCertHash", cases[i].hash ? cases[i].hash : hash), 0);
                 if (cases[i].key)
                         cr_assert_eq(json_add_string(p, "certificateKey", cases[i].key), 0);
                 e = (struct errmsg){};
-                cr_assert_eq(cp_join(&cp_driver_kubeadm, &b.n, cases[i].key ? CP_ROLE_CONTROL_PLANE : CP_ROLE_WORKER, p,
-                                     &r, &e),
+                cr_assert_eq(cp_join(&cp_driver_kubeadm, &b.n,
+                                     cases[i].key ? CP_ROLE_CONTROL_PLANE : CP_ROLE_WORKER, p, &r, &e),
                              -EIO, "%s: %s", cases[i].what, e.text);
-                cr_assert(strstr(e.text, "kubeadm join failed (exit status 1): "), "%s: %s", cases[i].what, e.text);
+                cr_assert(strstr(e.text, "kubeadm join failed (exit status 1): "), "%s: %s", cases[i].what,
+                          e.text);
                 cr_assert(strstr(e.text, cases[i].expect), "%s: %s", cases[i].what, e.text);
                 cr_assert(!exists(path_in("n2/state/kubeadm/join.yaml")));
         }
@@ -403,7 +438,8 @@ Test(kubeadm, join_failures_carry_kubeadm_stderr, .init = setup_kubeadm, .fini =
 Test(kubeadm, join_validates_params_before_running_kubeadm, .init = setup_kubeadm, .fini = teardown) {
         _cleanup_(json_object_putp) json_object *p = NULL;
         static const char json[] = "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"abcdef.0123456789abcdef\","
-                                   "\"caCertHash\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"}";
+                                   "\"caCertHash\":\"sha256:"
+                                   "0000000000000000000000000000000000000000000000000000000000000000\"}";
         struct errmsg e = {};
         struct cp_result r = {};
         struct tnode b;
@@ -422,13 +458,16 @@ Test(kubeadm, join_params_fail_on_a_node_without_cluster, .init = setup_kubeadm,
         struct tnode a;
 
         make_node(&a, "n1", "10.0.0.1");
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_WORKER, &p, &e), -ENOENT);
+        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.2", CP_ROLE_WORKER, &p, &e),
+                     -ENOENT);
         cr_assert(strstr(e.text, "cannot read the cluster CA"), "%s", e.text);
         e = (struct errmsg){};
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "N2!", "10.0.0.2", CP_ROLE_WORKER, &p, &e), -EINVAL);
+        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "N2!", "10.0.0.2", CP_ROLE_WORKER, &p, &e),
+                     -EINVAL);
         cr_assert(strstr(e.text, "joining node's name"), "%s", e.text);
         e = (struct errmsg){};
-        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.256", CP_ROLE_WORKER, &p, &e), -EINVAL);
+        cr_assert_eq(cp_join_params(&cp_driver_kubeadm, &a.n, "n2", "10.0.0.256", CP_ROLE_WORKER, &p, &e),
+                     -EINVAL);
         cr_assert(strstr(e.text, "joining node's address"), "%s", e.text);
         cr_assert_null(p);
 }
@@ -452,15 +491,20 @@ Test(kubeadm, double_refuses_broken_configurations, .init = setup_kubeadm, .fini
                 const char *what, *from, *to, *expect;
                 mode_t mode;
         } cases[] = {
-                { "node-ip", "node-ip: \"10.0.0.1\"", "node-ip: \"10.0.0.7\"", "differs from advertiseAddress", 0600 },
-                { "token format", "token: \"", "token: \"X", "does not match", 0600 },
+                { "node-ip", "node-ip: \"10.0.0.1\"", "node-ip: \"10.0.0.7\"",
+                  "differs from advertiseAddress", 0600 },
+                { "token format", "token: \"", "token: \"X", "was not of the form", 0600 },
                 { "SANs", "    - \"10.0.0.1\"\n", "", "lack the advertise address", 0600 },
-                { "unknown field", "podSubnet:", "podSubnets:", "unknown field \"ClusterConfiguration.networking.podSubnets\"", 0600 },
-                { "endpoint", "controlPlaneEndpoint: \"10.0.0.1:6443\"", "controlPlaneEndpoint: \"10.0.0.1:7443\"",
+                { "unknown field", "podSubnet:", "podSubnets:",
+                  "unknown field \"ClusterConfiguration.networking.podSubnets\"", 0600 },
+                { "endpoint", "controlPlaneEndpoint: \"10.0.0.1:6443\"",
+                  "controlPlaneEndpoint: \"10.0.0.1:7443\"",
                   "controlPlaneEndpoint 10.0.0.1:7443 is not the advertise address", 0600 },
-                { "version", "kubernetesVersion: \"v1.29.3\"", "kubernetesVersion: \"stable\"", "unable to fetch", 0600 },
-                { "apiVersion", "kubeadm.k8s.io/v1beta3\nkind: Cluster", "kubeadm.k8s.io/v1beta2\nkind: Cluster",
-                  "apiVersion must be kubeadm.k8s.io/v1beta3", 0600 },
+                { "version", "kubernetesVersion: \"v1.29.3\"", "kubernetesVersion: \"stable\"",
+                  "unable to fetch", 0600 },
+                { "apiVersion", "kubeadm.k8s.io/v1beta3\nkind: Cluster",
+                  "kubeadm.k8s.io/v1beta2\nkind: Cluster", "apiVersion must be kubeadm.k8s.io/v1beta3",
+                  0600 },
                 { "mode", "", "", "must not be readable by others", 0644 },
                 { "none", "", "", NULL, 0600 },
         };
@@ -543,8 +587,7 @@ static void setup_etcd(void) {
 
 static void make_etcd_node(struct tnode *t, const char *name, int i) {
         make_node(t, name, addr[i]);
-        t->n.api_sans = NULL;
-        t->n.k8s_version = t->n.pod_cidr = t->n.service_cidr = NULL;
+        forget_k8s_settings(t);
         t->n.kubernetes_dir = NULL;
         t->n.etcd_client_port = cport;
         t->n.etcd_peer_port = pport;
@@ -570,21 +613,26 @@ static json_object *etcd_post(int i, const char *api, const char *body) {
         return resp;
 }
 
-/* name -> started (has client URLs) for every member, as node i sees it. */
-static size_t members(int i, const char *names[CP_MAX_MEMBERS]) {
+/* The members node i knows: names ("" before a member started) and how
+ * many are learners. */
+static size_t members(int i, const char *names[CP_MAX_MEMBERS], size_t *ret_learners) {
         _cleanup_(json_object_putp) json_object *l = etcd_post(i, "/v3/cluster/member/list", "{}");
+        static char keep[CP_MAX_MEMBERS][64];
         json_object *arr;
-        size_t n;
+        size_t n, learners = 0;
 
         cr_assert_eq(json_get_array(l, "members", &arr, NULL), 0);
         n = json_object_array_length(arr);
         for (size_t k = 0; k < n && k < CP_MAX_MEMBERS; k++) {
                 json_object *m = json_object_array_get_idx(arr, k), *v;
-                static char keep[CP_MAX_MEMBERS][64];
                 snprintf(keep[k], sizeof(keep[k]), "%s",
                          json_object_object_get_ex(m, "name", &v) ? json_object_get_string(v) : "");
                 names[k] = keep[k];
+                if (json_object_object_get_ex(m, "isLearner", &v) && json_object_get_boolean(v))
+                        learners++;
         }
+        if (ret_learners)
+                *ret_learners = learners;
         return n;
 }
 
@@ -604,6 +652,7 @@ Test(etcd, init_join_and_replicate, .init = setup_etcd, .fini = teardown) {
         const char *names[CP_MAX_MEMBERS], *s, *enc;
         json_object *arr, *kvs;
         char body[512], value[40];
+        size_t learners;
         pid_t p1, p2;
 
         make_etcd_node(&n1, "n1", 0);
@@ -615,8 +664,9 @@ Test(etcd, init_join_and_replicate, .init = setup_etcd, .fini = teardown) {
         cr_assert_eq(json_object_array_length(arr), 1);
         cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(arr, 0)), url_of(0, cport));
 
-        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &params, &e), 0,
-                     "%s", e.text);
+        cr_assert_eq(
+                cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &params, &e), 0,
+                "%s", e.text);
         cr_assert_eq(json_get_string(params, "initialClusterState", &s, NULL), 0);
         cr_assert_str_eq(s, "existing");
         cr_assert_eq(json_get_string(params, "initialCluster", &s, NULL), 0);
@@ -627,20 +677,30 @@ Test(etcd, init_join_and_replicate, .init = setup_etcd, .fini = teardown) {
         cr_assert(strstr(s, ic), "%s", s);
         /* What goes over the wire parses strictly on the other side. */
         enc = json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN);
-        cr_assert_eq(cp_join_params_parse(&cp_driver_etcd, CP_ROLE_CONTROL_PLANE, enc, strlen(enc), &parsed, &e), 0,
-                     "%s", e.text);
+        cr_assert_eq(
+                cp_join_params_parse(&cp_driver_etcd, CP_ROLE_CONTROL_PLANE, enc, strlen(enc), &parsed, &e),
+                0, "%s", e.text);
         cr_assert_eq(parsed.n_endpoints, 1);
         cr_assert_str_eq(parsed.endpoints[0], url_of(0, cport));
         cp_join_params_done(&parsed);
 
-        cr_assert_eq(cp_join(&cp_driver_etcd, &n2.n, CP_ROLE_CONTROL_PLANE, params, &res[1], &e), 0, "%s", e.text);
+        /* Between join_params and join the cluster stays writable: the
+         * joiner is a learner and does not count for the quorum (the join
+         * service writes the registry to this very etcd meanwhile). */
+        cr_assert_eq(members(0, names, &learners), 2);
+        cr_assert_eq(learners, 1);
+        json_object_put(etcd_post(0, "/v3/kv/put", "{\"key\":\"YXJjYS9iZWZvcmU=\",\"value\":\"eA==\"}"));
+
+        cr_assert_eq(cp_join(&cp_driver_etcd, &n2.n, CP_ROLE_CONTROL_PLANE, params, &res[1], &e), 0, "%s",
+                     e.text);
         cr_assert_gt(res[1].pid, 0);
 
-        /* Both members, both started, seen from either node. */
+        /* Both members, both started and voting, seen from either node. */
         for (int i = 0; i < 2; i++) {
-                size_t n = members(i, names);
+                size_t n = members(i, names, &learners);
                 cr_assert_eq(n, 2, "node %d sees %zu members", i, n);
                 cr_assert(has_name(names, n, "n1") && has_name(names, n, "n2"));
+                cr_assert_eq(learners, 0, "n2 was not promoted");
         }
 
         /* Written on n1, read on n2. */
@@ -677,10 +737,10 @@ Test(etcd, worker_gets_endpoints_only, .init = setup_etcd, .fini = teardown) {
         make_etcd_node(&n1, "n1", 0);
         make_etcd_node(&w, "w1", 2);
         cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), 0, "%s", e.text);
-        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "w1", addr[2], CP_ROLE_WORKER, &params, &e), 0, "%s",
-                     e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "w1", addr[2], CP_ROLE_WORKER, &params, &e), 0,
+                     "%s", e.text);
         cr_assert_eq(json_object_object_length(params), 1, "%s", json_object_to_json_string(params));
-        cr_assert_eq(members(0, names), 1, "a worker became an etcd member");
+        cr_assert_eq(members(0, names, NULL), 1, "a worker became an etcd member");
 
         cr_assert_eq(cp_join(&cp_driver_etcd, &w.n, CP_ROLE_WORKER, params, &res[2], &e), 0, "%s", e.text);
         cr_assert_eq(res[2].pid, 0, "a worker started etcd");
@@ -701,20 +761,22 @@ Test(etcd, join_params_retry_and_concurrent_join, .init = setup_etcd, .fini = te
 
         make_etcd_node(&n1, "n1", 0);
         cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), 0, "%s", e.text);
-        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &p1, &e), 0, "%s",
-                     e.text);
-        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &p2, &e), 0, "%s",
-                     e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &p1, &e),
+                     0, "%s", e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &p2, &e),
+                     0, "%s", e.text);
         cr_assert_eq(json_get_string(p1, "initialCluster", &a, NULL), 0);
         cr_assert_eq(json_get_string(p2, "initialCluster", &b, NULL), 0);
         cr_assert_str_eq(a, b);
-        cr_assert_eq(members(0, names), 2);
+        cr_assert_eq(members(0, names, NULL), 2);
 
-        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n3", addr[2], CP_ROLE_CONTROL_PLANE, &p3, &e), -EBUSY);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n3", addr[2], CP_ROLE_CONTROL_PLANE, &p3, &e),
+                     -EBUSY);
         cr_assert(strstr(e.text, "another control-plane join is under way"), "%s", e.text);
         cr_assert_null(p3);
         e = (struct errmsg){};
-        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n1", addr[2], CP_ROLE_CONTROL_PLANE, &p3, &e), -EEXIST);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n1", addr[2], CP_ROLE_CONTROL_PLANE, &p3, &e),
+                     -EEXIST);
         cr_assert(strstr(e.text, "named 'n1' already exists"), "%s", e.text);
 }
 
@@ -760,14 +822,16 @@ Test(etcd, join_refuses_cluster_without_this_node, .init = setup_etcd, .fini = t
         make_etcd_node(&n2, "n2", 1);
         /* Right name, other address; then right address, other name. */
         snprintf(json, sizeof(json),
-                 "{\"endpoints\":[\"%s\"],\"initialCluster\":\"n1=%s,n2=%s\",\"initialClusterState\":\"existing\"}",
+                 "{\"endpoints\":[\"%s\"],\"initialCluster\":\"n1=%s,n2=%s\",\"initialClusterState\":"
+                 "\"existing\"}",
                  url_of(0, cport), url_of(0, pport), url_of(2, pport));
         cr_assert_eq(json_parse(json, strlen(json), &p, NULL), 0);
         cr_assert_eq(cp_join(&cp_driver_etcd, &n2.n, CP_ROLE_CONTROL_PLANE, p, &res[1], &e), -EINVAL);
         cr_assert(strstr(e.text, "does not contain this node"), "%s", e.text);
         json_object_put(p);
         snprintf(json, sizeof(json),
-                 "{\"endpoints\":[\"%s\"],\"initialCluster\":\"n1=%s,n3=%s\",\"initialClusterState\":\"existing\"}",
+                 "{\"endpoints\":[\"%s\"],\"initialCluster\":\"n1=%s,n3=%s\",\"initialClusterState\":"
+                 "\"existing\"}",
                  url_of(0, cport), url_of(0, pport), url_of(1, pport));
         cr_assert_eq(json_parse(json, strlen(json), &p, NULL), 0);
         e = (struct errmsg){};
@@ -791,62 +855,137 @@ struct pcase {
 
 static const struct pcase pcases[] = {
         { "kubeadm", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\",\"certificateKey\":\"" KEY "\"}", NULL },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"[fd00::1]:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", NULL },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"api.arca.test:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", NULL },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"ABCDEF.0123456789abcdef\",\"caCertHash\":\"" HASH "\"}", "field 'token'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"abcdef.0123456789abcde\",\"caCertHash\":\"" HASH "\"}", "field 'token'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"abcdef-0123456789abcdef\",\"caCertHash\":\"" HASH "\"}", "field 'token'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":7,\"caCertHash\":\"" HASH "\"}", "field 'token' must be of type string" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"sha1:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b\"}", "field 'caCertHash'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\"}", "field 'caCertHash'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"sha256:9f86d0\"}", "field 'caCertHash'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\"}", "missing field 'caCertHash'" },
-        { "kubeadm", CP_ROLE_CONTROL_PLANE, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "missing field 'certificateKey'" },
-        { "kubeadm", CP_ROLE_CONTROL_PLANE, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\",\"certificateKey\":\"5e884898\"}", "field 'certificateKey'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\",\"certificateKey\":\"" KEY "\"}", "a worker must not be given the certificate key" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\",\"extra\":1}", "unknown field 'extra'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"https://10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:65536\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:06443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"fd00::1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"999.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"endpoint\":\"10.0.0.2:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "duplicate key" },
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH
+          "\",\"certificateKey\":\"" KEY "\"}",
+          NULL },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"[fd00::1]:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", NULL },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"api.arca.test:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          NULL },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"ABCDEF.0123456789abcdef\",\"caCertHash\":\"" HASH
+          "\"}",
+          "field 'token'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"abcdef.0123456789abcde\",\"caCertHash\":\"" HASH
+          "\"}",
+          "field 'token'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"abcdef-0123456789abcdef\",\"caCertHash\":\"" HASH
+          "\"}",
+          "field 'token'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":7,\"caCertHash\":\"" HASH "\"}",
+          "field 'token' must be of type string" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN
+          "\",\"caCertHash\":\"sha1:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b\"}",
+          "field 'caCertHash'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN
+          "\",\"caCertHash\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\"}",
+          "field 'caCertHash'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"sha256:9f86d0\"}",
+          "field 'caCertHash'" },
+        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\"}",
+          "missing field 'caCertHash'" },
+        { "kubeadm", CP_ROLE_CONTROL_PLANE,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "missing field 'certificateKey'" },
+        { "kubeadm", CP_ROLE_CONTROL_PLANE,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH
+          "\",\"certificateKey\":\"5e884898\"}",
+          "field 'certificateKey'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH
+          "\",\"certificateKey\":\"" KEY "\"}",
+          "a worker must not be given the certificate key" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\",\"extra\":1}",
+          "unknown field 'extra'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"https://10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:65536\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:06443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"fd00::1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"999.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"endpoint\":\"10.0.0.2:6443\",\"token\":\"" TOKEN
+          "\",\"caCertHash\":\"" HASH "\"}",
+          "duplicate key" },
         { "kubeadm", CP_ROLE_WORKER, "[\"10.0.0.1:6443\"]", "must be a JSON object" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"} x", "invalid JSON" },
-        { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1:2379\",\"https://etcd-1.arca.test:2379\"]}", NULL },
+        { "kubeadm", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"} x",
+          "invalid JSON" },
+        { "etcd", CP_ROLE_WORKER,
+          "{\"endpoints\":[\"http://10.0.0.1:2379\",\"https://etcd-1.arca.test:2379\"]}", NULL },
         { "etcd", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380,n2=http://[fd00::2]:2380\",\"initialClusterState\":\"existing\"}", NULL },
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380,n2=http://"
+          "[fd00::2]:2380\",\"initialClusterState\":\"existing\"}",
+          NULL },
         { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[]}", "field 'endpoints' must list" },
-        { "etcd", CP_ROLE_WORKER, "{\"endpoints\":\"http://10.0.0.1:2379\"}", "field 'endpoints' must be of type array" },
-        { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1:2379\",\"http://10.0.0.1:2379\"]}", "twice" },
+        { "etcd", CP_ROLE_WORKER, "{\"endpoints\":\"http://10.0.0.1:2379\"}",
+          "field 'endpoints' must be of type array" },
+        { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1:2379\",\"http://10.0.0.1:2379\"]}",
+          "twice" },
         { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"ftp://10.0.0.1:2379\"]}", "entry 0 is not" },
         { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1:2379/v3\"]}", "entry 0 is not" },
         { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1\"]}", "entry 0 is not" },
         { "etcd", CP_ROLE_WORKER, "{\"endpoints\":[\"http://user@10.0.0.1:2379\"]}", "entry 0 is not" },
         { "etcd", CP_ROLE_WORKER,
-          "{\"endpoints\":[\"http://10.0.0.1:1\",\"http://10.0.0.1:2\",\"http://10.0.0.1:3\",\"http://10.0.0.1:4\",\"http://10.0.0.1:5\","
-          "\"http://10.0.0.1:6\",\"http://10.0.0.1:7\",\"http://10.0.0.1:8\",\"http://10.0.0.1:9\",\"http://10.0.0.1:10\",\"http://10.0.0.1:11\","
-          "\"http://10.0.0.1:12\",\"http://10.0.0.1:13\",\"http://10.0.0.1:14\",\"http://10.0.0.1:15\",\"http://10.0.0.1:16\",\"http://10.0.0.1:17\"]}",
+          "{\"endpoints\":[\"http://10.0.0.1:1\",\"http://10.0.0.1:2\",\"http://10.0.0.1:3\",\"http://"
+          "10.0.0.1:4\",\"http://10.0.0.1:5\","
+          "\"http://10.0.0.1:6\",\"http://10.0.0.1:7\",\"http://10.0.0.1:8\",\"http://10.0.0.1:9\",\"http://"
+          "10.0.0.1:10\",\"http://10.0.0.1:11\","
+          "\"http://10.0.0.1:12\",\"http://10.0.0.1:13\",\"http://10.0.0.1:14\",\"http://"
+          "10.0.0.1:15\",\"http://10.0.0.1:16\",\"http://10.0.0.1:17\"]}",
           "field 'endpoints' must list" },
         { "etcd", CP_ROLE_WORKER,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380\",\"initialClusterState\":\"existing\"}",
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://"
+          "10.0.0.1:2380\",\"initialClusterState\":\"existing\"}",
           "a worker must not be given initialCluster" },
-        { "etcd", CP_ROLE_CONTROL_PLANE, "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialClusterState\":\"existing\"}", "missing field 'initialCluster'" },
         { "etcd", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"N1=http://10.0.0.1:2380\",\"initialClusterState\":\"existing\"}", "field 'initialCluster'" },
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialClusterState\":\"existing\"}",
+          "missing field 'initialCluster'" },
         { "etcd", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380,n2=http://10.0.0.1:2380\",\"initialClusterState\":\"existing\"}",
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"N1=http://"
+          "10.0.0.1:2380\",\"initialClusterState\":\"existing\"}",
           "field 'initialCluster'" },
         { "etcd", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380,\",\"initialClusterState\":\"existing\"}", "field 'initialCluster'" },
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380,n2=http://"
+          "10.0.0.1:2380\",\"initialClusterState\":\"existing\"}",
+          "field 'initialCluster'" },
         { "etcd", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"http://10.0.0.1:2380\",\"initialClusterState\":\"existing\"}", "field 'initialCluster'" },
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://"
+          "10.0.0.1:2380,\",\"initialClusterState\":\"existing\"}",
+          "field 'initialCluster'" },
         { "etcd", CP_ROLE_CONTROL_PLANE,
-          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://10.0.0.1:2380\",\"initialClusterState\":\"new\"}", "must be \"existing\"" },
-        { "etcd", CP_ROLE_WORKER, "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}", "unknown field 'endpoint'" },
-        { "kubeadm", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1:2379\"]}", "unknown field 'endpoints'" },
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"http://"
+          "10.0.0.1:2380\",\"initialClusterState\":\"existing\"}",
+          "field 'initialCluster'" },
+        { "etcd", CP_ROLE_CONTROL_PLANE,
+          "{\"endpoints\":[\"http://10.0.0.1:2379\"],\"initialCluster\":\"n1=http://"
+          "10.0.0.1:2380\",\"initialClusterState\":\"new\"}",
+          "must be \"existing\"" },
+        { "etcd", CP_ROLE_WORKER,
+          "{\"endpoint\":\"10.0.0.1:6443\",\"token\":\"" TOKEN "\",\"caCertHash\":\"" HASH "\"}",
+          "unknown field 'endpoint'" },
+        { "kubeadm", CP_ROLE_WORKER, "{\"endpoints\":[\"http://10.0.0.1:2379\"]}",
+          "unknown field 'endpoints'" },
 };
 
 Test(params, parser_checks_every_field) {
@@ -873,7 +1012,8 @@ Test(params, parser_checks_every_field) {
                         continue;
                 }
                 cr_assert_lt(r, 0, "case %zu accepted: %s", i, c->json);
-                cr_assert(strstr(e.text, c->expect), "case %zu: expected '%s', got '%s'", i, c->expect, e.text);
+                cr_assert(strstr(e.text, c->expect), "case %zu: expected '%s', got '%s'", i, c->expect,
+                          e.text);
                 cr_assert_null(p.token, "output touched on failure");
                 cr_assert_eq(p.n_endpoints, 0, "output touched on failure");
         }
@@ -881,8 +1021,9 @@ Test(params, parser_checks_every_field) {
 
 Test(params, validators) {
         cr_assert(cp_valid_name("n1") && cp_valid_name("node-1.zone-a") && cp_valid_name("123"));
-        cr_assert(!cp_valid_name("") && !cp_valid_name("-n") && !cp_valid_name("n-") && !cp_valid_name("N1") &&
-                  !cp_valid_name("a..b") && !cp_valid_name("a_b") && !cp_valid_name(NULL));
+        cr_assert(!cp_valid_name("") && !cp_valid_name("-n") && !cp_valid_name("n-") &&
+                  !cp_valid_name("N1") && !cp_valid_name("a..b") && !cp_valid_name("a_b") &&
+                  !cp_valid_name(NULL));
         cr_assert(cp_valid_cidrs("10.244.0.0/16") && cp_valid_cidrs("10.244.0.0/16,fd00:10:244::/56"));
         cr_assert(!cp_valid_cidrs("10.244.0.0/16,10.245.0.0/16") && !cp_valid_cidrs("10.244.0.0") &&
                   !cp_valid_cidrs("10.244.0.0/016") && !cp_valid_cidrs("fd00::/129"));
@@ -894,7 +1035,8 @@ Test(params, validators) {
                   !cp_valid_url("http://[127.0.0.1]:2379") && !cp_valid_url("http://:2379") &&
                   !cp_valid_url("http://h:0"));
         cr_assert(cp_valid_host("10.0.0.1") && cp_valid_host("fd00::1") && cp_valid_host("api.example") &&
-                  !cp_valid_host("10.0.0.300") && !cp_valid_host("api.example.") && !cp_valid_host("*.example"));
+                  !cp_valid_host("10.0.0.300") && !cp_valid_host("api.example.") &&
+                  !cp_valid_host("*.example"));
 }
 
 Test(params, random_tokens_are_well_formed) {

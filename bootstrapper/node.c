@@ -299,6 +299,29 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
         return 0;
 }
 
+/* Give the disk its derived key and bring the mesh up, through the hooks
+ * of the modules that own them. */
+static int handoff(struct node *n, const struct node_state *s, const uint8_t disk_key[KEY_SIZE],
+                   const struct mesh_peer *peers, size_t n_peers, struct errmsg *e) {
+        int r;
+
+        if (n->handoff.rekey_disk) {
+                r = n->handoff.rekey_disk(n->handoff.userdata, s->disk_uuid, disk_key, e);
+                if (r < 0)
+                        return r;
+        } else
+                log_info("No state disk on this node: nothing to re-key (disk %s).", s->disk_uuid);
+        if (n->handoff.mesh_up) {
+                r = n->handoff.mesh_up(n->handoff.userdata, s->mesh_address, s->mesh_cidr, n->wg_private, peers,
+                                       n_peers, e);
+                if (r < 0)
+                        return r;
+        } else
+                log_info("No mesh module on this node: mesh address %s is registered, arca0 is not set up.",
+                         s->mesh_address);
+        return 0;
+}
+
 /* State, node lock, join service: the last steps of both init and join. */
 static int commit(struct node *n, const struct node_state *s, const struct master_state *master, const char *policy,
                   size_t policy_size, struct errmsg *e) {
@@ -395,6 +418,15 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
         }
         memcpy(master.master_secret, req->master_secret, KEY_SIZE);
         memcpy(master.master_salt, req->master_salt, KEY_SIZE);
+        {
+                uint8_t disk_key[KEY_SIZE];
+                r = key_disk(req->master_secret, req->master_salt, s.disk_uuid, disk_key);
+                if (r >= 0)
+                        r = handoff(n, &s, disk_key, NULL, 0, e);
+                secret_wipe(disk_key, sizeof(disk_key));
+                if (r < 0)
+                        goto fail;
+        }
         r = commit(n, &s, &master, req->policy, req->policy_size, e);
         secret_wipe(&master, sizeof(master));
         if (r < 0)
@@ -461,8 +493,9 @@ int node_join(struct node *n, const struct join_response *resp, struct errmsg *e
                 memcpy(master.master_secret, resp->master_secret, KEY_SIZE);
                 memcpy(master.master_salt, resp->master_salt, KEY_SIZE);
         }
-        /* The state disk is re-keyed to resp->disk_key by the disk-mapper
-         * (its own issue); this node has no disk-mapper yet. */
+        r = handoff(n, &s, resp->disk_key, resp->peers, resp->n_peers, e);
+        if (r < 0)
+                goto fail;
         r = commit(n, &s, resp->has_master ? &master : NULL, resp->policy, resp->policy_size, e);
         secret_wipe(&master, sizeof(master));
         if (r < 0)

@@ -46,8 +46,21 @@ struct node_options {
         const char *disk_uuid;     /* NULL: the state directory's own */
 };
 
+/* Hand-offs to the modules that own the state disk (disk-mapper) and the
+ * WireGuard mesh; they arrive with their own issues. A NULL hook means this
+ * node has no such module, which is logged once per commit. */
+struct node_handoff {
+        /* Replace the disk's initial key with its derived key. */
+        int (*rekey_disk)(void *userdata, const char *disk_uuid, const uint8_t key[KEY_SIZE], struct errmsg *e);
+        /* Bring arca0 up with this node's address and its first peers. */
+        int (*mesh_up)(void *userdata, const char *address, const char *cidr, const uint8_t wg_private[WG_KEY_SIZE],
+                       const struct mesh_peer *peers, size_t n_peers, struct errmsg *e);
+        void *userdata;
+};
+
 struct node {
         struct node_options opt;
+        struct node_handoff handoff;
         struct tpm_ctx *tpm;
         struct attester *attester;
         struct verifier *peer_verifier; /* "same image": our own PCRs, PCR 15 free */

@@ -3,17 +3,18 @@
  * control-plane nodes' mesh addresses, for machines without Kubernetes
  * binaries. Plain HTTP: the mesh (WireGuard) authenticates and encrypts
  * all traffic between nodes. The first node starts a new cluster; the join
- * service adds each control-plane joiner through the member API
- * (/v3/cluster/member/add) and hands it the initial cluster, with which the
- * joiner starts etcd in state "existing". Workers only learn the client
- * endpoints. */
+ * service adds each control-plane joiner as a learner through the member
+ * API (/v3/cluster/member/add) and hands it the initial cluster, with which
+ * the joiner starts etcd in state "existing" and, once caught up, promotes
+ * itself to a voting member. A learner does not count for the quorum, so
+ * the cluster stays available throughout a join, also when the joiner
+ * never comes. Workers only learn the client endpoints. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cpdriver.h"
@@ -68,25 +69,15 @@ static bool initial_cluster_has(const char *ic, const char *name, const char *pe
         return false;
 }
 
-static void msleep(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* The most telling line etcd logged since `offset`: the last error (zap
  * JSON: "msg: error"), else the last line. */
 static void log_reason(const char *log_path, off_t offset, char *out, size_t max) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        const char *best = NULL, *last = NULL;
+        const char *best = NULL, *last = NULL, *msg, *err;
         size_t best_len = 0, last_len = 0;
+        char line[512];
         struct stat st;
         ssize_t n;
 
@@ -100,20 +91,20 @@ static void log_reason(const char *log_path, off_t offset, char *out, size_t max
         if (!buf || (n = pread(fd, buf, ETCD_LOG_TAIL, offset)) <= 0)
                 return;
         buf[n] = 0;
-        for (char *line = buf, *end; line < buf + n; line = end + 1) {
-                end = memchr(line, '\n', (size_t) (buf + n - line));
+        for (char *l = buf, *end; l < buf + n; l = end + 1) {
+                end = memchr(l, '\n', (size_t) (buf + n - l));
                 if (!end)
                         end = buf + n;
                 *end = 0;
-                if (end == line)
+                if (end == l)
                         continue;
-                last = line;
-                last_len = (size_t) (end - line);
-                if (strstr(line, "\"level\":\"fatal\"") || strstr(line, "\"level\":\"panic\"") ||
-                    strstr(line, "\"level\":\"error\"")) {
-                        best = line;
-                        best_len = last_len;
+                if (strstr(l, "\"level\":\"fatal\"") || strstr(l, "\"level\":\"panic\"") ||
+                    strstr(l, "\"level\":\"error\"")) {
+                        best = l;
+                        best_len = (size_t) (end - l);
                 }
+                last = l;
+                last_len = (size_t) (end - l);
         }
         if (!best) {
                 best = last;
@@ -121,26 +112,19 @@ static void log_reason(const char *log_path, off_t offset, char *out, size_t max
         }
         if (!best)
                 return;
-        {
-                _cleanup_(json_object_putp) json_object *o = NULL;
-                const char *msg, *err;
-                char line[512];
-
-                if (json_parse(best, best_len, &o, NULL) == 0 &&
-                    json_get_string(o, "msg", &msg, NULL) == 0) {
-                        if (json_get_string(o, "error", &err, NULL) == 0)
-                                snprintf(line, sizeof(line), "%s: %s", msg, err);
-                        else
-                                snprintf(line, sizeof(line), "%s", msg);
-                        cp_output_line(line, strlen(line), out, max);
-                } else
-                        cp_output_line(best, best_len, out, max);
-        }
+        if (json_parse(best, best_len, &o, NULL) == 0 && json_get_string(o, "msg", &msg, NULL) == 0) {
+                if (json_get_string(o, "error", &err, NULL) == 0)
+                        snprintf(line, sizeof(line), "%s: %s", msg, err);
+                else
+                        snprintf(line, sizeof(line), "%s", msg);
+                cp_output_line(line, strlen(line), out, max);
+        } else
+                cp_output_line(best, best_len, out, max);
 }
 
 static int wait_healthy(pid_t pid, const char *client_url, const char *log_path, off_t log_offset,
                         struct errmsg *e) {
-        uint64_t deadline = now_ms() + ETCD_START_TIMEOUT_MS;
+        uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;
         char health[300];
         struct errmsg last = {};
 
@@ -166,7 +150,7 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
                 if (cp_http_json("GET", health, NULL, 1000, &o, &last) == 0 &&
                     json_get_string(o, "health", &h, &last) == 0 && streq(h, "true"))
                         return 0;
-                if (now_ms() >= deadline) {
+                if (cp_now_ms() >= deadline) {
                         char reason[320];
                         (void) kill(pid, SIGKILL);
                         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -176,7 +160,7 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
                                           "etcd did not become healthy within %u s (%s); its log says: %s",
                                           ETCD_START_TIMEOUT_MS / 1000, errmsg_str(&last), reason);
                 }
-                msleep(100);
+                cp_sleep_ms(100);
         }
 }
 
@@ -272,6 +256,7 @@ static int etcd_init(const struct cp_node *node, struct cp_result *ret, struct e
 /* One member from the member API, as far as we use it. */
 struct member {
         const char *id, *name; /* name "" for a member added but not started */
+        bool learner;
         json_object *peer_urls, *client_urls;
 };
 
@@ -301,6 +286,9 @@ static int parse_members(json_object *resp, struct member m[static CP_MAX_MEMBER
                         if (m[i].name[0] && !cp_valid_name(m[i].name))
                                 return errmsg_set(e, EBADMSG, "etcd member %s has an invalid name", m[i].id);
                 }
+                if (json_object_object_get_ex(o, "isLearner", &v) &&
+                    json_get_bool(o, "isLearner", &m[i].learner, e) < 0)
+                        return -EBADMSG;
                 if (json_object_object_get_ex(o, "peerURLs", &v) &&
                     json_get_array(o, "peerURLs", &m[i].peer_urls, e) < 0)
                         return -EBADMSG;
@@ -378,33 +366,35 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
                 return 0;
         }
 
-        /* A retried join finds its own member added but not started: use it
-         * again. Any other member that has not started means a join is
-         * under way, and adding one more would cost the cluster its quorum. */
+        /* The joiner becomes a learner: it does not count for the quorum, so
+         * the cluster stays available (to the registry, say) until the
+         * joiner has started, caught up and promoted itself (etcd_join).
+         * A retried join finds its own learner and uses it again. Any other
+         * learner or unstarted member means a join is under way. */
         for (size_t i = 0; i < n; i++) {
                 if (has_url(m[i].peer_urls, purl)) {
-                        if (m[i].name[0])
+                        if (!m[i].learner || (m[i].name[0] && !streq(m[i].name, joiner_name)))
                                 return errmsg_set(e, EEXIST, "%s already belongs to etcd member '%s'", purl,
-                                                  m[i].name);
+                                                  m[i].name[0] ? m[i].name : m[i].id);
                         new_id = m[i].id;
                 } else if (streq(m[i].name, joiner_name))
                         return errmsg_set(e, EEXIST, "an etcd member named '%s' already exists",
                                           joiner_name);
         }
         for (size_t i = 0; i < n; i++)
-                if (!m[i].name[0] && m[i].id != new_id)
-                        return errmsg_set(
-                                e, EBUSY,
-                                "etcd member %s was added but has not started: another control-plane "
-                                "join is under way",
-                                m[i].id);
+                if ((m[i].learner || !m[i].name[0]) && !(new_id && streq(m[i].id, new_id)))
+                        return errmsg_set(e, EBUSY,
+                                          "etcd member %s (%s) has not completed its join: another "
+                                          "control-plane join is under way (remove the member if it failed)",
+                                          m[i].id, m[i].name[0] ? m[i].name : "never started");
         if (!new_id) {
                 _cleanup_(json_object_putp) json_object *req = json_object_new_object(), *peers = NULL;
                 json_object *member;
 
                 peers = json_object_new_array();
                 if (!req || !peers || json_object_array_add(peers, json_object_new_string(purl)) < 0 ||
-                    json_add(req, "peerURLs", TAKE_PTR(peers)) < 0)
+                    json_add(req, "peerURLs", TAKE_PTR(peers)) < 0 ||
+                    json_add_bool(req, "isLearner", true) < 0)
                         return -ENOMEM;
                 snprintf(api, sizeof(api), "%s/v3/cluster/member/add", base);
                 r = cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, &added, e);
@@ -434,6 +424,7 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
 
                 if (!name[0])
                         return errmsg_set(e, EBUSY, "etcd member %s has not started", m[i].id);
+                /* (the learner is ours: the loop above refused others) */
                 for (size_t u = 0; u < nu; u++) {
                         const char *p = json_object_get_string(json_object_array_get_idx(m[i].peer_urls, u));
                         int k = snprintf(ic + len, CP_JOIN_PARAMS_MAX - len, "%s%s=%s", len ? "," : "", name,
@@ -554,9 +545,53 @@ static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_p
         return 0;
 }
 
+/* The joiner started as a learner: promote it to a voting member once it
+ * has caught up with the leader (etcd refuses before that), asking the
+ * members that were there before. Idempotent. */
+static int promote_self(const struct cp_join_params *p, const char *purl, struct errmsg *e) {
+        uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;
+        struct errmsg last = {};
+
+        for (size_t k = 0;; k = (k + 1) % p->n_endpoints) {
+                _cleanup_(json_object_putp) json_object *list = NULL, *req = NULL, *resp = NULL;
+                struct member m[CP_MAX_MEMBERS];
+                const char *id = NULL;
+                bool learner = false;
+                char api[340];
+                size_t n = 0;
+
+                last = (struct errmsg){};
+                snprintf(api, sizeof(api), "%s/v3/cluster/member/list", p->endpoints[k]);
+                if (cp_http_json("POST", api, NULL, ETCD_HTTP_TIMEOUT_MS, &list, &last) == 0 &&
+                    parse_members(list, m, &n, &last) == 0) {
+                        for (size_t i = 0; i < n; i++)
+                                if (has_url(m[i].peer_urls, purl)) {
+                                        id = m[i].id;
+                                        learner = m[i].learner;
+                                }
+                        if (!id)
+                                return errmsg_set(e, ENOENT, "%s is not a member of the etcd cluster", purl);
+                        if (!learner)
+                                return 0;
+                        req = json_object_new_object();
+                        if (!req || json_add_string(req, "ID", id) < 0)
+                                return -ENOMEM;
+                        snprintf(api, sizeof(api), "%s/v3/cluster/member/promote", p->endpoints[k]);
+                        if (cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, &resp, &last) == 0)
+                                return 0;
+                }
+                if (cp_now_ms() >= deadline)
+                        return errmsg_set(e, ETIMEDOUT, "cannot promote etcd learner %s within %u s: %s",
+                                          purl, ETCD_START_TIMEOUT_MS / 1000, errmsg_str(&last));
+                cp_sleep_ms(100);
+        }
+}
+
 static int etcd_join(const struct cp_node *node, const struct cp_join_params *p, struct cp_result *ret,
                      struct errmsg *e) {
+        struct cp_result res = {};
         char purl[300];
+        int r;
 
         if (p->role == CP_ROLE_WORKER) {
                 _cleanup_(json_object_putp) json_object *kc = json_object_new_object();
@@ -581,7 +616,16 @@ static int etcd_join(const struct cp_node *node, const struct cp_join_params *p,
         if (!initial_cluster_has(p->initial_cluster, node->name, purl))
                 return errmsg_set(e, EINVAL, "the initial cluster does not contain this node (%s=%s)",
                                   node->name, purl);
-        return start_etcd(node, p->initial_cluster, "existing", ret, e);
+        r = start_etcd(node, p->initial_cluster, "existing", &res, e);
+        if (r < 0)
+                return r;
+        r = promote_self(p, purl, e);
+        if (r < 0) {
+                (void) cp_stop(&res);
+                return r;
+        }
+        *ret = res;
+        return 0;
 }
 
 const struct cp_driver cp_driver_etcd = {

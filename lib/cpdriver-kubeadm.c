@@ -45,10 +45,7 @@ static uint16_t api_port(const struct cp_node *n) {
 }
 
 static int kubeadm_find(char **ret, struct errmsg *e) {
-        int r = cp_find_binary("kubeadm", ret, e);
-        if (r == -ENOENT)
-                errmsg_prefix(e, "kubeadm is missing");
-        return r;
+        return cp_find_binary("kubeadm", ret, e);
 }
 
 static int kubeadm_check(struct errmsg *e) {
@@ -60,7 +57,7 @@ static int kubeadm_check(struct errmsg *e) {
                 return r;
         r = cp_find_binary("kubelet", &b, e);
         if (r == -ENOENT)
-                errmsg_prefix(e, "kubelet is missing (kubeadm needs it on every node)");
+                errmsg_prefix(e, "kubeadm needs the kubelet on every node");
         return r;
 }
 

@@ -136,10 +136,12 @@ int cp_check(const struct cp_driver *d, struct errmsg *e);
 /* First control-plane node. */
 int cp_init(const struct cp_driver *d, const struct cp_node *node, struct cp_result *ret, struct errmsg *e);
 /* On the join service's node: what `joiner_name` at `joiner_address` (its
- * mesh address) needs to join in `role`. For etcd control-plane joiners
- * this adds the member to the cluster: the joiner must then start promptly
- * (a two-member cluster has no quorum until it does). Contains a secret
- * (bootstrap token, certificate key): send it only over attested channels. */
+ * mesh address) needs to join in `role`. kubeadm: a fresh bootstrap token
+ * (and freshly uploaded certificates for control-plane joiners) each time;
+ * the object holds secrets: send it only over attested channels. etcd:
+ * control-plane joiners are added as learners (the quorum is unaffected)
+ * and promote themselves in cp_join; until then another control-plane join
+ * is -EBUSY, while the same joiner asking again gets the same member. */
 int cp_join_params(const struct cp_driver *d, const struct cp_node *node, const char *joiner_name,
                    const char *joiner_address, enum cp_role role, json_object **ret, struct errmsg *e);
 /* Pure and strict: every field checked, unknown fields refused, secrets
@@ -195,6 +197,10 @@ int cp_http_json(const char *method, const char *url, json_object *body, long ti
 /* A program's output as one printable line for a message: control
  * characters become spaces, the end is kept (at most max - 1 bytes). */
 void cp_output_line(const char *p, size_t n, char *out, size_t max);
+
+/* CLOCK_MONOTONIC in milliseconds; sleeping through EINTR. */
+uint64_t cp_now_ms(void);
+void cp_sleep_ms(unsigned ms);
 
 /* mkdir -p with `mode` for the directories it creates. */
 int cp_mkdir_p(const char *path, mode_t mode);

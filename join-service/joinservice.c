@@ -91,8 +91,19 @@ static int endpoint_host(const char *endpoint, char *buf, size_t size) {
         return 0;
 }
 
-static int read_body(struct evhttp_request *req, char **ret, size_t *ret_size) {
-        int r = http_request_body(req, MSG_MAX_SIZE, ret, ret_size);
+/* POST from an attested peer: its body, or an error reply sent (< 0). */
+static int accept_request(struct evhttp_request *req, char **ret, size_t *ret_size) {
+        int r;
+
+        if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+                http_reply_error(req, 405, "use POST");
+                return -EINVAL;
+        }
+        if (!peer_ok(req)) {
+                http_reply_error(req, 403, "the peer is not attested");
+                return -EPERM;
+        }
+        r = http_request_body(req, MSG_MAX_SIZE, ret, ret_size);
         if (r < 0)
                 http_reply_error(req, r == -EFBIG ? 413 : 500, "cannot read the request: %s", strerror(-r));
         return r;
@@ -213,15 +224,7 @@ static void handle_join(struct evhttp_request *req, void *arg) {
         size_t len;
         int r;
 
-        if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-                http_reply_error(req, 405, "use POST");
-                return;
-        }
-        if (!peer_ok(req)) {
-                http_reply_error(req, 403, "the peer is not attested");
-                return;
-        }
-        if (read_body(req, &body, &len) < 0)
+        if (accept_request(req, &body, &len) < 0)
                 return;
         r = join_request_parse(body, len, &m, &e);
         free(body);
@@ -258,15 +261,7 @@ static void handle_rejoin(struct evhttp_request *req, void *arg) {
         size_t len;
         int r;
 
-        if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-                http_reply_error(req, 405, "use POST");
-                return;
-        }
-        if (!peer_ok(req)) {
-                http_reply_error(req, 403, "the peer is not attested");
-                return;
-        }
-        if (read_body(req, &body, &len) < 0)
+        if (accept_request(req, &body, &len) < 0)
                 return;
         r = rejoin_request_parse(body, len, &m, &e);
         free(body);

@@ -4,13 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "curl-util.h"
 #include "macro.h"
 
-struct body_buf {
-        char *data;
-        size_t size;
-        bool too_large;
-};
 
 void http_response_done(struct http_response *r) {
         if (!r)
@@ -42,30 +38,12 @@ int atls_curl_setup(CURL *curl, struct atls_config *cfg) {
         return 0;
 }
 
-static size_t write_cb(char *p, size_t size, size_t n, void *arg) {
-        struct body_buf *b = arg;
-        size_t len = size * n;
-        char *nd;
-
-        if (b->size + len > ATLS_HTTP_MAX_RESPONSE) {
-                b->too_large = true;
-                return 0;
-        }
-        nd = realloc(b->data, b->size + len + 1);
-        if (!nd)
-                return 0;
-        memcpy(nd + b->size, p, len);
-        b->data = nd;
-        b->size += len;
-        b->data[b->size] = 0;
-        return len;
-}
 
 int atls_http_request(struct atls_config *cfg, const char *url, const char *method, const char *body,
                       size_t body_size, long timeout_ms, struct http_response *ret, struct errmsg *e) {
         CURL *curl = NULL;
         struct curl_slist *hdrs = NULL;
-        struct body_buf b = {};
+        struct curl_body b = { .max = ATLS_HTTP_MAX_RESPONSE };
         char errbuf[CURL_ERROR_SIZE] = "";
         unsigned before = cfg->n_verifications;
         long status = 0;
@@ -83,7 +61,7 @@ int atls_http_request(struct atls_config *cfg, const char *url, const char *meth
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_body_write);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 30000L);
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L);

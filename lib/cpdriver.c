@@ -3,6 +3,8 @@
  * drivers share: validators, running and spawning programs, plain HTTP. */
 #include "cpdriver.h"
 
+#include "curl-util.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -737,36 +739,13 @@ int cp_spawn(char *const argv[], const char *log_path, pid_t *ret_pid, struct er
 
 /* --- HTTP ------------------------------------------------------------------- */
 
-struct http_buf {
-        char *data;
-        size_t size;
-        bool too_large;
-};
 
-static size_t http_write_cb(char *p, size_t size, size_t n, void *arg) {
-        struct http_buf *b = arg;
-        size_t len = size * n;
-        char *nd;
-
-        if (b->size + len > CP_HTTP_MAX_RESPONSE) {
-                b->too_large = true;
-                return 0;
-        }
-        nd = realloc(b->data, b->size + len + 1);
-        if (!nd)
-                return 0;
-        memcpy(nd + b->size, p, len);
-        b->data = nd;
-        b->size += len;
-        b->data[b->size] = 0;
-        return len;
-}
 
 int cp_http_json(const char *method, const char *url, json_object *body, long timeout_ms, json_object **ret,
                  struct errmsg *e) {
         CURL *curl;
         struct curl_slist *hdrs = NULL;
-        struct http_buf b = {};
+        struct curl_body b = { .max = CP_HTTP_MAX_RESPONSE };
         char errbuf[CURL_ERROR_SIZE] = "";
         long status = 0;
         CURLcode cc;
@@ -788,7 +767,7 @@ int cp_http_json(const char *method, const char *url, json_object *body, long ti
             curl_easy_setopt(curl, CURLOPT_NOPROXY, "*") != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_write_cb) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_body_write) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK) {

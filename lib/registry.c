@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curl-util.h"
 #include "encoding.h"
 #include "json-util.h"
 
@@ -23,11 +24,6 @@
 /* gRPC status codes the gateway reports in error bodies. */
 #define GRPC_UNAVAILABLE 14
 
-struct body_buf {
-        char *data;
-        size_t size;
-        bool too_large;
-};
 
 struct registry {
         char **endpoints;
@@ -38,7 +34,7 @@ struct registry {
         CURL *curl;
         struct curl_slist *headers;
         char errbuf[CURL_ERROR_SIZE];
-        struct body_buf body;
+        struct curl_body body;
 };
 
 /* --- small helpers ------------------------------------------------------------ */
@@ -551,24 +547,6 @@ int registry_parse_error_response(const char *buf, size_t len, int *ret_grpc_cod
 
 /* --- transport ---------------------------------------------------------------------- */
 
-static size_t write_cb(char *p, size_t size, size_t n, void *arg) {
-        struct body_buf *b = arg;
-        size_t len = size * n;
-        char *nd;
-
-        if (len > REGISTRY_MAX_RESPONSE - b->size) {
-                b->too_large = true;
-                return 0;
-        }
-        nd = realloc(b->data, b->size + len + 1);
-        if (!nd)
-                return 0;
-        memcpy(nd + b->size, p, len);
-        b->data = nd;
-        b->size += len;
-        b->data[b->size] = 0;
-        return len;
-}
 
 static int curl_to_errno(CURLcode cc) {
         switch (cc) {
@@ -630,9 +608,7 @@ static int etcd_post(struct registry *reg, const char *path, json_object *req, c
                 int code, r;
 
                 snprintf(url, sizeof(url), "%s%s", ep, path);
-                reg->body.data = mfree(reg->body.data);
-                reg->body.size = 0;
-                reg->body.too_large = false;
+                curl_body_reset(&reg->body);
                 reg->errbuf[0] = 0;
                 if (curl_easy_setopt(reg->curl, CURLOPT_URL, url) != CURLE_OK ||
                     curl_easy_setopt(reg->curl, CURLOPT_POSTFIELDS, payload) != CURLE_OK ||
@@ -957,6 +933,7 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
                 return -ENOMEM;
         memcpy(reg->prefix, prefix, plen + 1);
         reg->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+        reg->body.max = REGISTRY_MAX_RESPONSE;
         reg->endpoints = calloc(cfg->n_endpoints, sizeof(char *));
         if (!reg->endpoints)
                 return -ENOMEM;
@@ -992,7 +969,7 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
             curl_easy_setopt(reg->curl, CURLOPT_POST, 1L) != CURLE_OK ||
             curl_easy_setopt(reg->curl, CURLOPT_HTTPHEADER, reg->headers) != CURLE_OK ||
             curl_easy_setopt(reg->curl, CURLOPT_ERRORBUFFER, reg->errbuf) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_WRITEFUNCTION, write_cb) != CURLE_OK ||
+            curl_easy_setopt(reg->curl, CURLOPT_WRITEFUNCTION, curl_body_write) != CURLE_OK ||
             curl_easy_setopt(reg->curl, CURLOPT_WRITEDATA, &reg->body) != CURLE_OK ||
             curl_easy_setopt(reg->curl, CURLOPT_TIMEOUT_MS, reg->timeout_ms) != CURLE_OK ||
             curl_easy_setopt(reg->curl, CURLOPT_CONNECTTIMEOUT_MS, reg->timeout_ms) != CURLE_OK ||

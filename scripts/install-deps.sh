@@ -11,6 +11,8 @@ PACKAGES=(
     libssl-dev libtss2-dev libjson-c-dev libcurl4-openssl-dev libsystemd-dev libevent-dev
     # tests
     libcriterion-dev openssl swtpm swtpm-tools tpm2-tools iproute2 procps etcd-server etcd-client
+    # measured boot: the systemd stub, independent Authenticode tools, PE files
+    systemd-boot-efi pesign sbsigntool osslsigncode binutils linux-image-amd64
 )
 
 missing=()

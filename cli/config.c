@@ -59,7 +59,7 @@ static int write_conf(const char *path, const char *name, const char *init, cons
                 "%sinit = %s\n"
                 "\n"
                 "[kubernetes]\n"
-                "# version = 1.29\n"
+                "# version = v1.29.3\n"
                 "pod-cidr = 10.244.0.0/16\n"
                 "service-cidr = 10.96.0.0/12\n"
                 "# Extra names or addresses of the API server certificate, comma separated.\n"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attest.h"
+#include "cpdriver.h"
 #include "fileio.h"
 #include "openssl-util.h"
 #include "platform.h"
@@ -88,6 +89,8 @@ static int apply_defaults(struct arca_config *c, const char *base, struct errmsg
         if (!valid_cidr4(c->service_cidr))
                 return errmsg_set(e, EBADMSG, "[kubernetes] service-cidr \"%s\" is not an IPv4 network",
                                   c->service_cidr);
+        if (c->k8s_version[0] && !cp_valid_k8s_version(c->k8s_version))
+                return errmsg_set(e, EBADMSG, "[kubernetes] version \"%s\" must look like v1.29.3", c->k8s_version);
         if (!streq(c->driver, "kubeadm") && !streq(c->driver, "etcd"))
                 return errmsg_set(e, EBADMSG, "[control-plane] driver \"%s\": use kubeadm or etcd", c->driver);
         return 0;

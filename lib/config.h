@@ -12,7 +12,7 @@
  *   [nodes]
  *   init = 10.0.0.2                            # first node, port 9000 default
  *   [kubernetes]
- *   version = 1.29   pod-cidr = ...   service-cidr = ...   api-sans = a, b
+ *   version = v1.29.3   pod-cidr = ...   service-cidr = ...   api-sans = a, b
  *   [control-plane]
  *   driver = etcd                              # or kubeadm
  *   [owner]

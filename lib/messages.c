@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cpdriver.h"
 #include "json-util.h"
 #include "secret.h"
 
@@ -27,12 +28,7 @@ static bool valid_driver(const char *s) {
 }
 
 static bool valid_k8s_version(const char *s) {
-        if (!*s)
-                return true; /* driver default */
-        for (const char *p = s; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'v'))
-                        return false;
-        return true;
+        return !*s /* the node's default */ || cp_valid_k8s_version(s);
 }
 
 static bool valid_san(const char *s) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "json-util.h"
 #include "macro.h"
@@ -60,6 +61,10 @@ int http_server_new(struct event_base *base, SSL_CTX *ctx, const char *address, 
                 http_server_free(s);
                 return errmsg_set(e, r, "Cannot listen on %s:%u: %s", address, port, strerror(-r));
         }
+        /* Replies leave in more than one TLS record; without TCP_NODELAY
+         * the second waits for the client's delayed ACK (~40 ms). Accepted
+         * sockets inherit it. */
+        (void) setsockopt(evhttp_bound_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
         if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *) &ss, &sl) == 0)
                 s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
                                                          : ((struct sockaddr_in *) &ss)->sin_port);

@@ -10,13 +10,18 @@
 
 #define JSON_MAX_KEYS 1024
 
+struct key_span {
+        const char *p;
+        size_t len;
+};
+
 struct raw_level {
         bool is_object;
         bool want_key;
         const char *parent; /* key under which this container sits, or NULL */
         size_t parent_len;
-        size_t n_keys;
-        struct { const char *p; size_t len; } keys[]; /* flexible, JSON_MAX_KEYS */
+        size_t n_keys, cap;
+        struct key_span *keys; /* grows up to JSON_MAX_KEYS */
 };
 
 /* json-c keeps the last of duplicate keys, decodes escapes in keys (so
@@ -25,11 +30,11 @@ struct raw_level {
  * different documents, so refuse all of that on the raw text, which
  * json-c has already found grammatical. */
 static int json_check_raw(const char *buf, size_t len, struct errmsg *e) {
-        struct raw_level *stack[JSON_MAX_DEPTH + 1] = {};
+        struct raw_level stack[JSON_MAX_DEPTH + 1] = {};
         int depth = -1, r = 0;
 
         for (size_t i = 0; i < len && r == 0; i++) {
-                struct raw_level *l = depth >= 0 ? stack[depth] : NULL;
+                struct raw_level *l = depth >= 0 ? &stack[depth] : NULL;
                 const char *str;
                 size_t slen;
                 bool escaped = false;
@@ -42,20 +47,12 @@ static int json_check_raw(const char *buf, size_t len, struct errmsg *e) {
                                 break;
                         }
                         depth++;
-                        if (!stack[depth]) {
-                                stack[depth] = malloc(sizeof(struct raw_level) +
-                                                      JSON_MAX_KEYS * sizeof(stack[0]->keys[0]));
-                                if (!stack[depth]) {
-                                        r = -ENOMEM;
-                                        break;
-                                }
-                        }
-                        stack[depth]->is_object = buf[i] == '{';
-                        stack[depth]->want_key = buf[i] == '{';
-                        stack[depth]->n_keys = 0;
+                        stack[depth].is_object = buf[i] == '{';
+                        stack[depth].want_key = buf[i] == '{';
+                        stack[depth].n_keys = 0;
                         /* Name the nearest enclosing key, through arrays. */
-                        stack[depth]->parent = !l ? NULL : l->is_object ? l->keys[l->n_keys - 1].p : l->parent;
-                        stack[depth]->parent_len = !l ? 0 : l->is_object ? l->keys[l->n_keys - 1].len : l->parent_len;
+                        stack[depth].parent = !l ? NULL : l->is_object ? l->keys[l->n_keys - 1].p : l->parent;
+                        stack[depth].parent_len = !l ? 0 : l->is_object ? l->keys[l->n_keys - 1].len : l->parent_len;
                         continue;
                 case '\'':
                         r = errmsg_set(e, EBADMSG, "single-quoted strings are not JSON (offset %zu)", i);
@@ -116,12 +113,22 @@ static int json_check_raw(const char *buf, size_t len, struct errmsg *e) {
                         r = errmsg_set(e, EBADMSG, "more than %u keys in a JSON object", JSON_MAX_KEYS);
                         break;
                 }
+                if (l->n_keys == l->cap) {
+                        size_t cap = l->cap ? l->cap * 2 : 16;
+                        struct key_span *k = realloc(l->keys, cap * sizeof(*k));
+                        if (!k) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        l->keys = k;
+                        l->cap = cap;
+                }
                 l->keys[l->n_keys].p = str;
                 l->keys[l->n_keys].len = slen;
                 l->n_keys++;
         }
         for (size_t d = 0; d < ELEMENTSOF(stack); d++)
-                free(stack[d]);
+                free(stack[d].keys);
         return r;
 }
 

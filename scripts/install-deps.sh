@@ -9,10 +9,15 @@ PACKAGES=(
     make gcc libc6-dev pkg-config clang libclang-rt-14-dev
     # libraries
     libssl-dev libtss2-dev libjson-c-dev libcurl4-openssl-dev libsystemd-dev libevent-dev
-    # tests
+    libcryptsetup-dev libnftables-dev
+    # tests: TPM, hosts, registry
     libcriterion-dev openssl swtpm swtpm-tools tpm2-tools iproute2 procps etcd-server etcd-client
-    # measured boot: the systemd stub, independent Authenticode tools, PE files
-    systemd-boot-efi pesign sbsigntool osslsigncode binutils linux-image-amd64
+    # measured boot: the systemd stub and systemd-measure, independent Authenticode tools, PE files
+    systemd systemd-boot-efi pesign sbsigntool osslsigncode binutils linux-image-amd64
+    # mesh and firewall
+    wireguard-go wireguard-tools nftables util-linux
+    # qemu guests: kernel + busybox initramfs, OVMF + ESP, state disks
+    qemu-system-x86 ovmf busybox-static cpio kmod mtools dosfstools cryptsetup-bin e2fsprogs
 )
 
 missing=()

@@ -19,7 +19,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/arca
 FUZZ_SECONDS ?= 60
 
-PKGS := openssl tss2-esys tss2-mu tss2-tctildr tss2-rc json-c libcurl libsystemd libevent_openssl libevent
+PKGS := openssl tss2-esys tss2-mu tss2-tctildr tss2-rc json-c libcurl libsystemd libevent_openssl libevent \
+	libcryptsetup libnftables
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
@@ -40,7 +41,7 @@ else
   HARDEN += -D_FORTIFY_SOURCE=2
 endif
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARNINGS) $(HARDEN) $(SANFLAGS) -Ilib $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
-ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
+ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
 # --- libarca ----------------------------------------------------------------
 LIB_SRCS := $(sort $(wildcard lib/*.c))

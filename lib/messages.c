@@ -36,12 +36,13 @@ static bool valid_san(const char *s) {
 }
 
 /* Parse the top level: an object with exactly the allowed fields. */
-static int parse_top(const char *buf, size_t len, const char *const *fields, json_object **ret, struct errmsg *e) {
+static int parse_top_max(const char *buf, size_t len, size_t max, const char *const *fields, json_object **ret,
+                         struct errmsg *e) {
         json_object *o = NULL;
         int r;
 
-        if (len > MSG_MAX_SIZE)
-                return errmsg_set(e, EFBIG, "message larger than %u bytes", MSG_MAX_SIZE);
+        if (len > max)
+                return errmsg_set(e, EFBIG, "message larger than %zu bytes", max);
         r = json_parse(buf, len, &o, e);
         if (r < 0)
                 return r;
@@ -52,6 +53,10 @@ static int parse_top(const char *buf, size_t len, const char *const *fields, jso
         }
         *ret = o;
         return 0;
+}
+
+static int parse_top(const char *buf, size_t len, const char *const *fields, json_object **ret, struct errmsg *e) {
+        return parse_top_max(buf, len, MSG_MAX_SIZE, fields, ret, e);
 }
 
 /* Free a parsed message object, wiping the secrets json-c still holds. */
@@ -292,6 +297,58 @@ static int peer_parse(json_object *v, struct mesh_peer *p, struct errmsg *e) {
         return 0;
 }
 
+/* The "peers" array of join and mesh answers: at most MSG_MAX_PEERS, each
+ * checked; *ret has one spare element (never NULL on success). */
+static int peers_parse(json_object *arr, struct mesh_peer **ret, size_t *ret_n, struct errmsg *e) {
+        size_t n = json_object_array_length(arr);
+        struct mesh_peer *peers;
+        int r;
+
+        if (n > MSG_MAX_PEERS)
+                return errmsg_set(e, EBADMSG, "more than %u peers", MSG_MAX_PEERS);
+        peers = calloc(n + 1, sizeof(*peers));
+        if (!peers)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = peer_parse(json_object_array_get_idx(arr, i), &peers[i], e);
+                if (r < 0) {
+                        errmsg_prefix(e, "peers[%zu]", i);
+                        free(peers);
+                        return r;
+                }
+        }
+        *ret = peers;
+        *ret_n = n;
+        return 0;
+}
+
+/* Add "peers" to o. More than MSG_MAX_PEERS is a caller's error (-E2BIG):
+ * the list is never cut short. */
+static int peers_add(json_object *o, const struct mesh_peer *peers, size_t n) {
+        json_object *arr;
+        int r;
+
+        if (n > MSG_MAX_PEERS)
+                return -E2BIG;
+        arr = json_object_new_array_ext((int) n);
+        if ((r = json_add(o, "peers", arr)) < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                json_object *p = json_object_new_object();
+                if (!p || json_object_array_add(arr, p) < 0) {
+                        json_object_put(p);
+                        return -ENOMEM;
+                }
+                if ((r = json_add_string(p, "name", peers[i].name)) < 0 ||
+                    (r = json_add_string(p, "role", peers[i].role)) < 0 ||
+                    (r = json_add_string(p, "wireguardPublicKey", peers[i].wg_public_key)) < 0 ||
+                    (r = json_add_string(p, "endpoint", peers[i].endpoint)) < 0 ||
+                    (r = json_add_string(p, "meshAddress", peers[i].mesh_address)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int join_response_parse(const char *buf, size_t len, struct join_response *ret, struct errmsg *e) {
         static const char *const fields[] = {
                 "diskKey", "measurementSalt", "measurementSecret", "clusterId", "masterSecret", "masterSalt",
@@ -303,7 +360,7 @@ int join_response_parse(const char *buf, size_t len, struct join_response *ret, 
         bool has_secret, has_salt;
         int r;
 
-        r = parse_top(buf, len, fields, &o, e);
+        r = parse_top_max(buf, len, MSG_MAX_PEERS_SIZE, fields, &o, e);
         if (r < 0)
                 return finish(NULL, r, e, "join response");
         if ((r = json_get_bytes_exact(o, "diskKey", m.disk_key, KEY_SIZE, e)) < 0 ||
@@ -334,23 +391,9 @@ int join_response_parse(const char *buf, size_t len, struct join_response *ret, 
                 m.has_master = true;
         }
 
-        if (json_object_array_length(peers) > MSG_MAX_PEERS) {
-                r = errmsg_set(e, EBADMSG, "more than %u peers", MSG_MAX_PEERS);
+        r = peers_parse(peers, &m.peers, &m.n_peers, e);
+        if (r < 0)
                 goto fail;
-        }
-        m.peers = calloc(json_object_array_length(peers) + 1, sizeof(*m.peers));
-        if (!m.peers) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        for (size_t i = 0; i < json_object_array_length(peers); i++) {
-                r = peer_parse(json_object_array_get_idx(peers, i), &m.peers[i], e);
-                if (r < 0) {
-                        errmsg_prefix(e, "peers[%zu]", i);
-                        goto fail;
-                }
-                m.n_peers++;
-        }
         /* Detach the parameters before finish() wipes the document's strings. */
         m.cp_params = json_object_get(params);
         json_object_object_del(cp, "params");
@@ -363,7 +406,7 @@ fail:
 
 int join_response_serialize(const struct join_response *m, char **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-        json_object *cp, *peers;
+        json_object *cp;
         int r;
 
         if (!o)
@@ -395,23 +438,8 @@ int join_response_serialize(const struct join_response *m, char **ret) {
                 if ((r = json_add(cp, "params", params)) < 0)
                         goto fail;
         }
-        peers = json_object_new_array();
-        if ((r = json_add(o, "peers", peers)) < 0)
+        if ((r = peers_add(o, m->peers, m->n_peers)) < 0)
                 goto fail;
-        for (size_t i = 0; i < m->n_peers; i++) {
-                json_object *p = json_object_new_object();
-                if (!p || json_object_array_add(peers, p) < 0) {
-                        json_object_put(p);
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                if ((r = json_add_string(p, "name", m->peers[i].name)) < 0 ||
-                    (r = json_add_string(p, "role", m->peers[i].role)) < 0 ||
-                    (r = json_add_string(p, "wireguardPublicKey", m->peers[i].wg_public_key)) < 0 ||
-                    (r = json_add_string(p, "endpoint", m->peers[i].endpoint)) < 0 ||
-                    (r = json_add_string(p, "meshAddress", m->peers[i].mesh_address)) < 0)
-                        goto fail;
-        }
         return json_serialize_secret(o, ret);
 fail:
         json_wipe_strings(o);
@@ -478,5 +506,86 @@ int rejoin_response_serialize(const struct rejoin_response *m, char **ret) {
                 json_wipe_strings(o);
                 return r;
         }
+        return json_serialize_secret(o, ret);
+}
+
+/* --- mesh refresh ----------------------------------------------------------------- */
+
+int mesh_request_parse(const char *buf, size_t len, struct mesh_request *ret, struct errmsg *e) {
+        static const char *const fields[] = { "nodeName", "wireguardPublicKey", "underlayEndpoint", NULL };
+        struct mesh_request m = {};
+        json_object *o;
+        int r;
+
+        r = parse_top(buf, len, fields, &o, e);
+        if (r < 0)
+                return finish(NULL, r, e, "mesh request");
+        if ((r = get_checked(o, "nodeName", m.node_name, sizeof(m.node_name), valid_node_name, e)) < 0 ||
+            (r = get_checked(o, "wireguardPublicKey", m.wg_public_key, sizeof(m.wg_public_key), valid_wg_key, e)) < 0 ||
+            (r = get_checked(o, "underlayEndpoint", m.endpoint, sizeof(m.endpoint), valid_endpoint, e)) < 0)
+                return finish(o, r, e, "mesh request");
+        *ret = m;
+        return finish(o, 0, e, "mesh request");
+}
+
+int mesh_request_serialize(const struct mesh_request *m, char **ret) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        if ((r = json_add_string(o, "nodeName", m->node_name)) < 0 ||
+            (r = json_add_string(o, "wireguardPublicKey", m->wg_public_key)) < 0 ||
+            (r = json_add_string(o, "underlayEndpoint", m->endpoint)) < 0)
+                return r;
+        return json_serialize_secret(o, ret);
+}
+
+void mesh_response_done(struct mesh_response *m) {
+        if (!m)
+                return;
+        free(m->peers);
+        *m = (struct mesh_response){};
+}
+
+int mesh_response_parse(const char *buf, size_t len, struct mesh_response *ret, struct errmsg *e) {
+        static const char *const fields[] = { "meshAddress", "meshCidr", "peers", "refreshIntervalSeconds", NULL };
+        struct mesh_response m = {};
+        json_object *o, *peers;
+        int64_t interval;
+        int r;
+
+        r = parse_top_max(buf, len, MSG_MAX_PEERS_SIZE, fields, &o, e);
+        if (r < 0)
+                return finish(NULL, r, e, "mesh response");
+        if ((r = get_checked(o, "meshAddress", m.mesh_address, sizeof(m.mesh_address), valid_address, e)) < 0 ||
+            (r = get_checked(o, "meshCidr", m.mesh_cidr, sizeof(m.mesh_cidr), valid_cidr4, e)) < 0 ||
+            (r = json_get_int(o, "refreshIntervalSeconds", &interval, e)) < 0 ||
+            (r = json_get_array(o, "peers", &peers, e)) < 0)
+                return finish(o, r, e, "mesh response");
+        if (interval < MSG_MIN_REFRESH_INTERVAL || interval > MSG_MAX_REFRESH_INTERVAL)
+                return finish(o,
+                              errmsg_set(e, EBADMSG, "field 'refreshIntervalSeconds' must be %u-%u", MSG_MIN_REFRESH_INTERVAL,
+                                         MSG_MAX_REFRESH_INTERVAL),
+                              e, "mesh response");
+        m.refresh_interval = (unsigned) interval;
+        r = peers_parse(peers, &m.peers, &m.n_peers, e);
+        if (r < 0)
+                return finish(o, r, e, "mesh response");
+        *ret = m;
+        return finish(o, 0, e, "mesh response");
+}
+
+int mesh_response_serialize(const struct mesh_response *m, char **ret) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        if ((r = json_add_string(o, "meshAddress", m->mesh_address)) < 0 ||
+            (r = json_add_string(o, "meshCidr", m->mesh_cidr)) < 0 ||
+            (r = json_add_int(o, "refreshIntervalSeconds", m->refresh_interval)) < 0 ||
+            (r = peers_add(o, m->peers, m->n_peers)) < 0)
+                return r;
         return json_serialize_secret(o, ret);
 }

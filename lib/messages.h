@@ -14,8 +14,18 @@
 #include "keys.h"
 #include "validate.h"
 
+/* Requests and responses without a peer list. */
 #define MSG_MAX_SIZE (1024 * 1024)
-#define MSG_MAX_PEERS 1024
+/* A peer list names every other member of the cluster: at most
+ * MSG_MAX_PEERS of them (registry.h keeps REGISTRY_MAX_MEMBERS within
+ * MSG_MAX_PEERS + 1, and the join service refuses a join beyond it rather
+ * than send a truncated list). Responses that carry one may be larger, up
+ * to MSG_MAX_PEERS_SIZE (below the client's ATLS_HTTP_MAX_RESPONSE). */
+#define MSG_MAX_PEERS 4095
+#define MSG_MAX_PEERS_SIZE (3 * 1024 * 1024)
+/* Bounds of refreshIntervalSeconds in a mesh answer. */
+#define MSG_MIN_REFRESH_INTERVAL 1
+#define MSG_MAX_REFRESH_INTERVAL 3600
 #define MSG_MAX_SANS 16
 #define MSG_MAX_KUBECONFIG (256 * 1024)
 #define MSG_MAX_POLICY (64 * 1024)
@@ -96,10 +106,28 @@ struct rejoin_response {
         uint8_t disk_key[KEY_SIZE];
 };
 
+/* Member -> join service, POST /v1/mesh (mesh refresh; mutual aTLS, each
+ * one a fresh attestation). The node's WireGuard key and underlay
+ * endpoint may have changed since it joined (keys are made per boot). */
+struct mesh_request {
+        char node_name[NODE_NAME_MAX + 1];
+        char wg_public_key[WG_KEY_B64_SIZE];
+        char endpoint[ENDPOINT_MAX]; /* "underlayEndpoint" */
+};
+
+struct mesh_response {
+        char mesh_address[ADDRESS_MAX];
+        char mesh_cidr[CIDR_MAX];
+        struct mesh_peer *peers; /* every other member, as in join_response */
+        size_t n_peers;
+        unsigned refresh_interval; /* "refreshIntervalSeconds" */
+};
+
 void init_request_done(struct init_request *m);
 void init_response_done(struct init_response *m);
 void join_response_done(struct join_response *m);
 void rejoin_response_done(struct rejoin_response *m);
+void mesh_response_done(struct mesh_response *m);
 
 int init_request_parse(const char *buf, size_t len, struct init_request *ret, struct errmsg *e);
 int init_response_parse(const char *buf, size_t len, struct init_response *ret, struct errmsg *e);
@@ -107,6 +135,8 @@ int join_request_parse(const char *buf, size_t len, struct join_request *ret, st
 int join_response_parse(const char *buf, size_t len, struct join_response *ret, struct errmsg *e);
 int rejoin_request_parse(const char *buf, size_t len, struct rejoin_request *ret, struct errmsg *e);
 int rejoin_response_parse(const char *buf, size_t len, struct rejoin_response *ret, struct errmsg *e);
+int mesh_request_parse(const char *buf, size_t len, struct mesh_request *ret, struct errmsg *e);
+int mesh_response_parse(const char *buf, size_t len, struct mesh_response *ret, struct errmsg *e);
 
 /* Serializers return a NUL-terminated string; callers wipe and free those
  * that carry secrets (secret_free(s, strlen(s))). */
@@ -116,3 +146,5 @@ int join_request_serialize(const struct join_request *m, char **ret);
 int join_response_serialize(const struct join_response *m, char **ret);
 int rejoin_request_serialize(const struct rejoin_request *m, char **ret);
 int rejoin_response_serialize(const struct rejoin_response *m, char **ret);
+int mesh_request_serialize(const struct mesh_request *m, char **ret);
+int mesh_response_serialize(const struct mesh_response *m, char **ret);

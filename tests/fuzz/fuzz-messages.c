@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The six wire-message parsers on arbitrary bytes; the first byte picks the
- * parser. A refusal must say why; an accepted message must survive
+/* The eight wire-message parsers on arbitrary bytes; the first byte picks the
+ * parser ('0'-'7': init, join, rejoin and mesh request/response in turn). A refusal must say why; an accepted message must survive
  * serialize -> parse unchanged, and serialize to the same bytes again. */
 #include <errno.h>
 #include <stdint.h>
@@ -112,6 +112,23 @@ static bool join_response_eq(const struct join_response *a, const struct join_re
 #define DONE_join_response join_response_done
 #define DONE_rejoin_request(m) ((void) (m))
 #define DONE_rejoin_response rejoin_response_done
+#define DONE_mesh_request(m) ((void) (m))
+#define DONE_mesh_response mesh_response_done
+
+static bool mesh_request_eq(const struct mesh_request *a, const struct mesh_request *b) {
+        return !strcmp(a->node_name, b->node_name) && !strcmp(a->wg_public_key, b->wg_public_key) &&
+               !strcmp(a->endpoint, b->endpoint);
+}
+
+static bool mesh_response_eq(const struct mesh_response *a, const struct mesh_response *b) {
+        if (strcmp(a->mesh_address, b->mesh_address) || strcmp(a->mesh_cidr, b->mesh_cidr) ||
+            a->refresh_interval != b->refresh_interval || a->n_peers != b->n_peers)
+                return false;
+        for (size_t i = 0; i < a->n_peers; i++)
+                if (!peer_eq(&a->peers[i], &b->peers[i]))
+                        return false;
+        return true;
+}
 
 static bool rejoin_request_eq(const struct rejoin_request *a, const struct rejoin_request *b) {
         return !strcmp(a->disk_uuid, b->disk_uuid);
@@ -129,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         buf = (const char *) data + 1;
         len = size - 1;
-        switch (data[0] % 6) {
+        switch (data[0] % 8) {
         case 0:
                 ROUND_TRIP(init_request, buf, len);
                 break;
@@ -145,8 +162,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 4:
                 ROUND_TRIP(rejoin_request, buf, len);
                 break;
-        default:
+        case 5:
                 ROUND_TRIP(rejoin_response, buf, len);
+                break;
+        case 6:
+                ROUND_TRIP(mesh_request, buf, len);
+                break;
+        default:
+                ROUND_TRIP(mesh_response, buf, len);
                 break;
         }
         return 0;

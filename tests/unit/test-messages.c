@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Wire messages of init, join and rejoin: every message survives
+/* Wire messages of init, join, rejoin and mesh refresh: every message survives
  * serialize -> parse unchanged, and each parser refuses input where exactly
  * one thing is wrong, naming what. Then the shape checks they rely on. */
 #include <criterion/criterion.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atls-curl.h"
 #include "encoding.h"
 #include "json-util.h"
 #include "macro.h"
@@ -16,10 +17,11 @@
 
 /* --- the six parsers behind one interface ---------------------------------- */
 
-enum kind { INIT_REQ, INIT_RESP, JOIN_REQ, JOIN_RESP, REJOIN_REQ, REJOIN_RESP, N_KINDS };
+enum kind { INIT_REQ, INIT_RESP, JOIN_REQ, JOIN_RESP, REJOIN_REQ, REJOIN_RESP, MESH_REQ, MESH_RESP, N_KINDS };
 
 static const char *const kind_name[N_KINDS] = {
         "init request", "init response", "join request", "join response", "rejoin request", "rejoin response",
+        "mesh request", "mesh response",
 };
 
 union any_msg {
@@ -29,6 +31,8 @@ union any_msg {
         struct join_response join_resp;
         struct rejoin_request rejoin_req;
         struct rejoin_response rejoin_resp;
+        struct mesh_request mesh_req;
+        struct mesh_response mesh_resp;
 };
 
 static int parse_any(enum kind k, const char *buf, size_t len, union any_msg *m, struct errmsg *e) {
@@ -45,6 +49,10 @@ static int parse_any(enum kind k, const char *buf, size_t len, union any_msg *m,
                 return rejoin_request_parse(buf, len, &m->rejoin_req, e);
         case REJOIN_RESP:
                 return rejoin_response_parse(buf, len, &m->rejoin_resp, e);
+        case MESH_REQ:
+                return mesh_request_parse(buf, len, &m->mesh_req, e);
+        case MESH_RESP:
+                return mesh_response_parse(buf, len, &m->mesh_resp, e);
         default:
                 cr_assert_fail("bad kind");
         }
@@ -60,6 +68,13 @@ static void done_any(enum kind k, union any_msg *m) {
                 join_response_done(&m->join_resp);
         else if (k == REJOIN_RESP)
                 rejoin_response_done(&m->rejoin_resp);
+        else if (k == MESH_RESP)
+                mesh_response_done(&m->mesh_resp);
+}
+
+/* Answers with a peer list may be larger than other messages. */
+static size_t max_size(enum kind k) {
+        return k == JOIN_RESP || k == MESH_RESP ? MSG_MAX_PEERS_SIZE : MSG_MAX_SIZE;
 }
 
 /* --- sample messages ------------------------------------------------------- */
@@ -189,6 +204,24 @@ static void sample_rejoin_response(struct rejoin_response *m) {
         fill(m->disk_key, KEY_SIZE, 0xe0);
 }
 
+static void sample_mesh_request(struct mesh_request *m) {
+        *m = (struct mesh_request){};
+        strcpy(m->node_name, "arca-worker-1");
+        wg_key(m->wg_public_key, 0x71);
+        strcpy(m->endpoint, "192.168.122.11:51820");
+}
+
+/* The peers as in the join response's sample. */
+static void sample_mesh_response(struct mesh_response *m, size_t n_peers) {
+        struct join_response j;
+
+        sample_join_response(&j, false, n_peers);
+        *m = (struct mesh_response){ .peers = TAKE_PTR(j.peers), .n_peers = n_peers, .refresh_interval = 10 };
+        strcpy(m->mesh_address, "10.99.0.4");
+        strcpy(m->mesh_cidr, "10.99.0.0/16");
+        join_response_done(&j);
+}
+
 /* The serialized sample of each kind (the join response with the master
  * secret and two peers). */
 static char *sample_json(enum kind k) {
@@ -220,6 +253,14 @@ static char *sample_json(enum kind k) {
         case REJOIN_RESP:
                 sample_rejoin_response(&m.rejoin_resp);
                 r = rejoin_response_serialize(&m.rejoin_resp, &s);
+                break;
+        case MESH_REQ:
+                sample_mesh_request(&m.mesh_req);
+                r = mesh_request_serialize(&m.mesh_req, &s);
+                break;
+        case MESH_RESP:
+                sample_mesh_response(&m.mesh_resp, 2);
+                r = mesh_response_serialize(&m.mesh_resp, &s);
                 break;
         default:
                 break;
@@ -664,6 +705,8 @@ Test(messages, every_parser_refuses_duplicate_key) {
         refused(REJOIN_REQ, insert_after(REJOIN_REQ, "{", "\"diskUuid\":\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1\","),
                 "duplicate key \"diskUuid\"");
         refused(REJOIN_RESP, insert_after(REJOIN_RESP, "{", "\"diskKey\":\"AAAA\","), "duplicate key \"diskKey\"");
+        refused(MESH_REQ, insert_after(MESH_REQ, "{", "\"nodeName\":\"other\","), "duplicate key \"nodeName\"");
+        refused(MESH_RESP, insert_after(MESH_RESP, "\"peers\":[{", "\"name\":\"evil\","), "duplicate key \"name\"");
 }
 
 /* json-c decodes escapes in keys, so "rol\u0065" would read as "role". */
@@ -688,16 +731,17 @@ Test(messages, every_parser_refuses_oversized) {
         for (enum kind k = 0; k < N_KINDS; k++) {
                 _cleanup_free_ char *s = sample_json(k);
                 size_t n = strlen(s);
-                char *big = malloc(MSG_MAX_SIZE + 2);
+                size_t max = max_size(k);
+                char *big = malloc(max + 2);
 
                 cr_assert_not_null(big);
                 /* A valid message padded with whitespace to exactly the limit
                  * is accepted; one byte more is refused before parsing. */
                 memcpy(big, s, n);
-                memset(big + n, ' ', MSG_MAX_SIZE + 1 - n);
-                big[MSG_MAX_SIZE + 1] = 0;
-                assert_accepted(k, big, MSG_MAX_SIZE);
-                assert_refused_len(k, big, MSG_MAX_SIZE + 1, -EFBIG, "larger than");
+                memset(big + n, ' ', max + 1 - n);
+                big[max + 1] = 0;
+                assert_accepted(k, big, max);
+                assert_refused_len(k, big, max + 1, -EFBIG, "larger than");
                 free(big);
         }
 }
@@ -992,7 +1036,165 @@ Test(join_response, peers_bounded) {
         cr_assert_eq(m.n_peers, (size_t) MSG_MAX_PEERS);
         join_response_done(&m);
         free(s);
-        refused(JOIN_RESP, join_response_with_peers(MSG_MAX_PEERS + 1), "more than 1024 peers");
+        /* One more peer than the bound, added to the text (the serializer
+         * refuses to write it). */
+        {
+                _cleanup_free_ char *base = join_response_with_peers(MSG_MAX_PEERS);
+                json_object *o = json_tokener_parse(base), *peers = NULL, *extra = NULL;
+
+                cr_assert_not_null(o);
+                cr_assert(json_object_object_get_ex(o, "peers", &peers));
+                cr_assert_eq(json_object_deep_copy(json_object_array_get_idx(peers, 0), &extra, NULL), 0);
+                cr_assert_eq(json_object_array_add(peers, extra), 0);
+                refused(JOIN_RESP, strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)),
+                        "more than 4095 peers");
+                json_object_put(o);
+        }
+}
+
+/* The largest peer list (every field at its longest) fits the size bound
+ * of answers that carry one, so a full registry is never refused by size. */
+Test(join_response, largest_peer_list_fits) {
+        struct join_response m;
+        _cleanup_free_ char *s = NULL;
+
+        sample_join_response(&m, true, MSG_MAX_PEERS);
+        free(m.policy);
+        m.policy = malloc(MSG_MAX_POLICY + 1);
+        cr_assert_not_null(m.policy);
+        /* Each control character becomes \u00XX: six bytes. */
+        memset(m.policy, 0x01, MSG_MAX_POLICY);
+        m.policy[MSG_MAX_POLICY] = 0;
+        m.policy_size = MSG_MAX_POLICY;
+        for (size_t i = 0; i < m.n_peers; i++) {
+                struct mesh_peer *p = &m.peers[i];
+                snprintf(p->name, sizeof(p->name), "%0*zu", NODE_NAME_MAX, i);
+                strcpy(p->role, "control-plane");
+                snprintf(p->endpoint, sizeof(p->endpoint), "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.%zu.%zu]:65535",
+                         i / 256 % 256, i % 256);
+                snprintf(p->mesh_address, sizeof(p->mesh_address), "ffff:ffff:ffff:ffff:ffff:ffff:255.255.%zu.%zu",
+                         i / 256 % 256, i % 256);
+        }
+        cr_assert_eq(join_response_serialize(&m, &s), 0);
+        cr_assert_leq(strlen(s), (size_t) MSG_MAX_PEERS_SIZE);
+        cr_assert_leq((size_t) MSG_MAX_PEERS_SIZE, (size_t) ATLS_HTTP_MAX_RESPONSE);
+        join_response_done(&m);
+}
+
+/* The serializer refuses a list longer than the bound instead of cutting it. */
+Test(join_response, serializer_refuses_too_many_peers) {
+        struct join_response m;
+        char *s = NULL;
+
+        sample_join_response(&m, false, MSG_MAX_PEERS + 1);
+        cr_assert_eq(join_response_serialize(&m, &s), -E2BIG);
+        cr_assert_null(s);
+        join_response_done(&m);
+}
+
+/* --- mesh refresh ------------------------------------------------------------ */
+
+Test(mesh, request_round_trip) {
+        struct mesh_request in, out = {};
+        struct errmsg e = {};
+        _cleanup_free_ char *s = NULL, *s2 = NULL;
+
+        sample_mesh_request(&in);
+        strcpy(in.endpoint, "[fd00::11]:51820");
+        cr_assert_eq(mesh_request_serialize(&in, &s), 0);
+        cr_assert_not_null(strstr(s, "\"underlayEndpoint\":\"[fd00::11]:51820\""), "%s", s);
+        cr_assert_eq(mesh_request_parse(s, strlen(s), &out, &e), 0, "%s: %s", errmsg_str(&e), s);
+        cr_assert_str_eq(out.node_name, in.node_name);
+        cr_assert_str_eq(out.wg_public_key, in.wg_public_key);
+        cr_assert_str_eq(out.endpoint, in.endpoint);
+        cr_assert_eq(mesh_request_serialize(&out, &s2), 0);
+        cr_assert_str_eq(s2, s);
+}
+
+Test(mesh, response_round_trip) {
+        for (size_t n = 0; n <= 3; n++) {
+                struct mesh_response in, out = {};
+                struct errmsg e = {};
+                _cleanup_free_ char *s = NULL, *s2 = NULL;
+
+                sample_mesh_response(&in, n);
+                in.refresh_interval = (unsigned) (n + 1) * 7;
+                cr_assert_eq(mesh_response_serialize(&in, &s), 0);
+                cr_assert_eq(mesh_response_parse(s, strlen(s), &out, &e), 0, "%s: %s", errmsg_str(&e), s);
+                cr_assert_str_eq(out.mesh_address, in.mesh_address);
+                cr_assert_str_eq(out.mesh_cidr, in.mesh_cidr);
+                cr_assert_eq(out.refresh_interval, in.refresh_interval);
+                cr_assert_eq(out.n_peers, n);
+                for (size_t i = 0; i < n; i++) {
+                        cr_assert_str_eq(out.peers[i].name, in.peers[i].name);
+                        cr_assert_str_eq(out.peers[i].role, in.peers[i].role);
+                        cr_assert_str_eq(out.peers[i].wg_public_key, in.peers[i].wg_public_key);
+                        cr_assert_str_eq(out.peers[i].endpoint, in.peers[i].endpoint);
+                        cr_assert_str_eq(out.peers[i].mesh_address, in.peers[i].mesh_address);
+                }
+                cr_assert_eq(mesh_response_serialize(&out, &s2), 0);
+                cr_assert_str_eq(s2, s);
+                mesh_response_done(&in);
+                mesh_response_done(&out);
+                cr_assert_null(out.peers);
+        }
+}
+
+Test(mesh, refuses_bad_request) {
+        static const char *const fields[] = { "nodeName", "wireguardPublicKey", "underlayEndpoint" };
+        _cleanup_free_ char *k33 = b64_of_n(33, 1);
+
+        missing_and_wrong_type(MESH_REQ, fields, ELEMENTSOF(fields));
+        refused(MESH_REQ, edit(MESH_REQ, "nodeName", S("Node_1")), "'nodeName'");
+        refused(MESH_REQ, edit(MESH_REQ, "nodeName", S("")), "'nodeName'");
+        refused(MESH_REQ, edit(MESH_REQ, "wireguardPublicKey", S(k33)), "'wireguardPublicKey'");
+        refused(MESH_REQ, edit(MESH_REQ, "underlayEndpoint", S("192.0.2.1")), "'underlayEndpoint'");
+        refused(MESH_REQ, edit(MESH_REQ, "underlayEndpoint", S("192.0.2.1:0")), "'underlayEndpoint'");
+        /* The join request's name for the field is not this message's. */
+        refused(MESH_REQ, edit(MESH_REQ, "endpoint", S("192.0.2.1:51820")), "unknown field 'endpoint'");
+}
+
+Test(mesh, refuses_bad_response) {
+        static const char *const fields[] = { "meshAddress", "meshCidr", "peers" };
+        _cleanup_free_ char *k33 = b64_of_n(33, 1), *max = NULL;
+
+        missing_and_wrong_type(MESH_RESP, fields, ELEMENTSOF(fields));
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", NULL), "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", S("10")), "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", JNULL), "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "meshAddress", S("10.99.0")), "'meshAddress'");
+        refused(MESH_RESP, edit(MESH_RESP, "meshCidr", S("10.99.0.1/16")), "'meshCidr'");
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", json_object_new_int(0)), "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", json_object_new_int(-5)),
+                "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", json_object_new_int(MSG_MAX_REFRESH_INTERVAL + 1)),
+                "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "refreshIntervalSeconds", json_object_new_double(10.5)),
+                "'refreshIntervalSeconds'");
+        refused(MESH_RESP, edit(MESH_RESP, "peers.0.wireguardPublicKey", S(k33)), "peers[0]");
+        refused(MESH_RESP, edit(MESH_RESP, "peers.1.meshAddress", NULL), "'meshAddress'");
+        refused(MESH_RESP, edit(MESH_RESP, "peers.1", JNULL), "peers[1]");
+        max = edit(MESH_RESP, "refreshIntervalSeconds", json_object_new_int(MSG_MAX_REFRESH_INTERVAL));
+        assert_accepted(MESH_RESP, max, strlen(max));
+}
+
+Test(mesh, peers_bounded) {
+        struct mesh_response m;
+        struct mesh_response out = {};
+        struct errmsg e = {};
+        char *s = NULL;
+
+        sample_mesh_response(&m, MSG_MAX_PEERS);
+        cr_assert_eq(mesh_response_serialize(&m, &s), 0);
+        cr_assert_eq(mesh_response_parse(s, strlen(s), &out, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(out.n_peers, (size_t) MSG_MAX_PEERS);
+        mesh_response_done(&out);
+        free(s);
+        s = NULL;
+        mesh_response_done(&m);
+        sample_mesh_response(&m, MSG_MAX_PEERS + 1);
+        cr_assert_eq(mesh_response_serialize(&m, &s), -E2BIG);
+        mesh_response_done(&m);
 }
 
 /* --- rejoin -------------------------------------------------------------------- */

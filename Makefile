@@ -73,7 +73,7 @@ FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%-replay,$(FUZZ_SRC
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(FUZZ_SRCS))
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOLS := $(patsubst %.c,$(BUILD)/%,$(TOOL_SRCS))
-SHELL_TESTS := $(sort $(wildcard tests/integration/test-*.sh))
+SHELL_TESTS := $(sort $(wildcard tests/integration/test-*.sh tests/vm/test-*.sh))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench-*.c))
 BENCHES := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 

@@ -17,6 +17,7 @@ static const struct {
         { "init", verb_init, "verify the first node and initialize the cluster on it" },
         { "verify", verb_verify, "verify a node's attestation and print its PCRs" },
         { "platform", verb_platform, "play the platform of qemu-vtpm: platform CA, AK provisioning" },
+        { "mini", verb_mini, "a whole cluster on this machine: mini up, status, verify, down" },
 };
 
 int cli_node_url(const char *node, int default_port, const char *path, char **ret) {

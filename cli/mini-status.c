@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* arca mini: what each node is, seen from outside: its attestation (real
+ * aTLS, as `arca verify` does it), PCR 15 (the node lock, which holds the
+ * cluster ID once the node belongs to the cluster), its record in the
+ * membership registry, and whether it reaches its mesh peers over arca0. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "atls-curl.h"
+#include "attest.h"
+#include "config.h"
+#include "encoding.h"
+#include "fileio.h"
+#include "json-util.h"
+#include "log.h"
+#include "mini.h"
+#include "openssl-util.h"
+#include "registry.h"
+
+#define MESH_IFNAME "arca0"
+
+int mini_expected_pcr15(const struct mini_cluster *c, uint8_t ret[32]) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        uint8_t id[32], buf[64] = {}, event[32];
+        const char *hex;
+        size_t len;
+        int r;
+
+        if (asprintf(&path, "%s/arca-cluster.json", c->owner_dir) < 0)
+                return -ENOMEM;
+        r = read_full_file(path, 64 * 1024, &text, &len);
+        if (r < 0)
+                return r;
+        if (json_parse(text, len, &o, NULL) < 0 || json_get_string(o, "clusterId", &hex, NULL) < 0 ||
+            hex_decode_exact(hex, id, sizeof(id)) < 0)
+                return -EBADMSG;
+        /* TPM2_PCR_Event(15, id) on a zero PCR: SHA-256(0^32 || SHA-256(id)). */
+        if ((r = sha256(id, sizeof(id), event)) < 0)
+                return r;
+        memcpy(buf + 32, event, 32);
+        return sha256(buf, sizeof(buf), ret);
+}
+
+static int registry_members(const struct mini_cluster *c, struct registry_member **ret, size_t *ret_n) {
+        _cleanup_registry_ struct registry *reg = NULL;
+        const char *eps[REGISTRY_MAX_ENDPOINTS];
+        char urls[REGISTRY_MAX_ENDPOINTS][64];
+        size_t n = 0;
+        struct errmsg e = {};
+        int r;
+
+        for (unsigned i = 0; i < c->n_nodes && n < REGISTRY_MAX_ENDPOINTS; i++)
+                if (c->nodes[i].role == MINI_CONTROL_PLANE) {
+                        snprintf(urls[n], sizeof(urls[n]), "http://%s:%d", c->nodes[i].address, MINI_ETCD_PORT);
+                        eps[n] = urls[n];
+                        n++;
+                }
+        r = registry_new(&(struct registry_config){ .endpoints = eps, .n_endpoints = n, .timeout_ms = 2000 }, &reg,
+                         &e);
+        if (r < 0)
+                return r;
+        return registry_list_members(reg, ret, ret_n, &e);
+}
+
+static uint16_t icmp_checksum(const void *p, size_t n) {
+        const uint8_t *b = p;
+        uint32_t sum = 0;
+
+        for (size_t i = 0; i + 1 < n; i += 2)
+                sum += (uint32_t) (b[i] << 8 | b[i + 1]);
+        if (n & 1)
+                sum += (uint32_t) b[n - 1] << 8;
+        while (sum >> 16)
+                sum = (sum & 0xffff) + (sum >> 16);
+        return htons((uint16_t) ~sum);
+}
+
+struct mesh_probe {
+        size_t n_peers;
+        struct in_addr peers[MINI_MAX_NODES];
+};
+
+/* Inside a node: does it have a mesh interface, and which peers answer an
+ * ICMP echo on their mesh addresses? Prints "nomesh" or "reach K N". */
+static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n, void *userdata, int out_fd) {
+        const struct mesh_probe *p = userdata;
+        bool replied[MINI_MAX_NODES] = {};
+        size_t got = 0;
+        uint16_t id = (uint16_t) getpid();
+        int s;
+
+        if (if_nametoindex(MESH_IFNAME) == 0) {
+                dprintf(out_fd, "nomesh\n");
+                return 0;
+        }
+        s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+        if (s < 0)
+                return -errno;
+        /* Three rounds: the first packet to a peer may wait for a handshake. */
+        for (int round = 0; round < 4 && got < p->n_peers; round++) {
+                double until = mini_now() + (round == 0 ? 0.5 : 1.0);
+                for (size_t i = 0; i < p->n_peers; i++) {
+                        struct icmphdr h = { .type = ICMP_ECHO };
+                        struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = p->peers[i] };
+                        if (replied[i])
+                                continue;
+                        h.un.echo.id = htons(id);
+                        h.un.echo.sequence = htons((uint16_t) i);
+                        h.checksum = icmp_checksum(&h, sizeof(h));
+                        (void) sendto(s, &h, sizeof(h), 0, (struct sockaddr *) &to, sizeof(to));
+                }
+                while (got < p->n_peers) {
+                        uint8_t buf[256];
+                        struct pollfd pfd = { .fd = s, .events = POLLIN };
+                        double left = until - mini_now();
+                        ssize_t k;
+                        size_t ihl;
+                        struct icmphdr h;
+                        unsigned seq;
+
+                        if (left <= 0 || poll(&pfd, 1, (int) (left * 1000) + 1) <= 0)
+                                break;
+                        k = recv(s, buf, sizeof(buf), 0);
+                        if (k < (ssize_t) sizeof(struct iphdr))
+                                continue;
+                        ihl = (size_t) (buf[0] & 0x0f) * 4;
+                        if (ihl < 20 || (size_t) k < ihl + sizeof(h))
+                                continue;
+                        memcpy(&h, buf + ihl, sizeof(h));
+                        if (h.type != ICMP_ECHOREPLY || ntohs(h.un.echo.id) != id)
+                                continue;
+                        seq = ntohs(h.un.echo.sequence);
+                        if (seq < p->n_peers && !replied[seq] &&
+                            memcmp(buf + 12, &p->peers[seq], 4) == 0) { /* from that very peer */
+                                replied[seq] = true;
+                                got++;
+                        }
+                }
+        }
+        close(s);
+        dprintf(out_fd, "reach %zu %zu\n", got, p->n_peers);
+        return 0;
+}
+
+static void attest_node(const struct mini_cluster *c, struct verifier *verifier, const uint8_t expected15[32],
+                        bool have_expected, const struct mini_node *n, struct mini_node_status *st) {
+        static const uint8_t zero[32];
+        struct atls_config atls = { .verifier = verifier };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[96];
+        int r;
+
+        snprintf(url, sizeof(url), "https://%s:%d/v1/attestation", n->address, MINI_INIT_PORT);
+        r = atls_http_request(&atls, url, "GET", NULL, 0, 5000, &resp, &e);
+        if (r >= 0 && resp.status != 200)
+                r = errmsg_set(&e, EPROTO, "HTTP %ld", resp.status);
+        http_response_done(&resp);
+        st->reachable = atls.n_verifications > 0;
+        st->verified = r >= 0;
+        snprintf(st->reason, sizeof(st->reason), "%s", r >= 0 ? "" : errmsg_str(&e));
+        st->have_pcr15 = atls.last_report.have_pcrs;
+        if (st->have_pcr15)
+                memcpy(st->pcr15, atls.last_report.pcrs[15], 32);
+        st->joined = st->verified && st->have_pcr15 && have_expected && memcmp(st->pcr15, expected15, 32) == 0 &&
+                     memcmp(st->pcr15, zero, 32) != 0;
+}
+
+int mini_probe(const struct mini_cluster *c, struct mini_node_status *st, bool attest, bool only_pending,
+               bool mesh) {
+        _cleanup_(verifier_freep) struct verifier *verifier = NULL;
+        _cleanup_free_ struct registry_member *members = NULL;
+        struct arca_config cfg = {};
+        uint8_t expected15[32];
+        bool have_expected;
+        size_t n_members = 0;
+        struct errmsg e = {};
+        int r;
+
+        have_expected = mini_expected_pcr15(c, expected15) >= 0;
+        if (attest) {
+                r = config_load(c->conf, &cfg, &e);
+                if (r >= 0)
+                        r = config_make_verifier(&cfg, &verifier, &e);
+                config_done(&cfg);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot set up verification with %s: %s", c->conf, errmsg_str(&e));
+                for (unsigned i = 0; i < c->n_nodes; i++)
+                        if (!only_pending || !st[i].joined)
+                                attest_node(c, verifier, expected15, have_expected, &c->nodes[i], &st[i]);
+        }
+
+        r = registry_members(c, &members, &n_members);
+        for (unsigned i = 0; i < c->n_nodes; i++) {
+                st[i].registered = false;
+                for (size_t j = 0; r >= 0 && j < n_members; j++)
+                        if (streq(members[j].name, c->nodes[i].name)) {
+                                st[i].registered = true;
+                                snprintf(st[i].mesh_address, sizeof(st[i].mesh_address), "%s",
+                                         members[j].mesh_address);
+                        }
+        }
+
+        for (unsigned i = 0; i < c->n_nodes; i++) {
+                struct mesh_probe p = {};
+                _cleanup_free_ char *out = NULL;
+                size_t k, total;
+
+                st[i].mesh_up = false;
+                st[i].peers_total = st[i].peers_reachable = -1;
+                if (!mesh || !st[i].registered)
+                        continue;
+                for (unsigned j = 0; j < c->n_nodes; j++)
+                        if (j != i && st[j].registered &&
+                            inet_pton(AF_INET, st[j].mesh_address, &p.peers[p.n_peers]) == 1)
+                                p.n_peers++;
+                if (c->ops->node_run(c, &c->nodes[i], mesh_probe_fn, &p, &out) < 0)
+                        continue;
+                if (sscanf(out, "reach %zu %zu", &k, &total) == 2) {
+                        st[i].mesh_up = true;
+                        st[i].peers_reachable = (int) k;
+                        st[i].peers_total = (int) (c->n_nodes - 1);
+                }
+        }
+        return r < 0 ? r : 0;
+}
+
+void mini_print_table(const struct mini_cluster *c, const struct mini_node_status *st) {
+        static const uint8_t zero[32];
+
+        printf("%-6s %-13s %-15s %-15s %-12s %-24s %s\n", "NODE", "ROLE", "ADDRESS", "MESH", "ATTESTATION",
+               "PCR 15", "PEERS");
+        for (unsigned i = 0; i < c->n_nodes; i++) {
+                const struct mini_node *n = &c->nodes[i];
+                char pcr[40] = "-", peers[24] = "-";
+
+                if (st[i].have_pcr15) {
+                        char hex[65];
+                        hex_encode_buf(st[i].pcr15, 32, hex);
+                        snprintf(pcr, sizeof(pcr), "%.12s %s", hex,
+                                 st[i].joined                         ? "(cluster)"
+                                 : memcmp(st[i].pcr15, zero, 32) == 0 ? "(free)"
+                                                                      : "(OTHER)");
+                }
+                if (st[i].mesh_up)
+                        snprintf(peers, sizeof(peers), "%d/%d", st[i].peers_reachable, st[i].peers_total);
+                else if (st[i].registered)
+                        snprintf(peers, sizeof(peers), "no mesh");
+                printf("%-6s %-13s %-15s %-15s %-12s %-24s %s\n", n->name,
+                       n->role == MINI_WORKER ? "worker" : "control-plane", n->address,
+                       st[i].registered ? st[i].mesh_address : "-",
+                       st[i].verified ? "verified" : st[i].reachable ? "REFUSED" : "unreachable", pcr, peers);
+        }
+        for (unsigned i = 0; i < c->n_nodes; i++)
+                if (!st[i].verified && st[i].reason[0])
+                        printf("  %s: %s\n", c->nodes[i].name, st[i].reason);
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# arca mini end to end (TAP): clusters of 3 and 6 nodes in network
+# namespaces come up, every node joined and attested (by `status`, which
+# attests each node again over aTLS), a node whose measurements drift is
+# reported refused, the mesh is full when the nodes run one, and `down`
+# leaves no namespace, process, interface or file behind, also after an
+# `up` killed halfway.
+set -u
+B=${ARCA_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); echo "not ok $n - $*"; }
+skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root for network namespaces"
+command -v ip >/dev/null || skip_all "ip (iproute2) is not installed"
+ip netns add "arca-probe-$$" 2>/dev/null || skip_all "cannot create network namespaces here"
+ip netns del "arca-probe-$$"
+[ -x /usr/bin/swtpm ] || skip_all "swtpm is not installed (package swtpm)"
+[ -x /usr/bin/etcd ] || skip_all "etcd-server is not installed (package etcd-server)"
+command -v tpm2_pcrextend >/dev/null || skip_all "tpm2-tools is not installed"
+[ -x "$B/arca" ] && [ -x "$B/arca-bootstrapper" ] && [ -x "$B/arca-join-service" ] ||
+    skip_all "binaries missing in $B (run make)"
+
+W=$(mktemp -d /tmp/arca-mini-test.XXXXXX)
+ID=$(($$ % 100000))
+NAMES=()
+cleanup() {
+    for name in "${NAMES[@]}"; do "$B/arca" mini down --name "$name" >/dev/null 2>&1; done
+    [ -n "${KEEP:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+# A /24 of our own per cluster: the second octet from our pid, the third per cluster.
+NET=$((100 + $$ % 120))
+mini() { "$B/arca" mini "$@"; }
+# Nothing of cluster NAME left: namespaces, processes, bridge, state.
+gone() {
+    local name=$1
+    ! ip netns list 2>/dev/null | grep -q "^arca-$name-" &&
+        ! pgrep -f "/run/arca-mini/$name/" >/dev/null &&
+        [ ! -e "/sys/class/net/arca-$name" ] &&
+        ! ip -o link show | grep -q " v$name-" &&
+        [ ! -e "/run/arca-mini/$name" ]
+}
+rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
+
+echo "1..22"
+start=$SECONDS
+
+# --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
+A=t${ID}a; NAMES+=("$A")
+mini up --name "$A" --subnet "10.$NET.1.0/24" --timeout 90 >"$W/up3.out" 2>&1
+rc=$?
+check "mini up with 3 nodes succeeds" test $rc -eq 0
+check "up says which control-plane driver it uses and why" grep -q "control plane: etcd (kubeadm is not installed" "$W/up3.out"
+check "up says plainly that nodes have no state disk" grep -q "state disks:   none" "$W/up3.out"
+mini status --name "$A" >"$W/status3.out" 2>&1
+rc=$?
+check "status attests all 3 nodes again: verified, PCR 15 = the cluster's lock" \
+    test $rc -eq 0 -a "$(grep -cE '^(cp1|w1|w2) .* verified +[0-9a-f]{12} \(cluster\)' "$W/status3.out")" = 3
+check "every node is in the registry with its own mesh address" \
+    test "$(awk '$1 ~ /^(cp1|w1|w2)$/ {print $4}' "$W/status3.out" | grep -E '^[0-9.]+$' | sort -u | wc -l)" = 3
+check "the namespaces exist while the cluster runs" test "$(ip netns list 2>/dev/null | grep -c "^arca-$A-")" = 3
+mini verify w1 --name "$A" >"$W/verify.out" 2>&1
+check "mini verify NODE runs arca verify against that node" \
+    grep -q "^verified" "$W/verify.out"
+check "and shows the arca verify command line" \
+    grep -q "arca verify --node 10.$NET.1.12 --config /run/arca-mini/$A/owner/arca.conf" "$W/verify.out"
+mini up --name "$A" --subnet "10.$NET.2.0/24" >"$W/up-again.out" 2>&1
+check "a second up of the same cluster is refused and names down" \
+    grep -q "exists already.*arca mini down --name $A" "$W/up-again.out"
+
+# Attacker's side: a node whose measurements drift is refused by status.
+ip netns exec "arca-$A-w2" tpm2_pcrextend -T swtpm:port=2321 \
+    "9:sha256=$(echo drift | sha256sum | cut -d' ' -f1)" >/dev/null 2>&1
+mini status --name "$A" >"$W/status-drift.out" 2>&1
+rc=$?
+check "status fails when one node's measurements drift" test $rc -ne 0
+check "and names that node refused, with the PCR" \
+    grep -qE "^w2 .* REFUSED" "$W/status-drift.out" && grep -q "w2: .*PCR 9" "$W/status-drift.out"
+
+mini down --name "$A" >"$W/down3.out" 2>&1
+check "down removes the 3-node cluster" test $? -eq 0
+check "nothing is left: no namespace, process, interface or state" gone "$A"
+t3=$((SECONDS - start))
+
+# --- 6 nodes: 2 control planes, 4 workers -------------------------------------
+B6=t${ID}b; NAMES+=("$B6")
+t=$SECONDS
+mini up --name "$B6" --subnet "10.$NET.3.0/24" --control-planes 2 --workers 4 --timeout 120 >"$W/up6.out" 2>&1
+rc=$?
+check "mini up with 6 nodes (2 control planes) succeeds" test $rc -eq 0
+mini status --name "$B6" >"$W/status6.out" 2>&1
+check "status: all 6 nodes verified and joined" \
+    test "$(grep -cE '^(cp[12]|w[1-4]) .* verified +[0-9a-f]{12} \(cluster\)' "$W/status6.out")" = 6
+if grep -qE '^cp1 .*no mesh$' "$W/status6.out"; then
+    skip "every pair of nodes reaches each other over arca0 (nodes run no mesh yet)"
+else
+    check "every pair of nodes reaches each other over arca0" \
+        test "$(grep -cE '^(cp[12]|w[1-4]) .* 5/5$' "$W/status6.out")" = 6
+fi
+mini down --name "$B6" >/dev/null 2>&1
+check "down removes the 6-node cluster, nothing left" gone "$B6"
+t6=$((SECONDS - t))
+
+# --- up killed halfway, then down ----------------------------------------------
+C=t${ID}c; NAMES+=("$C")
+mini up --name "$C" --subnet "10.$NET.4.0/24" --workers 4 >"$W/upkill1.out" 2>&1 &
+pid=$!
+# Kill it while nodes are being created (namespaces exist, TPMs starting).
+for _ in $(seq 200); do [ "$(ip netns list 2>/dev/null | grep -c "^arca-$C-")" -ge 2 ] && break; sleep 0.01; done
+kill -9 $pid; wait $pid 2>/dev/null
+mini down --name "$C" >"$W/downkill1.out" 2>&1
+check "down after an up killed while creating nodes succeeds" test $? -eq 0
+check "and leaves nothing behind" gone "$C"
+
+D=t${ID}d; NAMES+=("$D")
+mini up --name "$D" --subnet "10.$NET.5.0/24" --workers 4 >"$W/upkill2.out" 2>&1 &
+pid=$!
+# Kill it after init, while the nodes join (daemons, etcd, join services run).
+for _ in $(seq 300); do grep -q "cluster initialized" "$W/upkill2.out" && break; sleep 0.05; done
+kill -9 $pid; wait $pid 2>/dev/null
+running() { pgrep -f "$1" >/dev/null; }
+check "(the second up was killed after init, with etcd and join services running)" \
+    running "/run/arca-mini/$D/nodes/cp1/state/etcd"
+mini down --name "$D" >"$W/downkill2.out" 2>&1
+check "down after an up killed while nodes join leaves nothing behind" gone "$D"
+mini down --name "$D" >"$W/downtwice.out" 2>&1
+check "down of a cluster that is gone says so and succeeds" test $? -eq 0
+
+echo "# wall time: ${t3}s for 3 nodes (up, status x2, verify, down), ${t6}s for 6 nodes, $((SECONDS - start))s in all"

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* arca mini: time from `arca mini up` to a full attested cluster (every
+ * node joined, its attestation verified and PCR 15 holding the cluster's
+ * lock; and the full mesh when the nodes run one) for N = 3, 10 and 30
+ * nodes (1 control plane), and `arca mini down`, against two references
+ * measured in the same run:
+ *   swtpm      starting one swtpm until it answers (what each node costs
+ *              at least once)
+ *   verify     one attested `arca verify` round trip (a process, aTLS
+ *              handshake with a fresh quote, policy check) against a node
+ * Target (issue 6): N = 10 formed in < 15 s on 2 cores.
+ * Exit 77 when not root, swtpm or etcd-server is missing, or network
+ * namespaces cannot be made. ARCA_BENCH_MINI_SIZES="3 10 30" overrides N. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "swtpm.h"
+
+static double now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Run a command quietly; output to log. Returns the exit status. */
+static int run(const char *log, char *const argv[]) {
+        pid_t pid;
+        int status;
+
+        fflush(NULL); /* or the child repeats what stdout holds */
+        pid = fork();
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                FILE *f = freopen(log, "a", stdout);
+                if (!f || dup2(STDOUT_FILENO, STDERR_FILENO) < 0)
+                        _exit(127);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n) {
+        qsort(v, n, sizeof(*v), cmp_double);
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(void) {
+        char arca[512], log[300], dir[256], name[16], subnet[32], workers[16];
+        const char *sizes = getenv("ARCA_BENCH_MINI_SIZES");
+        double t_swtpm[5], t_verify[5], ref_swtpm, ref_verify = 0;
+        char *save = NULL, *tok, *list;
+        int failed = 0;
+
+        if (geteuid() != 0) {
+                printf("bench-mini: skipped: needs root (network namespaces)\n");
+                return 77;
+        }
+        if (access("/usr/bin/swtpm", X_OK) < 0 || access("/usr/bin/etcd", X_OK) < 0) {
+                printf("bench-mini: skipped: swtpm or etcd-server is not installed\n");
+                return 77;
+        }
+        snprintf(arca, sizeof(arca), "%s/arca", test_build_dir());
+        if (test_tmpdir(dir, sizeof(dir)) < 0)
+                return 1;
+        snprintf(log, sizeof(log), "%s/bench.log", dir);
+
+        for (int i = 0; i < 5; i++) {
+                struct test_swtpm t = {};
+                double t0 = now();
+                if (test_swtpm_start(&t) < 0) {
+                        printf("bench-mini: skipped: cannot start swtpm\n");
+                        return 77;
+                }
+                t_swtpm[i] = now() - t0;
+                test_swtpm_stop(&t);
+        }
+        ref_swtpm = median(t_swtpm, 5);
+        printf("reference swtpm: start until it answers, median of 5: %.1f ms\n", ref_swtpm * 1e3);
+
+        list = strdup(sizes ? sizes : "3 10 30");
+        if (!list)
+                return 1;
+        for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+                int n = atoi(tok), r;
+                double t0, t_up, t_down;
+
+                if (n < 2 || n > 200)
+                        continue;
+                snprintf(name, sizeof(name), "b%d%d", (int) (getpid() % 1000), n);
+                snprintf(subnet, sizeof(subnet), "10.%d.%d.0/24", 100 + (int) (getpid() % 120), n);
+                snprintf(workers, sizeof(workers), "%d", n - 1);
+                t0 = now();
+                r = run(log, (char *[]){ arca, "mini", "up", "--name", name, "--subnet", subnet, "--workers", workers,
+                                         "--timeout", "120", NULL });
+                t_up = now() - t0;
+                if (r != 0) {
+                        printf("N=%d: arca mini up FAILED (exit %d); log %s\n", n, r, log);
+                        failed++;
+                } else if (ref_verify == 0) {
+                        for (int i = 0; i < 5; i++) {
+                                t0 = now();
+                                if (run(log, (char *[]){ arca, "mini", "verify", "w1", "--name", name, NULL }) != 0)
+                                        failed++;
+                                t_verify[i] = now() - t0;
+                        }
+                        ref_verify = median(t_verify, 5);
+                        printf("reference verify: one attested arca verify round trip, median of 5: %.1f ms\n",
+                               ref_verify * 1e3);
+                }
+                t0 = now();
+                if (run(log, (char *[]){ arca, "mini", "down", "--name", name, NULL }) != 0) {
+                        printf("N=%d: arca mini down FAILED; log %s\n", n, log);
+                        failed++;
+                }
+                t_down = now() - t0;
+                if (r != 0)
+                        continue;
+                printf("N=%d: up to a full attested cluster %.2f s = %.0f x swtpm start = %.0f x verify round trip "
+                       "(%.0f ms per node)%s; down %.2f s\n",
+                       n, t_up, t_up / ref_swtpm, ref_verify ? t_up / ref_verify : 0, t_up * 1e3 / n,
+                       n == 10 ? (t_up < 15 ? ", target < 15 s met" : ", target < 15 s MISSED") : "", t_down);
+                fflush(stdout);
+        }
+        free(list);
+        if (!failed && !getenv("ARCA_BENCH_KEEP"))
+                unlink(log), rmdir(dir);
+        return failed ? 1 : 0;
+}

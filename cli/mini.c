@@ -92,6 +92,13 @@ static bool in_path(const char *bin) {
         return false;
 }
 
+/* The kernel registers a block major "device-mapper" when it has dm. */
+static bool have_device_mapper(void) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        return read_full_file("/proc/devices", 64 * 1024, &text, &len) >= 0 && strstr(text, "device-mapper");
+}
+
 static int file_sha256(const char *path, uint8_t out[32]) {
         _cleanup_free_ char *data = NULL;
         size_t len;
@@ -335,11 +342,15 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
         }
 }
 
+static bool in_path(const char *bin);
+
 static void print_hints(const struct mini_cluster *c, const char *name_opt) {
-        printf("\nVerify a node:  arca mini verify %s%s   (that is: arca verify --node %s --config %s)\n",
-               c->nodes[c->n_nodes - 1].name, name_opt, c->nodes[c->n_nodes - 1].address, c->conf);
-        printf("Status:         arca mini status%s\n", name_opt);
-        printf("Tear down:      arca mini down%s\n", name_opt);
+        /* The command as the user can type it: "arca" only if PATH finds this one. */
+        const char *arca = in_path("arca") ? "arca" : c->self;
+        printf("\nVerify a node:  %s mini verify %s%s\n                (that is: %s verify --node %s --config %s)\n",
+               arca, c->nodes[c->n_nodes - 1].name, name_opt, arca, c->nodes[c->n_nodes - 1].address, c->conf);
+        printf("Status:         %s mini status%s\n", arca, name_opt);
+        printf("Tear down:      %s mini down%s\n", arca, name_opt);
         printf("Owner files:    %s (configuration, secrets, admin credential)\n", c->owner_dir);
         printf("Node logs:      %s/nodes/NODE/bootstrapper.log\n", c->state_dir);
 }
@@ -449,8 +460,8 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                 printf("  control plane: %s\n", c->driver);
         printf("  state disks:   none. %s nodes keep their state unencrypted in %s/nodes/NODE/state "
                "(qemu guests with LUKS2 disks: --vm, to come).\n",
-               access("/dev/mapper/control", F_OK) == 0 ? "Network-namespace nodes have no disk of their own:"
-                                                        : "This machine has no device-mapper (no dm-crypt), so",
+               have_device_mapper() ? "Network-namespace nodes have no disk of their own:"
+                                     : "This machine has no device-mapper (no dm-crypt), so",
                c->state_dir);
         printf("  measurements:  PCR %d = arca-bootstrapper, PCR %d = arca-join-service (the binaries in %s); "
                "PCRs 0-14 enforced\n",

@@ -16,7 +16,10 @@ static const struct {
 } verbs[] = {
         { "pe-hash", verb_pe_hash, "print the Authenticode image hash of PE files" },
         { "uki", verb_uki, "list, extract or assemble the sections of a unified kernel image" },
-        { "predict", verb_predict, "predict PCR 11 of a UKI and write a measurement policy" },
+        { "predict", verb_predict, "predict the PCRs of booting a UKI and write a measurement policy" },
+        { "log", verb_log, "print and replay a TPM event log; explain where it departs from a policy" },
+        { "sign", verb_sign, "sign a measurement policy (detached ECDSA P-256, openssl dgst compatible)" },
+        { "verify", verb_verify, "verify a measurement policy's detached signature" },
 };
 
 int measure_load_pe(const char *path, uint8_t **ret_data, size_t *ret_size, struct pe_image **ret_pe) {

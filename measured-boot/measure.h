@@ -12,6 +12,9 @@
 int verb_pe_hash(int argc, char **argv);
 int verb_uki(int argc, char **argv);
 int verb_predict(int argc, char **argv);
+int verb_log(int argc, char **argv);
+int verb_sign(int argc, char **argv);
+int verb_verify(int argc, char **argv);
 
 /* Largest file arca-measure reads as a PE image (a UKI with a big initrd). */
 #define MEASURE_MAX_IMAGE_SIZE ((size_t) 2 * 1024 * 1024 * 1024)

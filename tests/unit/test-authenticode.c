@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Authenticode image hash: exactly the ranges the PE/COFF specification
- * lists, nothing more, nothing less. (Agreement with pesign, osslsigncode
+ * lists, nothing more, nothing less. (Agreement with pesign, osslsigncode, sbsigntool
  * and the firmware is checked in tests/integration/test-measure.sh and
- * test-uki-boot.sh.) */
+ * tests/vm/test-uki-boot.sh.) */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>

@@ -142,12 +142,16 @@ int bootpcr_predict(const struct pe_image *uki, const struct bootpcr_options *op
         r = add(p, 4, EV_EFI_BOOT_SERVICES_APPLICATION, "UKI (Authenticode)", uki->size, d);
         if (r < 0)
                 return errmsg_set(e, r, "cannot extend PCR 4");
+        /* Computed with Secure Boot too: a .linux the firmware could not
+         * load is refused either way. */
         r = kernel_digest(linux_s, d, e);
         if (r < 0)
                 return r;
-        r = add(p, 4, EV_EFI_BOOT_SERVICES_APPLICATION, ".linux (Authenticode)", linux_s->size, d);
-        if (r < 0)
-                return errmsg_set(e, r, "cannot extend PCR 4");
+        if (!(opts && opts->secure_boot)) {
+                r = add(p, 4, EV_EFI_BOOT_SERVICES_APPLICATION, ".linux (Authenticode)", linux_s->size, d);
+                if (r < 0)
+                        return errmsg_set(e, r, "cannot extend PCR 4");
+        }
 
         /* PCR 9: the kernel's EFI stub, load options before the initrd. */
         if (cmdline_s) {

@@ -11,7 +11,11 @@
  *         EV_EFI_BOOT_SERVICES_APPLICATION: Authenticode SHA-256 of the UKI
  *         EV_EFI_BOOT_SERVICES_APPLICATION: Authenticode SHA-256 of the
  *           kernel in .linux (systemd-stub 252 starts it with LoadImage, so
- *           the firmware measures it like any boot application)
+ *           the firmware measures it like any boot application) -- but not
+ *           with Secure Boot on: then the stub overrides the firmware's
+ *           Security2 protocol, whose handler is what measures images, to
+ *           admit its own kernel, and PCR 4 ends with the UKI (recorded in
+ *           tests/data/eventlog/ovmf-uki-secureboot.bin)
  *  PCR 9  (the Linux EFI stub, 6.1) EV_EVENT_TAG 0x8f3b22ed
  *           "LOADED_IMAGE::LoadOptions": SHA-256 of the load options the
  *           stub passes, i.e. .cmdline as UTF-16LE up to and with its NUL
@@ -64,6 +68,8 @@ struct bootpcr_options {
          * started the UKI (each adds "Returning ..." and "Calling ..." to
          * PCR 4): 0 when the UKI is the first boot option. */
         unsigned failed_boot_attempts;
+        /* Secure Boot is on: no PCR 4 event for the kernel. */
+        bool secure_boot;
         const struct pcr11_phases *phases; /* PCR 11; NULL: none */
 };
 

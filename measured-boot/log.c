@@ -37,7 +37,8 @@ static void help(void) {
                "  --uki FILE           compare the log event by event with what booting this UKI\n"
                "                       measures (arca-measure predict): names the first event\n"
                "                       of each PCR that differs\n"
-               "  --phases LIST        boot phases for --uki (see arca-measure predict)\n");
+               "  --phases LIST        boot phases for --uki (see arca-measure predict)\n"
+               "  --secure-boot        for --uki: the machine booted with Secure Boot on\n");
 }
 
 static int load_pcrs_file(const char *path, uint8_t out[POLICY_PCR_COUNT][32]) {
@@ -241,7 +242,7 @@ static int explain_policy(const struct eventlog *l, const struct policy *pol, co
         return bad;
 }
 
-static int compare_uki(const struct eventlog *l, const char *uki, const char *phases_arg) {
+static int compare_uki(const struct eventlog *l, const char *uki, const char *phases_arg, bool secure_boot) {
         _cleanup_free_ struct bootpcr_prediction *pred = NULL;
         _cleanup_free_ struct pe_image *pe = NULL;
         _cleanup_free_ uint8_t *data = NULL;
@@ -255,6 +256,7 @@ static int compare_uki(const struct eventlog *l, const char *uki, const char *ph
         if (r < 0)
                 return log_error_errno(r, "Invalid --phases \"%s\": %s", phases_arg, errmsg_str(&e));
         opts.phases = &phases;
+        opts.secure_boot = secure_boot;
         r = measure_load_pe(uki, &data, &size, &pe);
         if (r < 0)
                 return r;
@@ -316,7 +318,7 @@ static int compare_uki(const struct eventlog *l, const char *uki, const char *ph
 }
 
 int verb_log(int argc, char **argv) {
-        enum { ARG_POLICY = 0x100, ARG_SIG, ARG_PUBKEY, ARG_PCRS, ARG_UKI, ARG_PHASES };
+        enum { ARG_POLICY = 0x100, ARG_SIG, ARG_PUBKEY, ARG_PCRS, ARG_UKI, ARG_PHASES, ARG_SECURE_BOOT };
         static const struct option opts[] = {
                 { "output", required_argument, NULL, 'o' },
                 { "quiet", no_argument, NULL, 'q' },
@@ -326,6 +328,7 @@ int verb_log(int argc, char **argv) {
                 { "pcrs", required_argument, NULL, ARG_PCRS },
                 { "uki", required_argument, NULL, ARG_UKI },
                 { "phases", required_argument, NULL, ARG_PHASES },
+                { "secure-boot", no_argument, NULL, ARG_SECURE_BOOT },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -336,7 +339,7 @@ int verb_log(int argc, char **argv) {
         uint8_t reported[POLICY_PCR_COUNT][32];
         struct policy pol;
         struct errmsg e = {};
-        bool quiet = false, json;
+        bool quiet = false, json, secure_boot = false;
         int c, r, ret = 0;
 
         optind = 0;
@@ -365,6 +368,9 @@ int verb_log(int argc, char **argv) {
                         break;
                 case ARG_PHASES:
                         phases = optarg;
+                        break;
+                case ARG_SECURE_BOOT:
+                        secure_boot = true;
                         break;
                 case 'h':
                         help();
@@ -429,7 +435,7 @@ int verb_log(int argc, char **argv) {
                 ret |= r;
         }
         if (uki) {
-                r = compare_uki(l, uki, phases);
+                r = compare_uki(l, uki, phases, secure_boot);
                 if (r < 0)
                         return 1;
                 ret |= r;

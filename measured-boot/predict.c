@@ -35,6 +35,8 @@ static void help(void) {
                "                          enter-initrd:leave-initrd:sysinit:ready (default: none)\n"
                "  --failed-boot-attempts N boot options the firmware tried before the UKI\n"
                "                          (default 0)\n"
+               "  --secure-boot           the node boots with Secure Boot on: the firmware\n"
+               "                          then does not measure the kernel into PCR 4\n"
                "  --firmware-log LOG      an event log of a boot on the target platform: its\n"
                "                          replayed PCRs 0-3 and 5-7 (firmware, configuration,\n"
                "                          Secure Boot) join the policy, warn-only\n"
@@ -95,7 +97,7 @@ static int firmware_pcrs(const char *path, uint8_t out[POLICY_PCR_COUNT][32]) {
 
 int verb_predict(int argc, char **argv) {
         enum { ARG_UKI = 0x100, ARG_PHASES, ARG_WARN_ONLY, ARG_ENFORCE, ARG_POLICY, ARG_STUB_VERSION, ARG_LOG,
-               ARG_FAILED };
+               ARG_FAILED, ARG_SECURE_BOOT };
         static const struct option opts[] = {
                 { "uki", required_argument, NULL, ARG_UKI },
                 { "phases", required_argument, NULL, ARG_PHASES },
@@ -103,6 +105,7 @@ int verb_predict(int argc, char **argv) {
                 { "enforce", required_argument, NULL, ARG_ENFORCE },
                 { "firmware-log", required_argument, NULL, ARG_LOG },
                 { "failed-boot-attempts", required_argument, NULL, ARG_FAILED },
+                { "secure-boot", no_argument, NULL, ARG_SECURE_BOOT },
                 { "output", required_argument, NULL, 'o' },
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "stub-version", required_argument, NULL, ARG_STUB_VERSION },
@@ -153,6 +156,9 @@ int verb_predict(int argc, char **argv) {
                                 log_error("Invalid --failed-boot-attempts \"%s\": expected 0-8.", optarg);
                                 return 2;
                         }
+                        break;
+                case ARG_SECURE_BOOT:
+                        bopts.secure_boot = true;
                         break;
                 case 'o':
                         output = optarg;
@@ -253,8 +259,10 @@ int verb_predict(int argc, char **argv) {
                 fputs(json, stdout);
         else {
                 pcr11_phases_to_string(&phases, phase_str, sizeof(phase_str));
-                printf("# %s: systemd-stub %s, phases \"%s\", booted by OVMF after %u failed boot option(s)\n",
-                       uki, version[0] ? version : "(assumed)", phase_str, bopts.failed_boot_attempts);
+                printf("# %s: systemd-stub %s, phases \"%s\", booted by OVMF after %u failed boot option(s), "
+                       "Secure Boot %s\n",
+                       uki, version[0] ? version : "(assumed)", phase_str, bopts.failed_boot_attempts,
+                       bopts.secure_boot ? "on" : "off");
                 printf("# %-3s %-34s %-10s %-64s %s\n", "PCR", "TYPE", "SIZE", "DIGEST", "WHAT");
                 for (size_t i = 0; i < pred->n_events; i++) {
                         const struct bootpcr_event *ev = &pred->events[i];

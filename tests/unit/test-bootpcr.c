@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Boot PCR prediction (PCRs 4, 9, 11, 12, 13 of a UKI booted by OVMF).
+ * Expected values here are assembled by hand from the event sequence that
+ * real boots record (docs/MEASURED-BOOT.md); tests/vm/test-uki-boot.sh
+ * checks the same against a real OVMF boot. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authenticode.h"
+#include "bootpcr.h"
+#include "eventlog.h"
+#include "openssl-util.h"
+#include "pcr11.h"
+#include "pe-builder.h"
+#include "pe.h"
+#include "uki.h"
+
+#define SDMAGIC "#### LoaderInfo: systemd-stub 252.39-1~deb12u2 ####"
+
+static const char cmdline[] = "console=ttyS0 root=/dev/vda";
+static const char initrd[] = "initrd-bytes";
+static const char osrel[] = "ID=arca\n";
+
+struct fixture {
+        uint8_t *stub_data, *kernel, *uki_data;
+        size_t stub_size, kernel_size, uki_size;
+        struct pe_image *stub, *uki;
+};
+
+static struct pe_image *parse(const uint8_t *d, size_t n) {
+        struct pe_image *pe = malloc(sizeof(*pe));
+        struct errmsg e = {};
+        cr_assert_not_null(pe);
+        cr_assert_eq(pe_parse(d, n, pe, &e), 0, "pe_parse: %s", errmsg_str(&e));
+        return pe;
+}
+
+/* A UKI of a builder-made stub and kernel with the given extra sections. */
+static void build(struct fixture *f, const struct uki_input *extra, size_t n_extra) {
+        struct uki_input in[8];
+        struct pe_builder b;
+        struct errmsg e = {};
+
+        memset(f, 0, sizeof(*f));
+        pe_builder_init(&b, 2);
+        b.sdmagic = SDMAGIC;
+        cr_assert_eq(pe_builder_build(&b, &f->stub_data, &f->stub_size), 0);
+        f->stub = parse(f->stub_data, f->stub_size);
+        pe_builder_init(&b, 3);
+        cr_assert_eq(pe_builder_build(&b, &f->kernel, &f->kernel_size), 0);
+
+        in[0] = (struct uki_input) { .name = ".linux", .data = f->kernel, .size = f->kernel_size };
+        memcpy(in + 1, extra, n_extra * sizeof(*extra));
+        cr_assert_eq(uki_assemble(f->stub, in, n_extra + 1, &f->uki_data, &f->uki_size, &e), 0, "%s",
+                     errmsg_str(&e));
+        f->uki = parse(f->uki_data, f->uki_size);
+}
+
+static void fixture_free(struct fixture *f) {
+        free(f->stub);
+        free(f->uki);
+        free(f->stub_data);
+        free(f->kernel);
+        free(f->uki_data);
+}
+
+#define IN(n, s) { .name = (n), .data = (s), .size = sizeof(s) - 1 }
+static const struct uki_input all[] = { IN(".cmdline", cmdline), IN(".initrd", initrd), IN(".osrel", osrel) };
+
+static void extend(uint8_t pcr[32], const void *data, size_t n) {
+        uint8_t d[32];
+        cr_assert_eq(sha256(data, n, d), 0);
+        cr_assert_eq(pcr_extend_sha256(pcr, d), 0);
+}
+
+static void extend_digest(uint8_t pcr[32], const uint8_t d[32]) {
+        cr_assert_eq(pcr_extend_sha256(pcr, d), 0);
+}
+
+static void kernel_authenticode(const struct fixture *f, uint8_t out[32]) {
+        struct pe_image *k = parse(f->kernel, f->kernel_size);
+        struct errmsg e = {};
+        cr_assert_eq(authenticode_sha256(k, out, &e), 0, "%s", errmsg_str(&e));
+        free(k);
+}
+
+static struct bootpcr_prediction *predict(const struct fixture *f, const struct bootpcr_options *o) {
+        struct bootpcr_prediction *p = malloc(sizeof(*p));
+        struct errmsg e = {};
+        cr_assert_not_null(p);
+        cr_assert_eq(bootpcr_predict(f->uki, o, p, &e), 0, "%s", errmsg_str(&e));
+        return p;
+}
+
+Test(bootpcr, predicts_what_ovmf_the_stubs_and_the_kernel_measure) {
+        static const uint8_t zero[32], sep[4];
+        uint8_t pcr4[32] = {}, pcr9[32] = {}, d[32], wide[2 * sizeof(cmdline)] = {};
+        struct pcr11_section secs[PCR11_MAX_SECTIONS];
+        struct pcr11_prediction *p11 = malloc(sizeof(*p11));
+        struct bootpcr_prediction *p;
+        struct fixture f;
+        struct errmsg e = {};
+        size_t n;
+
+        build(&f, all, 3);
+        p = predict(&f, NULL);
+
+        extend(pcr4, BOOTPCR_CALLING_BOOT_OPTION, strlen(BOOTPCR_CALLING_BOOT_OPTION));
+        extend(pcr4, sep, 4);
+        cr_assert_eq(authenticode_sha256(f.uki, d, &e), 0);
+        extend_digest(pcr4, d);
+        kernel_authenticode(&f, d);
+        extend_digest(pcr4, d);
+        cr_assert_arr_eq(p->pcr[4], pcr4, 32);
+
+        /* UTF-16LE with a UTF-16 NUL. */
+        for (size_t i = 0; i < sizeof(cmdline) - 1; i++)
+                wide[2 * i] = (uint8_t) cmdline[i];
+        extend(pcr9, wide, sizeof(wide));
+        extend(pcr9, initrd, sizeof(initrd) - 1);
+        cr_assert_arr_eq(p->pcr[9], pcr9, 32);
+
+        cr_assert_eq(pcr11_uki_sections(f.uki, secs, &n, &e), 0);
+        cr_assert_eq(pcr11_predict(secs, n, NULL, p11, &e), 0);
+        cr_assert_arr_eq(p->pcr[11], p11->value, 32);
+
+        cr_assert_arr_eq(p->pcr[12], zero, 32);
+        cr_assert_arr_eq(p->pcr[13], zero, 32);
+        cr_assert_eq(p->predicted, (1u << 4) | (1u << 9) | (1u << 11) | (1u << 12) | (1u << 13));
+
+        /* 4 + 2 + 8 events, each PCR's in measurement order. */
+        cr_assert_eq(p->n_events, 14);
+        cr_assert_eq(p->events[0].type, EV_EFI_ACTION);
+        cr_assert_eq(p->events[1].type, EV_SEPARATOR);
+        cr_assert_eq(p->events[2].type, EV_EFI_BOOT_SERVICES_APPLICATION);
+        cr_assert_eq(p->events[3].type, EV_EFI_BOOT_SERVICES_APPLICATION);
+        cr_assert_eq(p->events[4].pcr, 9);
+        cr_assert_eq(p->events[4].size, sizeof(wide));
+        cr_assert_eq(p->events[5].size, sizeof(initrd) - 1);
+        cr_assert_eq(p->events[13].pcr, 11);
+        free(p);
+        free(p11);
+        fixture_free(&f);
+}
+
+Test(bootpcr, secure_boot_leaves_the_kernel_out_of_pcr4) {
+        struct bootpcr_options o = { .secure_boot = true };
+        struct bootpcr_prediction *plain, *sb;
+        uint8_t pcr4[32];
+        struct fixture f;
+
+        build(&f, all, 3);
+        plain = predict(&f, NULL);
+        sb = predict(&f, &o);
+        cr_assert_eq(sb->n_events, plain->n_events - 1);
+        /* PCR 4 of Secure Boot is PCR 4 without its last event. */
+        memset(pcr4, 0, 32);
+        for (unsigned i = 0; i < 3; i++)
+                extend_digest(pcr4, plain->events[i].digest);
+        cr_assert_arr_eq(sb->pcr[4], pcr4, 32);
+        cr_assert_arr_eq(sb->pcr[9], plain->pcr[9], 32);
+        cr_assert_arr_eq(sb->pcr[11], plain->pcr[11], 32);
+        free(plain);
+        free(sb);
+        fixture_free(&f);
+}
+
+Test(bootpcr, failed_boot_attempts_add_returning_and_calling) {
+        struct bootpcr_options o = { .failed_boot_attempts = 2 };
+        struct bootpcr_prediction *p;
+        uint8_t d[32];
+        struct fixture f;
+
+        build(&f, all, 3);
+        p = predict(&f, &o);
+        cr_assert_eq(sha256(BOOTPCR_RETURNING_BOOT_OPTION, strlen(BOOTPCR_RETURNING_BOOT_OPTION), d), 0);
+        cr_assert_arr_eq(p->events[2].digest, d, 32);
+        cr_assert_arr_eq(p->events[4].digest, d, 32);
+        cr_assert_arr_eq(p->events[3].digest, p->events[0].digest, 32);
+        cr_assert_arr_eq(p->events[5].digest, p->events[0].digest, 32);
+        cr_assert_eq(p->events[6].type, EV_EFI_BOOT_SERVICES_APPLICATION);
+        free(p);
+        fixture_free(&f);
+}
+
+Test(bootpcr, without_cmdline_and_initrd_pcr9_stays_zero) {
+        static const uint8_t zero[32];
+        const struct uki_input in[] = { IN(".osrel", osrel) };
+        struct bootpcr_prediction *p;
+        struct fixture f;
+
+        build(&f, in, 1);
+        p = predict(&f, NULL);
+        cr_assert(p->predicted & (1u << 9));
+        cr_assert_arr_eq(p->pcr[9], zero, 32);
+        for (size_t i = 0; i < p->n_events; i++)
+                cr_assert_neq(p->events[i].pcr, 9);
+        free(p);
+        fixture_free(&f);
+}
+
+Test(bootpcr, load_options_stop_at_the_first_nul) {
+        static const char c[] = "ro\0junk";
+        uint8_t *buf;
+        size_t n;
+        struct errmsg e = {};
+
+        cr_assert_eq(bootpcr_load_options((const uint8_t *) c, sizeof(c) - 1, &buf, &n, &e), 0);
+        cr_assert_eq(n, 6);
+        cr_assert_arr_eq(buf, "r\0o\0\0\0", 6);
+        free(buf);
+}
+
+Test(bootpcr, refuses_a_non_ascii_cmdline) {
+        static const char c[] = "console=ttyS0 caf\xc3\xa9";
+        const struct uki_input in[] = { IN(".cmdline", c) };
+        struct bootpcr_prediction *p = malloc(sizeof(*p));
+        struct fixture f;
+        struct errmsg e = {};
+
+        build(&f, in, 1);
+        cr_assert_eq(bootpcr_predict(f.uki, NULL, p, &e), -EBADMSG);
+        cr_assert(strstr(errmsg_str(&e), "not ASCII"), "%s", errmsg_str(&e));
+        cr_assert(strstr(errmsg_str(&e), "offset 17"), "%s", errmsg_str(&e));
+        free(p);
+        fixture_free(&f);
+}
+
+Test(bootpcr, refuses_a_linux_section_that_is_not_pe) {
+        static const char junk[] = "MZ-but-no-PE-header-here";
+        struct uki_input in[] = { IN(".linux", junk) };
+        struct bootpcr_prediction *p = malloc(sizeof(*p));
+        struct pe_image *uki;
+        struct fixture f;
+        struct errmsg e = {};
+        uint8_t *out;
+        size_t on;
+
+        build(&f, all, 0);
+        cr_assert_eq(uki_assemble(f.stub, in, 1, &out, &on, &e), 0);
+        uki = parse(out, on);
+        cr_assert_eq(bootpcr_predict(uki, NULL, p, &e), -EBADMSG);
+        cr_assert(strstr(errmsg_str(&e), ".linux is not a PE image"), "%s", errmsg_str(&e));
+        free(uki);
+        free(out);
+        free(p);
+        fixture_free(&f);
+}

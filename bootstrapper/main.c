@@ -15,6 +15,7 @@
 #include "initserver.h"
 #include "joinclient.h"
 #include "log.h"
+#include "mesh.h"
 #include "node.h"
 #include "tpm.h"
 
@@ -23,6 +24,8 @@ struct options {
         const char *listen;
         uint16_t port;
         bool check_config;
+        bool mesh;
+        struct mesh_options mesh_opt;
 };
 
 static char self_dir[PATH_MAX];
@@ -52,10 +55,14 @@ static void help(void) {
                "  --registry URL          standalone etcd for the membership registry\n"
                "  --kubernetes-dir DIR    kubeadm's directory (default /etc/kubernetes)\n"
                "  --join-service PATH     arca-join-service binary (default: next to this one)\n"
+               "  --mesh BACKEND          bring up the WireGuard mesh (arca0, UDP %u) after init\n"
+               "                          or join: auto, kernel or wireguard-go (docs/MESH.md)\n"
+               "  --wireguard-go PATH     wireguard-go binary (default /usr/bin/wireguard-go)\n"
+               "  --mesh-refresh-ms N     fixed mesh refresh interval (default: the join service's)\n"
                "  --check-config          check the TPM, AK and options, then exit\n"
                "  --log-level LEVEL       err, warning, info, debug\n"
                "  -h, --help              show this help\n",
-               INIT_SERVER_PORT, TPM_AK_HANDLE, INIT_SERVER_PORT, JOIN_SERVICE_PORT);
+               INIT_SERVER_PORT, TPM_AK_HANDLE, INIT_SERVER_PORT, JOIN_SERVICE_PORT, WIREGUARD_PORT);
 }
 
 static int parse_u32(const char *s, uint32_t max, uint32_t *ret) {
@@ -74,6 +81,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
         enum {
                 ARG_TCTI = 256, ARG_VARIANT, ARG_LISTEN, ARG_PORT, ARG_AK, ARG_CHECK, ARG_LOG, ARG_STATE, ARG_NAME,
                 ARG_UNDERLAY, ARG_ROLE, ARG_JOIN, ARG_HASH, ARG_CA, ARG_PCRS, ARG_REGISTRY, ARG_KDIR, ARG_JS,
+                ARG_MESH, ARG_WGGO, ARG_MESH_MS,
         };
         static const struct option opts[] = {
                 { "tcti", required_argument, NULL, ARG_TCTI },
@@ -94,6 +102,9 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 { "registry", required_argument, NULL, ARG_REGISTRY },
                 { "kubernetes-dir", required_argument, NULL, ARG_KDIR },
                 { "join-service", required_argument, NULL, ARG_JS },
+                { "mesh", required_argument, NULL, ARG_MESH },
+                { "wireguard-go", required_argument, NULL, ARG_WGGO },
+                { "mesh-refresh-ms", required_argument, NULL, ARG_MESH_MS },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -179,6 +190,21 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 case ARG_JS:
                         n->join_service = optarg;
                         break;
+                case ARG_MESH:
+                        if (wg_backend_from_string(optarg, &o->mesh_opt.backend) < 0)
+                                return log_error_errno(EINVAL, "Invalid --mesh \"%s\": auto, kernel or wireguard-go",
+                                                       optarg);
+                        o->mesh = true;
+                        break;
+                case ARG_WGGO:
+                        o->mesh_opt.wireguard_go = optarg;
+                        break;
+                case ARG_MESH_MS:
+                        if (parse_u32(optarg, MESH_REFRESH_MAX_MS, &v) < 0 || v < 100)
+                                return log_error_errno(EINVAL, "Invalid --mesh-refresh-ms \"%s\": 100-%d", optarg,
+                                                       MESH_REFRESH_MAX_MS);
+                        o->mesh_opt.refresh_ms = v;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -192,6 +218,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
 
 static struct event_base *base;
 static struct join_client *join_client;
+static struct mesh *mesh;
 
 static void on_init_done(void *userdata) {
         join_client_stop(join_client);
@@ -231,6 +258,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg) {
                         n->join_service_pid = 0;
                         log_warning("The join service exited (status 0x%x); restarting it.", (unsigned) status);
                         evtimer_add(restart_timer, &tv);
+                } else if (mesh_child_exited(mesh, pid, status)) {
+                        /* the mesh agent remakes its device */
                 } else if (pid == n->cp.pid) {
                         n->cp.pid = 0;
                         log_error("The control plane (pid %d) exited (status 0x%x).", (int) pid, (unsigned) status);
@@ -311,6 +340,13 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "Failed to start the init server: %s", errmsg_str(&e));
                 goto out;
         }
+        if (o.mesh) {
+                r = mesh_new(base, &node, &o.mesh_opt, &mesh, &e);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to set up the mesh agent: %s", errmsg_str(&e));
+                        goto out;
+                }
+        }
         if (o.node.n_join_endpoints > 0) {
                 r = join_client_new(base, &node, on_join_done, NULL, &join_client, &e);
                 if (r < 0) {
@@ -344,6 +380,7 @@ out:
         if (restart_timer)
                 event_free(restart_timer);
         join_client_free(join_client);
+        mesh_free(mesh);
         init_server_free(server);
         node_done(&node);
         if (base)

@@ -312,7 +312,7 @@ static int handoff(struct node *n, const struct node_state *s, const uint8_t dis
         } else
                 log_info("No state disk on this node: nothing to re-key (disk %s).", s->disk_uuid);
         if (n->handoff.mesh_up) {
-                r = n->handoff.mesh_up(n->handoff.userdata, s->mesh_address, s->mesh_cidr, n->wg_private, peers,
+                r = n->handoff.mesh_up(n->handoff.mesh_userdata, s->mesh_address, s->mesh_cidr, n->wg_private, peers,
                                        n_peers, e);
                 if (r < 0)
                         return r;

@@ -55,7 +55,8 @@ struct node_handoff {
         /* Bring arca0 up with this node's address and its first peers. */
         int (*mesh_up)(void *userdata, const char *address, const char *cidr, const uint8_t wg_private[WG_KEY_SIZE],
                        const struct mesh_peer *peers, size_t n_peers, struct errmsg *e);
-        void *userdata;
+        void *userdata;      /* for rekey_disk */
+        void *mesh_userdata; /* for mesh_up (bootstrapper/mesh.c) */
 };
 
 struct node {

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "mesh.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atls-curl.h"
+#include "encoding.h"
+#include "json-util.h"
+#include "log.h"
+#include "messages.h"
+#include "node.h"
+#include "secret.h"
+
+struct mesh {
+        struct event_base *base;
+        struct node *node;
+        struct mesh_options opt;
+        char ifname[16];
+        struct wg_device *dev;
+        bool device_lost;          /* wireguard-go exited: remake at the next tick */
+        struct event *timer;
+        char address[ADDRESS_MAX];
+        char cidr[CIDR_MAX];
+        uint32_t net, mask;        /* host order */
+        struct mesh_peer *peers;   /* the list last applied */
+        size_t n_peers;
+        unsigned interval_ms;      /* asked for by the join service */
+        size_t next_endpoint;
+        bool evicted;
+        bool outage;
+        unsigned rounds_failed;
+};
+
+/* --- peers: validate, convert, apply ---------------------------------------- */
+
+static int parse_cidr4(const char *cidr, uint32_t *ret_net, uint32_t *ret_mask, unsigned *ret_prefix) {
+        char addr[ADDRESS_MAX];
+        const char *slash = strchr(cidr, '/');
+        struct in_addr a;
+        unsigned prefix;
+        char *end;
+
+        if (!slash || (size_t) (slash - cidr) >= sizeof(addr))
+                return -EINVAL;
+        memcpy(addr, cidr, (size_t) (slash - cidr));
+        addr[slash - cidr] = 0;
+        errno = 0;
+        prefix = (unsigned) strtoul(slash + 1, &end, 10);
+        if (errno || *end || end == slash + 1 || prefix > 30 || inet_pton(AF_INET, addr, &a) != 1)
+                return -EINVAL;
+        *ret_mask = prefix ? ~UINT32_C(0) << (32 - prefix) : 0;
+        *ret_net = ntohl(a.s_addr) & *ret_mask;
+        *ret_prefix = prefix;
+        return 0;
+}
+
+/* An endpoint WireGuard can use as is: an IP literal and a port. */
+static bool endpoint_is_literal(const char *ep) {
+        char host[ENDPOINT_MAX];
+        const char *colon;
+        struct in6_addr a6;
+        struct in_addr a4;
+
+        if (!valid_endpoint(ep))
+                return false;
+        if (ep[0] == '[')
+                return true; /* valid_endpoint checked the v6 literal */
+        colon = strrchr(ep, ':');
+        memcpy(host, ep, (size_t) (colon - ep));
+        host[colon - ep] = 0;
+        return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* One peer of the join service's list as the device will have it. Returns 0,
+ * 1 to skip (this node itself), or a negative errno with the reason. */
+static int peer_to_wg(const struct mesh *m, const struct mesh_peer *p, struct wg_peer *ret, struct errmsg *e) {
+        _cleanup_free_ uint8_t *key = NULL;
+        size_t key_size = 0;
+        struct in_addr a;
+        uint32_t host;
+
+        if (streq(p->wg_public_key, m->node->wg_public) || streq(p->name, m->node->opt.node_name))
+                return 1;
+        if (!valid_wg_key(p->wg_public_key) ||
+            base64_decode(p->wg_public_key, strlen(p->wg_public_key), &key, &key_size) < 0 || key_size != WG_KEY_SIZE)
+                return errmsg_set(e, EBADMSG, "peer \"%s\": invalid WireGuard key", p->name);
+        if (!endpoint_is_literal(p->endpoint))
+                return errmsg_set(e, EBADMSG, "peer \"%s\": endpoint \"%s\" is not an IP address and port", p->name,
+                                  p->endpoint);
+        if (inet_pton(AF_INET, p->mesh_address, &a) != 1)
+                return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address \"%s\" is not IPv4", p->name,
+                                  p->mesh_address);
+        host = ntohl(a.s_addr);
+        if ((host & m->mask) != m->net || host == m->net || host == (m->net | ~m->mask))
+                return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address %s is not a host of %s", p->name,
+                                  p->mesh_address, m->cidr);
+        if (streq(p->mesh_address, m->address))
+                return errmsg_set(e, EBADMSG, "peer \"%s\": holds this node's mesh address %s", p->name, m->address);
+        *ret = (struct wg_peer){ .keepalive = WG_KEEPALIVE_DEFAULT };
+        memcpy(ret->public_key, key, WG_KEY_SIZE);
+        snprintf(ret->endpoint, sizeof(ret->endpoint), "%s", p->endpoint);
+        snprintf(ret->allowed_ip, sizeof(ret->allowed_ip), "%s/32", p->mesh_address);
+        return 0;
+}
+
+/* Make the device's peers equal the join service's list. A malformed
+ * peer is left out (and logged); a list that names a key or an address
+ * twice is refused as a whole and the current peers stay. */
+static int apply_peers(struct mesh *m, const struct mesh_peer *peers, size_t n_peers, struct errmsg *e) {
+        _cleanup_free_ struct wg_peer *want = NULL;
+        _cleanup_free_ struct mesh_peer *copy = NULL;
+        size_t n_want = 0, n_copy = 0, up = 0, rm = 0;
+        int r;
+
+        if (n_peers > WG_MAX_PEERS)
+                return errmsg_set(e, E2BIG, "more than %d peers", WG_MAX_PEERS);
+        want = calloc(n_peers + 1, sizeof(*want));
+        copy = calloc(n_peers + 1, sizeof(*copy));
+        if (!want || !copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_peers; i++) {
+                struct errmsg pe = {};
+                r = peer_to_wg(m, &peers[i], &want[n_want], &pe);
+                if (r < 0) {
+                        log_warning("Mesh: leaving out a peer: %s", errmsg_str(&pe));
+                        continue;
+                }
+                if (r > 0)
+                        continue;
+                n_want++;
+                copy[n_copy++] = peers[i];
+        }
+        r = wg_device_sync_peers(m->dev, want, n_want, &up, &rm, e);
+        if (r < 0)
+                return r;
+        free(m->peers);
+        m->peers = TAKE_PTR(copy);
+        m->n_peers = n_copy;
+        if (up || rm)
+                log_info("Mesh: %zu peers (%zu added or changed, %zu removed, %zu untouched).", n_want, up, rm,
+                         n_want - up);
+        return 0;
+}
+
+/* --- the device --------------------------------------------------------------- */
+
+static int device_up(struct mesh *m, struct errmsg *e) {
+        struct wg_options o = {
+                .ifname = m->ifname,
+                .backend = m->opt.backend,
+                .wireguard_go = m->opt.wireguard_go,
+                .uapi_dir = m->opt.uapi_dir,
+                .log_path = "/dev/stderr",
+        };
+        uint32_t net, mask;
+        unsigned prefix;
+        int r;
+
+        if (parse_cidr4(m->cidr, &net, &mask, &prefix) < 0)
+                return errmsg_set(e, EINVAL, "invalid mesh CIDR \"%s\"", m->cidr);
+        m->dev = wg_device_destroy(m->dev);
+        r = wg_device_new(&o, &m->dev, e);
+        if (r < 0)
+                return r;
+        r = wg_device_set_key(m->dev, m->node->wg_private, WIREGUARD_PORT, e);
+        if (r >= 0)
+                r = wg_device_set_address(m->dev, m->address, prefix, e);
+        if (r < 0) {
+                m->dev = wg_device_destroy(m->dev);
+                return r;
+        }
+        m->device_lost = false;
+        return 0;
+}
+
+/* --- refresh ------------------------------------------------------------------ */
+
+static void schedule(struct mesh *m) {
+        unsigned base = m->opt.refresh_ms ? m->opt.refresh_ms : m->interval_ms, ms;
+        uint32_t rnd = 0;
+        struct timeval tv;
+
+        /* +-20 % so that nodes booted together do not refresh in step. */
+        (void) secret_random(&rnd, sizeof(rnd));
+        ms = base - base / 5 + rnd % (2 * (base / 5) + 1);
+        tv = (struct timeval){ .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+        evtimer_add(m->timer, &tv);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+        struct mesh *m = arg;
+        struct errmsg e = {};
+
+        if (m->device_lost || !m->dev) {
+                struct mesh_peer *keep = TAKE_PTR(m->peers);
+                size_t n_keep = m->n_peers;
+                m->n_peers = 0;
+                if (device_up(m, &e) < 0)
+                        log_error("Mesh: cannot remake %s: %s", m->ifname, errmsg_str(&e));
+                else {
+                        log_info("Mesh: %s remade (%s).", m->ifname, wg_device_backend(m->dev));
+                        if (apply_peers(m, keep, n_keep, &e) < 0)
+                                log_error("Mesh: cannot apply the peers: %s", errmsg_str(&e));
+                }
+                free(keep);
+        }
+        schedule(m);
+}
+
+/* --- the hand-off hook ---------------------------------------------------------- */
+
+static int mesh_up(void *userdata, const char *address, const char *cidr, const uint8_t wg_private[WG_KEY_SIZE],
+                   const struct mesh_peer *peers, size_t n_peers, struct errmsg *e) {
+        struct mesh *m = userdata;
+        unsigned prefix;
+        int r;
+
+        (void) wg_private; /* the node's own key pair, also in m->node */
+        if (!valid_address(address) || parse_cidr4(cidr, &m->net, &m->mask, &prefix) < 0)
+                return errmsg_set(e, EINVAL, "invalid mesh address %s in %s", address, cidr);
+        snprintf(m->address, sizeof(m->address), "%s", address);
+        snprintf(m->cidr, sizeof(m->cidr), "%s", cidr);
+        r = device_up(m, e);
+        if (r < 0) {
+                errmsg_prefix(e, "mesh interface %s", m->ifname);
+                return r;
+        }
+        m->peers = mfree(m->peers);
+        m->n_peers = 0;
+        r = apply_peers(m, peers, n_peers, e);
+        if (r < 0) {
+                m->dev = wg_device_destroy(m->dev);
+                return r;
+        }
+        log_info("Mesh: %s up (%s), address %s/%u, UDP %d, %zu peers.", m->ifname, wg_device_backend(m->dev),
+                 address, prefix, WIREGUARD_PORT, m->n_peers);
+        schedule(m);
+        return 0;
+}
+
+int mesh_new(struct event_base *base, struct node *node, const struct mesh_options *opt, struct mesh **ret,
+             struct errmsg *e) {
+        struct mesh *m;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->base = base;
+        m->node = node;
+        m->opt = *opt;
+        m->interval_ms = MESH_REFRESH_DEFAULT_MS;
+        snprintf(m->ifname, sizeof(m->ifname), "%s", opt->ifname ? opt->ifname : MESH_INTERFACE);
+        m->timer = evtimer_new(base, on_timer, m);
+        if (!m->timer) {
+                free(m);
+                return -ENOMEM;
+        }
+        node->handoff.mesh_up = mesh_up;
+        node->handoff.mesh_userdata = m;
+        *ret = m;
+        return 0;
+}
+
+struct mesh *mesh_free(struct mesh *m) {
+        if (!m)
+                return NULL;
+        if (m->timer)
+                event_free(m->timer);
+        if (m->dev)
+                log_info("Mesh: removing %s.", m->ifname);
+        wg_device_destroy(m->dev);
+        free(m->peers);
+        free(m);
+        return NULL;
+}
+
+bool mesh_child_exited(struct mesh *m, pid_t pid, int status) {
+        if (!m || !m->dev || pid <= 0 || wg_device_pid(m->dev) != pid)
+                return false;
+        wg_device_child_exited(m->dev);
+        m->device_lost = true;
+        log_error("Mesh: wireguard-go (pid %d) exited (status 0x%x); %s is remade at the next refresh.", (int) pid,
+                  (unsigned) status, m->ifname);
+        return true;
+}

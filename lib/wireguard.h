@@ -23,7 +23,7 @@
 #include "validate.h"
 #include "wgkey.h"
 
-#define WG_MAX_PEERS 1024
+#define WG_MAX_PEERS 4096 /* >= MSG_MAX_PEERS */
 #define WG_MAX_ALLOWED_IPS 64          /* per peer, in a status */
 #define WG_UAPI_MAX_REPLY (4 * 1024 * 1024)
 #define WG_UAPI_DIR_DEFAULT "/var/run/wireguard"

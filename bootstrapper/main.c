@@ -59,6 +59,7 @@ static void help(void) {
                "                          or join: auto, kernel or wireguard-go (docs/MESH.md)\n"
                "  --wireguard-go PATH     wireguard-go binary (default /usr/bin/wireguard-go)\n"
                "  --mesh-refresh-ms N     fixed mesh refresh interval (default: the join service's)\n"
+               "  --firewall              with --mesh: nftables table inet arca, node set = peers\n"
                "  --check-config          check the TPM, AK and options, then exit\n"
                "  --log-level LEVEL       err, warning, info, debug\n"
                "  -h, --help              show this help\n",
@@ -81,7 +82,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
         enum {
                 ARG_TCTI = 256, ARG_VARIANT, ARG_LISTEN, ARG_PORT, ARG_AK, ARG_CHECK, ARG_LOG, ARG_STATE, ARG_NAME,
                 ARG_UNDERLAY, ARG_ROLE, ARG_JOIN, ARG_HASH, ARG_CA, ARG_PCRS, ARG_REGISTRY, ARG_KDIR, ARG_JS,
-                ARG_MESH, ARG_WGGO, ARG_MESH_MS,
+                ARG_MESH, ARG_WGGO, ARG_MESH_MS, ARG_FIREWALL,
         };
         static const struct option opts[] = {
                 { "tcti", required_argument, NULL, ARG_TCTI },
@@ -105,6 +106,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 { "mesh", required_argument, NULL, ARG_MESH },
                 { "wireguard-go", required_argument, NULL, ARG_WGGO },
                 { "mesh-refresh-ms", required_argument, NULL, ARG_MESH_MS },
+                { "firewall", no_argument, NULL, ARG_FIREWALL },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -204,6 +206,9 @@ static int parse_args(int argc, char **argv, struct options *o) {
                                 return log_error_errno(EINVAL, "Invalid --mesh-refresh-ms \"%s\": 100-%d", optarg,
                                                        MESH_REFRESH_MAX_MS);
                         o->mesh_opt.refresh_ms = v;
+                        break;
+                case ARG_FIREWALL:
+                        o->mesh_opt.firewall = true;
                         break;
                 case 'h':
                         help();
@@ -338,6 +343,10 @@ int main(int argc, char **argv) {
         r = init_server_new(base, &atls, &node, o.listen, o.port, on_init_done, NULL, &server, &e);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the init server: %s", errmsg_str(&e));
+                goto out;
+        }
+        if (o.mesh_opt.firewall && !o.mesh) {
+                log_error("--firewall needs --mesh: the firewall's node set follows the mesh peers.");
                 goto out;
         }
         if (o.mesh) {

@@ -9,6 +9,7 @@
 
 #include "atls-curl.h"
 #include "encoding.h"
+#include "firewall.h"
 #include "json-util.h"
 #include "log.h"
 #include "messages.h"
@@ -33,6 +34,7 @@ struct mesh {
         bool evicted;
         bool outage;
         unsigned rounds_failed;
+        bool firewall_applied;
 };
 
 /* --- peers: validate, convert, apply ---------------------------------------- */
@@ -107,6 +109,59 @@ static int peer_to_wg(const struct mesh *m, const struct mesh_peer *p, struct wg
         return 0;
 }
 
+/* The peers' underlay addresses, for the firewall's node sets. */
+static int underlay_hosts(const struct mesh_peer *peers, size_t n, char (**ret)[ENDPOINT_MAX]) {
+        char(*hosts)[ENDPOINT_MAX] = calloc(n + 1, sizeof(*hosts));
+
+        if (!hosts)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const char *ep = peers[i].endpoint, *colon = strrchr(ep, ':');
+                size_t len = colon ? (size_t) (colon - ep) : strlen(ep);
+                if (ep[0] == '[' && len >= 2)
+                        snprintf(hosts[i], ENDPOINT_MAX, "%.*s", (int) (len - 2), ep + 1);
+                else
+                        snprintf(hosts[i], ENDPOINT_MAX, "%.*s", (int) len, ep);
+        }
+        *ret = hosts;
+        return 0;
+}
+
+/* Make the firewall's node sets follow the peers: the first call installs
+ * table inet arca, later ones replace only the sets (atomically). */
+static int firewall_follow(struct mesh *m, struct errmsg *e) {
+        _cleanup_free_ char(*hosts)[ENDPOINT_MAX] = NULL;
+        _cleanup_free_ const char **list = NULL;
+        int r;
+
+        if (!m->opt.firewall)
+                return 0;
+        r = underlay_hosts(m->peers, m->n_peers, &hosts);
+        if (r < 0)
+                return r;
+        list = calloc(m->n_peers + 1, sizeof(*list));
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_peers; i++)
+                list[i] = hosts[i];
+        if (m->firewall_applied)
+                r = firewall_update_nodes(list, m->n_peers, e);
+        else {
+                struct firewall_config c;
+                firewall_config_default(&c);
+                c.mesh_interface = m->ifname;
+                c.wireguard_port = WIREGUARD_PORT;
+                c.nodes = list;
+                c.n_nodes = m->n_peers;
+                r = firewall_apply(&c, e);
+                if (r >= 0)
+                        m->firewall_applied = true;
+        }
+        if (r < 0)
+                errmsg_prefix(e, "firewall");
+        return r;
+}
+
 /* Make the device's peers equal the join service's list. A malformed
  * peer is left out (and logged); a list that names a key or an address
  * twice is refused as a whole and the current peers stay. */
@@ -143,6 +198,11 @@ static int apply_peers(struct mesh *m, const struct mesh_peer *peers, size_t n_p
         if (up || rm)
                 log_info("Mesh: %zu peers (%zu added or changed, %zu removed, %zu untouched).", n_want, up, rm,
                          n_want - up);
+        if ((up || rm || !m->firewall_applied) && m->opt.firewall) {
+                r = firewall_follow(m, e);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -191,6 +251,137 @@ static void schedule(struct mesh *m) {
         evtimer_add(m->timer, &tv);
 }
 
+/* Where to ask: this node's own join service (a control-plane node runs
+ * one; elsewhere the connection is refused at once), the configured join
+ * services, and every control-plane peer's. */
+static size_t refresh_endpoints(const struct mesh *m, char (*ret)[ENDPOINT_MAX], size_t max) {
+        const struct node *n = m->node;
+        size_t k = 0;
+
+#define ADD_ENDPOINT(...)                                                                       \
+        do {                                                                                    \
+                char ep_[ENDPOINT_MAX];                                                         \
+                bool dup_ = false;                                                              \
+                snprintf(ep_, sizeof(ep_), __VA_ARGS__);                                        \
+                for (size_t j_ = 0; j_ < k && !dup_; j_++)                                      \
+                        dup_ = streq(ret[j_], ep_);                                             \
+                if (!dup_ && k < max)                                                           \
+                        memcpy(ret[k++], ep_, sizeof(ep_));                                     \
+        } while (0)
+
+        if (strchr(n->opt.underlay, ':'))
+                ADD_ENDPOINT("[%s]:%u", n->opt.underlay, n->opt.join_port);
+        else
+                ADD_ENDPOINT("%s:%u", n->opt.underlay, n->opt.join_port);
+        for (size_t i = 0; i < n->opt.n_join_endpoints; i++)
+                ADD_ENDPOINT("%s", n->opt.join_endpoints[i]);
+        for (size_t i = 0; i < m->n_peers; i++) {
+                const char *ep = m->peers[i].endpoint, *colon = strrchr(ep, ':');
+                if (!streq(m->peers[i].role, "control-plane") || !colon)
+                        continue;
+                ADD_ENDPOINT("%.*s:%u", (int) (colon - ep), ep, n->opt.join_port);
+        }
+#undef ADD_ENDPOINT
+        return k;
+}
+
+/* One refresh through one join service: 0 applied, -EPERM this node is
+ * refused (HTTP 403: evicted or unknown), other errors: no answer. */
+static int refresh_via(struct mesh *m, const char *endpoint, struct errmsg *e) {
+        struct node *n = m->node;
+        struct atls_config atls = { .attester = n->attester, .verifier = n->peer_verifier };
+        struct mesh_request req = {};
+        struct mesh_response resp = {};
+        struct http_response http = {};
+        _cleanup_free_ char *url = NULL, *body = NULL;
+        int r;
+
+        if (asprintf(&url, "https://%s/v1/mesh", endpoint) < 0)
+                return -ENOMEM;
+        snprintf(req.node_name, sizeof(req.node_name), "%s", n->opt.node_name);
+        snprintf(req.wg_public_key, sizeof(req.wg_public_key), "%s", n->wg_public);
+        snprintf(req.endpoint, sizeof(req.endpoint), "%s", n->endpoint);
+        r = mesh_request_serialize(&req, &body);
+        if (r < 0)
+                return r;
+        /* Mutual aTLS: the join service is verified ("same image") before
+         * the request is sent, and it verifies this node afresh. */
+        r = atls_http_request(&atls, url, "POST", body, strlen(body), MESH_REFRESH_TIMEOUT_MS, &http, e);
+        if (r < 0)
+                return r == -EPERM ? -EACCES : r; /* the join service failed *our* check: not an eviction */
+        if (http.status != 200) {
+                _cleanup_(json_object_putp) json_object *err = NULL;
+                const char *msg = http.body;
+                if (json_parse(http.body, http.body_size, &err, NULL) >= 0)
+                        json_get_string(err, "error", &msg, NULL);
+                r = errmsg_set(e, http.status == 403 ? EPERM : EPROTO, "HTTP %ld: %s", http.status, msg);
+                http_response_done(&http);
+                return r;
+        }
+        r = mesh_response_parse(http.body, http.body_size, &resp, e);
+        http_response_done(&http);
+        if (r < 0)
+                return r == -EPERM ? -EBADMSG : r;
+        if (!streq(resp.mesh_address, m->address) || !streq(resp.mesh_cidr, m->cidr))
+                log_warning("Mesh: the join service says this node is %s in %s; arca0 keeps %s in %s.",
+                            resp.mesh_address, resp.mesh_cidr, m->address, m->cidr);
+        m->interval_ms = resp.refresh_interval * 1000u;
+        if (m->interval_ms < MESH_REFRESH_MIN_MS)
+                m->interval_ms = MESH_REFRESH_MIN_MS;
+        if (m->interval_ms > MESH_REFRESH_MAX_MS)
+                m->interval_ms = MESH_REFRESH_MAX_MS;
+        r = apply_peers(m, resp.peers, resp.n_peers, e);
+        mesh_response_done(&resp);
+        return r < 0 ? (r == -EPERM ? -EIO : r) : 0;
+}
+
+static void refresh(struct mesh *m) {
+        char endpoints[NODE_MAX_JOIN_ENDPOINTS + 64][ENDPOINT_MAX];
+        size_t k = refresh_endpoints(m, endpoints, ELEMENTSOF(endpoints));
+        struct errmsg last = {};
+        const char *last_ep = NULL;
+
+        for (size_t i = 0; i < k; i++) {
+                const char *ep = endpoints[(m->next_endpoint + i) % k];
+                struct errmsg e = {};
+                int r = refresh_via(m, ep, &e);
+
+                if (r == 0) {
+                        m->next_endpoint = (m->next_endpoint + i) % k; /* stay with it */
+                        if (m->evicted)
+                                log_notice("Mesh: %s accepts this node again; peers restored.", ep);
+                        else if (m->outage)
+                                log_notice("Mesh: join service %s answers again after %u failed refreshes; the "
+                                           "tunnels stayed up meanwhile.",
+                                           ep, m->rounds_failed);
+                        m->evicted = m->outage = false;
+                        m->rounds_failed = 0;
+                        return;
+                }
+                if (r == -EPERM) {
+                        size_t dropped = m->n_peers;
+                        if (!m->evicted)
+                                log_error("Mesh: this node was refused by join service %s (%s): it is evicted "
+                                          "from the cluster. Dropping all %zu mesh peers.",
+                                          ep, errmsg_str(&e), dropped);
+                        m->evicted = true;
+                        m->outage = false;
+                        if (apply_peers(m, NULL, 0, &e) < 0)
+                                log_error("Mesh: cannot drop the peers: %s", errmsg_str(&e));
+                        return;
+                }
+                last = e;
+                last_ep = ep;
+                log_debug("Mesh: refresh through %s failed: %s", ep, errmsg_str(&e));
+        }
+        m->rounds_failed++;
+        if (!m->outage && !m->evicted)
+                log_warning("Mesh: no join service answered the refresh (last: %s: %s); keeping the %zu current "
+                            "peers.",
+                            strna(last_ep), errmsg_str(&last), m->n_peers);
+        m->outage = true;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
         struct mesh *m = arg;
         struct errmsg e = {};
@@ -208,6 +399,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
                 }
                 free(keep);
         }
+        if (m->dev)
+                refresh(m);
         schedule(m);
 }
 
@@ -236,8 +429,9 @@ static int mesh_up(void *userdata, const char *address, const char *cidr, const 
                 m->dev = wg_device_destroy(m->dev);
                 return r;
         }
-        log_info("Mesh: %s up (%s), address %s/%u, UDP %d, %zu peers.", m->ifname, wg_device_backend(m->dev),
-                 address, prefix, WIREGUARD_PORT, m->n_peers);
+        log_info("Mesh: %s up (%s), address %s/%u, UDP %d, %zu peers%s.", m->ifname, wg_device_backend(m->dev),
+                 address, prefix, WIREGUARD_PORT, m->n_peers,
+                 m->firewall_applied ? ", firewall table inet arca applied" : "");
         schedule(m);
         return 0;
 }
@@ -270,6 +464,13 @@ struct mesh *mesh_free(struct mesh *m) {
                 return NULL;
         if (m->timer)
                 event_free(m->timer);
+        if (m->firewall_applied) {
+                struct errmsg e = {};
+                if (firewall_remove(&e) < 0)
+                        log_error("Mesh: cannot remove the firewall: %s", errmsg_str(&e));
+                else
+                        log_info("Mesh: firewall table inet arca removed.");
+        }
         if (m->dev)
                 log_info("Mesh: removing %s.", m->ifname);
         wg_device_destroy(m->dev);

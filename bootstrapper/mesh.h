@@ -30,6 +30,7 @@ struct mesh_options {
         const char *wireguard_go; /* NULL: /usr/bin/wireguard-go */
         const char *uapi_dir;     /* NULL: /var/run/wireguard */
         unsigned refresh_ms;      /* 0: what the join service asks for */
+        bool firewall;            /* table inet arca follows the peers */
 };
 
 struct mesh;

@@ -86,7 +86,8 @@ logged() { grep -q -- "$2" "$W/$1.log"; }
 mping() { in_ns "$1" $PING -c 1 -W 2 "$2" >/dev/null 2>&1; } # mping FROM ADDRESS
 not() { ! "$@"; }
 
-echo "1..12"
+PLAN=25
+echo "1..$PLAN"
 
 # ============================ Part 1: lib/wireguard =============================
 host a 10.251.0.1
@@ -155,3 +156,104 @@ check "a clean stop deletes arca0" wait_for 10 sh -c "! ip netns exec $P-a ip li
 gone() { ! kill -0 "$PID_a" 2>/dev/null && ! kill -0 "$PID_b" 2>/dev/null && ! kill -0 "$PID_c" 2>/dev/null; }
 check "and the nodes exit, wireguard-go with them" \
     eval 'wait_for 10 gone && test -z "$(ip netns pids $P-a; ip netns pids $P-b; ip netns pids $P-c)"'
+
+# ===================== Part 2: arca-bootstrapper --mesh =========================
+PART2=13
+part2_skip() { for i in $(seq $PART2 $PLAN); do echo "ok $i # SKIP $*"; done; exit 0; }
+[ -x /usr/bin/swtpm ] || part2_skip "swtpm is not installed (package swtpm)"
+[ -x /usr/bin/etcd ] || part2_skip "etcd-server is not installed (package etcd-server)"
+command -v etcdctl >/dev/null || part2_skip "etcdctl is not installed (package etcd-client)"
+command -v tpm2_pcrread >/dev/null || part2_skip "tpm2-tools is not installed"
+command -v nft >/dev/null || part2_skip "nft is not installed (package nftables)"
+[ -x "$B/arca-bootstrapper" ] && [ -x "$B/arca-join-service" ] && [ -x "$B/arca" ] ||
+    part2_skip "binaries missing in $B (run make)"
+grep -q "/v1/mesh" "$B/arca-join-service" || part2_skip "this arca-join-service does not serve /v1/mesh"
+
+host owner 10.252.0.2
+host cp1 10.252.0.11
+host w1 10.252.0.21
+host w2 10.252.0.22
+TCTI=swtpm:host=127.0.0.1,port=2321
+tpm() { # a fresh swtpm in the node's namespace, AK certified by the platform CA
+    mkdir -p "$W/$1/tpm"
+    in_ns "$1" swtpm socket --tpm2 --server type=tcp,port=2321,bindaddr=127.0.0.1 \
+        --ctrl type=tcp,port=2322,bindaddr=127.0.0.1 --tpmstate dir="$W/$1/tpm" \
+        --flags not-need-init,startup-clear >/dev/null 2>&1 &
+    for _ in $(seq 100); do in_ns "$1" tpm2_pcrread -T "swtpm:port=2321" sha256:0 >/dev/null 2>&1 && break; sleep 0.05; done
+    TSS2_LOG=all+none in_ns "$1" "$B/arca" platform provision --ca-dir "$W/ca" --tcti "$TCTI" >/dev/null
+}
+mkdir -p "$W/ca" "$W/owner"
+"$B/arca" platform create-ca --dir "$W/ca" >/dev/null
+for h in cp1 w1 w2; do tpm $h; done
+"$B/arca" config generate --dir "$W/owner" --name meshtest --init 10.252.0.11 --driver etcd \
+    --platform-ca ../ca/platform-ca.pem >"$W/generate.out"
+HASH=$(sed -n 's/^init-secret-hash: //p' "$W/generate.out")
+zero=0000000000000000000000000000000000000000000000000000000000000000
+{ echo "{"; for i in $(seq 0 13); do echo "  \"$i\": {\"expected\": \"$zero\", \"warnOnly\": false},"; done
+  echo "  \"14\": {\"expected\": \"$zero\", \"warnOnly\": false}"; echo "}"; } >"$W/owner/measurements.json"
+
+bootstrapper() { # bootstrapper NAME ADDRESS [options...]: in its netns and mount namespace
+    local name=$1 addr=$2; shift 2
+    mkdir -p "$W/$name/state"
+    node_exec "$name" env TSS2_LOG=all+none "$B/arca-bootstrapper" --tcti "$TCTI" --state-dir "$W/$name/state" \
+        --node-name "$name" --underlay "$addr" --platform-ca "$W/ca/platform-ca.pem" \
+        --join-service "$B/arca-join-service" --mesh wireguard-go --mesh-refresh-ms 500 \
+        "$@" >"$W/$name.log" 2>&1 &
+    eval "PID_$name=$!"
+}
+mesh_ip() { sed -n 's/.*Mesh: arca0 up (wireguard-go), address \([0-9.]*\)\/.*/\1/p' "$W/$1.log" | head -1; }
+# "sec.nsec" of the last handshake with the peer whose allowed IP is $2, as node $1 sees it
+hs() { local pid; eval "pid=\$PID_$1"; node_enter "$pid" "$T/arca-wgnode" get arca0 | grep -F "allowed=$2/32" | sed -n 's/.*handshake=\([0-9.]*\).*/\1/p'; }
+peers_of() { local pid; eval "pid=\$PID_$1"; node_enter "$pid" "$T/arca-wgnode" get arca0 | grep -c '^peer '; }
+nodes4() { in_ns "$1" nft list set inet arca nodes4 2>/dev/null | tr -d '\n' ; }
+all_reach() { # all_reach NODE...: every pair pings over the mesh
+    local a b
+    for a in "$@"; do for b in "$@"; do
+        [ "$a" = "$b" ] || mping "$a" "$(mesh_ip "$b")" || return 1
+    done; done
+}
+
+bootstrapper cp1 10.252.0.11 --listen 10.252.0.11 --init-secret-hash "$HASH"
+bootstrapper w1 10.252.0.21 --join 10.252.0.11:30090 --firewall
+wait_for 20 logged cp1 READY
+in_ns owner "$B/arca" init --config "$W/owner/arca.conf" >"$W/init.out" 2>&1
+check "the first node is initialized and brings arca0 up (wireguard-go) with no peers" \
+    wait_for 20 logged cp1 "Mesh: arca0 up (wireguard-go), address .*, 0 peers"
+check "a worker joins; its arca0 starts with the peer from the join answer, firewall applied" \
+    wait_for 60 logged w1 "Mesh: arca0 up (wireguard-go), address .*, 1 peers, firewall"
+check "the first node learns the worker through the refresh; they reach each other over arca0" \
+    wait_for 30 all_reach cp1 w1
+HS1=$(hs w1 "$(mesh_ip cp1)")
+
+sleep 1.1
+bootstrapper w2 10.252.0.22 --join 10.252.0.11:30090
+check "a second worker joins; all three reach each other over arca0" \
+    eval 'wait_for 60 logged w2 "Mesh: arca0 up" && wait_for 30 all_reach cp1 w1 w2'
+check "w1's session with cp1 was not touched by w2's arrival (last handshake $HS1)" \
+    test -n "$HS1" -a "$HS1" != "0.000000000" -a "$(hs w1 "$(mesh_ip cp1)")" = "$HS1"
+check "w1's firewall node set follows its peers (cp1 and w2)" \
+    eval 'wait_for 10 eval "nodes4 w1 | grep -q 10.252.0.11 && nodes4 w1 | grep -q 10.252.0.22"'
+
+# join-service outage: the tunnels stay
+JS=$(pgrep -f "arca-join-service --state-dir $W/cp1/state")
+kill -STOP $JS
+check "with the join service stopped, the worker says no join service answers and keeps its peers" \
+    eval 'wait_for 30 logged w1 "no join service answered the refresh" && test "$(peers_of w1)" = 2'
+check "the tunnels stay up during the outage; w1's session with cp1 is the same" \
+    eval 'all_reach cp1 w1 w2 && test "$(hs w1 "$(mesh_ip cp1)")" = "$HS1"'
+kill -CONT $JS
+check "refreshes succeed again once the join service is back" wait_for 30 logged w1 "answers again"
+
+# w2 removed from the membership: w2 drops everything, the others drop w2
+W2IP=$(mesh_ip w2)
+in_ns owner env ETCDCTL_API=3 etcdctl --endpoints http://10.252.0.11:2379 del /arca/members/w2 >/dev/null
+check "the removed node is told it is evicted and drops all its peers (logged plainly)" \
+    eval 'wait_for 30 logged w2 "it is evicted from the cluster. Dropping all 2 mesh peers" && test "$(peers_of w2)" = 0'
+check "the other nodes drop it: gone from w1's device (UAPI get) and from its firewall set" \
+    eval 'wait_for 30 eval "test -z \"\$(hs w1 $W2IP)\"" && ! nodes4 w1 | grep -q 10.252.0.22'
+check "w2 is unreachable over the mesh; cp1 and w1 still reach each other on the same session" \
+    eval 'not mping w1 "$W2IP" && all_reach cp1 w1 && test "$(hs w1 "$(mesh_ip cp1)")" = "$HS1"'
+
+kill -TERM "$PID_w1"
+check "a clean shutdown removes arca0 and the firewall table" \
+    wait_for 20 eval "! in_ns w1 ip link show arca0 >/dev/null 2>&1 && ! in_ns w1 nft list table inet arca >/dev/null 2>&1"

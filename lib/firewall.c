@@ -332,7 +332,7 @@ static void nft_error_line(const char *s, char *out, size_t max) {
 
         for (; s && *s && k + 1 < max; s++) {
                 if (*s == '\n') {
-                        if (++lines == 2)
+                        if (++lines == 2 || !s[1])
                                 break;
                         if (k + 4 < max)
                                 memcpy(out + k, " in ", 4), k += 4;

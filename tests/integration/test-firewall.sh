@@ -105,7 +105,8 @@ check "without the firewall, A reaches B's udp 4789 over the underlay" probe a o
 # A connection A opened to B:2379 before the firewall existed.
 in_ns a "$FW" hold 10.77.0.2 2379 --go "$W/go" --timeout $DROP_MS >"$W/hold" 2>&1 &
 PIDS+=($!); HOLD=$!
-for _ in $(seq 100); do grep -q connected "$W/hold" && break; sleep 0.05; done
+for _ in $(seq 200); do grep -q connected "$W/hold" && break; sleep 0.05; done
+check "A holds a connection to B's tcp 2379 opened before the firewall" grep -qx connected "$W/hold"
 
 # --- apply ---------------------------------------------------------------
 check "firewall_apply in B with A's underlay addresses" in_ns b "$FW" apply "${NODES_A[@]}"
@@ -115,7 +116,10 @@ for port in 9000 30090 9999; do
     check "A's underlay address reaches B's bootstrap port tcp $port" probe a open tcp 10.77.0.2 $port
 done
 check "A's underlay address reaches B's WireGuard port udp 51820" probe a open udp 10.77.0.2 51820
-check "A's underlay IPv6 address reaches B's bootstrap port tcp 9000" probe a open tcp fd77::2 9000
+# Forget the neighbours so IPv6 address resolution between A and B happens
+# under the firewall (neighbour discovery must pass it).
+in_ns a ip -6 neigh flush dev eth0; in_ns b ip -6 neigh flush dev eth0
+check "A's underlay IPv6 address reaches B's bootstrap port tcp 9000 (neighbour discovery passes)" probe a open tcp fd77::2 9000
 for port in 2379 10250 22; do
     check "A's underlay address is dropped at B's tcp $port" probe a timeout tcp 10.77.0.2 $port
 done
@@ -169,6 +173,12 @@ check "a mesh interface name that is not a name is refused" \
 rules >"$W/rules4"
 check "refused updates change nothing" cmp -s "$W/rules1" "$W/rules4"
 
+in_ns b unshare --user "$FW" apply 10.77.0.1 >"$W/bad" 2>&1; rc=$?
+check "without CAP_NET_ADMIN apply fails with EPERM and nft's reason" \
+    bash -c "[ $rc -eq 8 ] && grep -q 'applying table inet arca: nft: .*Operation not permitted' '$W/bad'"
+rules >"$W/rules4"
+check "the unprivileged attempt changed nothing" cmp -s "$W/rules1" "$W/rules4"
+
 # --- update_nodes --------------------------------------------------------
 check "update_nodes to C's address only" in_ns b "$FW" update 10.77.0.3 fd77::3
 check "the node sets hold exactly C's addresses" bash -c \
@@ -207,6 +217,12 @@ read -r _ sent _ echoed <"$W/flood.split"
 echo "# split updates (control): flood sent $sent echoed $echoed"
 check "control: the flood does see the window of a non-atomic update (flush, then add)" [ "${echoed:-0}" -gt 0 ]
 check "update_nodes ends with A in the set" in_ns b "$FW" update "${NODES_A[@]}"
+
+# Loopback is never judged: even with its own address in the node set, B
+# reaches its own services through it.
+in_ns b "$FW" apply "${NODES_A[@]}" 10.77.0.2 fd77::2
+check "B listed in its own node set still reaches its own tcp 2379 (loopback)" probe b open tcp 10.77.0.2 2379
+check "... and over IPv6" probe b open tcp fd77::2 2379
 
 # --- remove --------------------------------------------------------------
 check "firewall_remove" in_ns b "$FW" remove

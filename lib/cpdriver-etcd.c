@@ -587,10 +587,39 @@ static int promote_self(const struct cp_join_params *p, const char *purl, struct
         }
 }
 
+/* A promotion is committed by the leader before the joiner has applied it:
+ * until then the joiner's own etcd still refuses member and KV requests as
+ * a learner. Wait until it serves them, so that whoever uses the local etcd
+ * next (the join service, the registry) finds a voting member. */
+static int wait_serving(const char *curl, const char *purl, struct errmsg *e) {
+        uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;
+        struct errmsg last = {};
+        char api[340];
+
+        snprintf(api, sizeof(api), "%s/v3/cluster/member/list", curl);
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *list = NULL;
+                struct member m[CP_MAX_MEMBERS];
+                size_t n = 0;
+
+                last = (struct errmsg){};
+                if (cp_http_json("POST", api, NULL, ETCD_HTTP_TIMEOUT_MS, &list, &last) == 0 &&
+                    parse_members(list, m, &n, &last) == 0)
+                        for (size_t i = 0; i < n; i++)
+                                if (has_url(m[i].peer_urls, purl) && !m[i].learner)
+                                        return 0;
+                if (cp_now_ms() >= deadline)
+                        return errmsg_set(e, ETIMEDOUT, "etcd at %s does not serve as a voting member within %u s: %s",
+                                          curl, ETCD_START_TIMEOUT_MS / 1000,
+                                          last.text[0] ? errmsg_str(&last) : "still a learner");
+                cp_sleep_ms(50);
+        }
+}
+
 static int etcd_join(const struct cp_node *node, const struct cp_join_params *p, struct cp_result *ret,
                      struct errmsg *e) {
         struct cp_result res = {};
-        char purl[300];
+        char purl[300], curl[300];
         int r;
 
         if (p->role == CP_ROLE_WORKER) {
@@ -620,6 +649,9 @@ static int etcd_join(const struct cp_node *node, const struct cp_join_params *p,
         if (r < 0)
                 return r;
         r = promote_self(p, purl, e);
+        if (r >= 0)
+                r = url(node->address, client_port(node), curl, sizeof(curl)) < 0 ? -ENAMETOOLONG :
+                                                                                      wait_serving(curl, purl, e);
         if (r < 0) {
                 (void) cp_stop(&res);
                 return r;

@@ -177,7 +177,8 @@ static void print_replayed(const struct eventlog_pcrs *p, bool json) {
         }
 }
 
-static int explain_policy(const struct eventlog *l, const struct policy *pol, const uint8_t (*reported)[32]) {
+static int explain_policy(const struct eventlog *l, const struct policy *pol, bool has_policy,
+                          const uint8_t (*reported)[32]) {
         _cleanup_(eventlog_explanation_freep) struct eventlog_explanation *x = NULL;
         struct errmsg e = {};
         char hex[65], hex2[65];
@@ -236,9 +237,11 @@ static int explain_policy(const struct eventlog *l, const struct policy *pol, co
                                         return -ENOMEM;
                 }
         }
-        if (!bad && !x->n_warn_mismatch)
+        if (!bad && !x->n_warn_mismatch && has_policy)
                 printf("policy: every PCR of the policy matches the log%s\n",
                        reported ? ", and the log reproduces the reported values" : "");
+        else if (!bad && reported)
+                printf("the log reproduces the reported values\n");
         return bad;
 }
 
@@ -429,7 +432,7 @@ int verb_log(int argc, char **argv) {
         } else
                 pol = (struct policy) {};
         if (policy_path || pcrs_path) {
-                r = explain_policy(l, &pol, pcrs_path ? (const uint8_t(*)[32]) reported : NULL);
+                r = explain_policy(l, &pol, policy_path != NULL, pcrs_path ? (const uint8_t(*)[32]) reported : NULL);
                 if (r < 0)
                         return 1;
                 ret |= r;

@@ -440,6 +440,10 @@ int mesh_new(struct event_base *base, struct node *node, const struct mesh_optio
              struct errmsg *e) {
         struct mesh *m;
 
+        /* Every refresh verifies the join service before sending anything. */
+        if (!node->peer_verifier)
+                return errmsg_set(e, EINVAL, "the mesh refresh cannot verify join services: no platform CA "
+                                             "configured (--platform-ca)");
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;

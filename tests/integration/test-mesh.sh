@@ -86,7 +86,7 @@ logged() { grep -q -- "$2" "$W/$1.log"; }
 mping() { in_ns "$1" $PING -c 1 -W 2 "$2" >/dev/null 2>&1; } # mping FROM ADDRESS
 not() { ! "$@"; }
 
-PLAN=25
+PLAN=26
 echo "1..$PLAN"
 
 # ============================ Part 1: lib/wireguard =============================
@@ -213,6 +213,11 @@ all_reach() { # all_reach NODE...: every pair pings over the mesh
     done; done
 }
 
+in_ns w2 env TSS2_LOG=all+none "$B/arca-bootstrapper" --tcti "$TCTI" --state-dir "$W/w2/state0" --node-name w2 \
+    --underlay 10.252.0.22 --mesh wireguard-go >"$W/noca.log" 2>&1
+rc=$?
+check "--mesh without a platform CA is refused (refreshes must verify join services)" \
+    eval 'test $rc -ne 0 && grep -q "cannot verify join services" "$W/noca.log"'
 bootstrapper cp1 10.252.0.11 --listen 10.252.0.11 --init-secret-hash "$HASH"
 bootstrapper w1 10.252.0.21 --join 10.252.0.11:30090 --firewall
 wait_for 20 logged cp1 READY

@@ -135,6 +135,22 @@ check "adding a peer sends only that peer (upserted=1 removed=0)" \
 wait_for 10 logged b "SYNCED upserted=1 removed=0"
 check "three nodes: a reaches c, b reaches c, c reaches a and b" \
     wait_for 20 eval 'mping a 10.123.0.4 && mping b 10.123.0.4 && mping c 10.123.0.2 && mping c 10.123.0.3'
+# Figures (not checks): 32 MiB over TCP from a to b (bash /dev/tcp into
+# busybox nc), over arca0 and over the underlay with the same tools; the
+# ratio is the mesh's cost relative to that reference, measured in this run.
+xfer_ms() { # xfer_ms ADDRESS PORT: milliseconds until b has received 32 MiB from a
+    in_ns b sh -c "busybox nc -l -p $2 | wc -c; date +%s%N" >"$W/xfer.$2" 2>/dev/null &
+    local srv=$! t0
+    sleep 0.3
+    t0=$(date +%s%N)
+    in_ns a bash -c "dd if=/dev/zero bs=1M count=32 2>/dev/null >/dev/tcp/$1/$2" 2>/dev/null
+    wait $srv
+    if [ "$(head -1 "$W/xfer.$2")" = 33554432 ]; then echo $((($(tail -1 "$W/xfer.$2") - t0) / 1000000)); else echo 0; fi
+}
+if command -v busybox >/dev/null; then
+    MS_MESH=$(xfer_ms 10.123.0.3 5001); MS_UNDER=$(xfer_ms 10.251.0.2 5002)
+    [ "$MS_MESH" -gt 0 ] && [ "$MS_UNDER" -gt 0 ] && echo "# figure: 32 MiB a->b: arca0 (wireguard-go) ${MS_MESH} ms = $((32 * 8 * 1000 / (MS_MESH + 1))) Mbit/s, underlay ${MS_UNDER} ms = $((32 * 8 * 1000 / (MS_UNDER + 1))) Mbit/s, mesh takes $(((MS_MESH * 10) / (MS_UNDER + 1)))/10 x the time"
+fi
 HS_AB2=$(handshake_of a b)
 check "the existing peer's session was untouched (last handshake $HS_AB, after the update $HS_AB2)" \
     test -n "$HS_AB" -a "$HS_AB" != "0.000000000" -a "$HS_AB" = "$HS_AB2"

@@ -3,9 +3,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "atls-curl.h"
 #include "encoding.h"
@@ -35,6 +38,8 @@ struct mesh {
         bool outage;
         unsigned rounds_failed;
         bool firewall_applied;
+        bool firewall_stale;       /* its node sets may lag the peers */
+        char wg_log[PATH_MAX];     /* wireguard-go's output */
 };
 
 /* --- peers: validate, convert, apply ---------------------------------------- */
@@ -198,8 +203,9 @@ static int apply_peers(struct mesh *m, const struct mesh_peer *peers, size_t n_p
         if (up || rm)
                 log_info("Mesh: %zu peers (%zu added or changed, %zu removed, %zu untouched).", n_want, up, rm,
                          n_want - up);
-        if ((up || rm || !m->firewall_applied) && m->opt.firewall) {
+        if (m->opt.firewall && (up || rm || !m->firewall_applied || m->firewall_stale)) {
                 r = firewall_follow(m, e);
+                m->firewall_stale = r < 0; /* retried at the next refresh */
                 if (r < 0)
                         return r;
         }
@@ -214,7 +220,7 @@ static int device_up(struct mesh *m, struct errmsg *e) {
                 .backend = m->opt.backend,
                 .wireguard_go = m->opt.wireguard_go,
                 .uapi_dir = m->opt.uapi_dir,
-                .log_path = "/dev/stderr",
+                .log_path = m->wg_log,
         };
         uint32_t net, mask;
         unsigned prefix;
@@ -370,8 +376,12 @@ static void refresh(struct mesh *m) {
                                 log_error("Mesh: cannot drop the peers: %s", errmsg_str(&e));
                         return;
                 }
-                last = e;
-                last_ep = ep;
+                /* Report a remote join service's failure rather than this
+                 * worker's own port being closed. */
+                if (!last_ep || (m->next_endpoint + i) % k != 0) {
+                        last = e;
+                        last_ep = ep;
+                }
                 log_debug("Mesh: refresh through %s failed: %s", ep, errmsg_str(&e));
         }
         m->rounds_failed++;
@@ -451,6 +461,16 @@ int mesh_new(struct event_base *base, struct node *node, const struct mesh_optio
         m->node = node;
         m->opt = *opt;
         m->interval_ms = MESH_REFRESH_DEFAULT_MS;
+        /* wireguard-go logs with ours when stderr can be opened by path
+         * (not a journald socket), else into the state directory. */
+        {
+                int fd = open("/dev/stderr", O_WRONLY | O_APPEND | O_CLOEXEC);
+                if (fd >= 0) {
+                        close(fd);
+                        snprintf(m->wg_log, sizeof(m->wg_log), "/dev/stderr");
+                } else
+                        snprintf(m->wg_log, sizeof(m->wg_log), "%s/wireguard-go.log", node->opt.state_dir);
+        }
         snprintf(m->ifname, sizeof(m->ifname), "%s", opt->ifname ? opt->ifname : MESH_INTERFACE);
         m->timer = evtimer_new(base, on_timer, m);
         if (!m->timer) {

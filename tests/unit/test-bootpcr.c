@@ -248,3 +248,99 @@ Test(bootpcr, refuses_a_linux_section_that_is_not_pe) {
         free(p);
         fixture_free(&f);
 }
+
+/* --- the model against recorded boots ------------------------------------- */
+
+static struct eventlog *load_recorded(const char *name) {
+        const char *b = getenv("ARCA_BUILD_DIR");
+        struct eventlog *l = NULL;
+        struct errmsg e = {};
+        char path[512];
+
+        if (b && *b)
+                snprintf(path, sizeof(path), "%s/../tests/data/eventlog/%s", b, name);
+        else
+                snprintf(path, sizeof(path), "tests/data/eventlog/%s", name);
+        cr_assert_eq(eventlog_load(path, &l, &e), 0, "%s: %s", path, errmsg_str(&e));
+        return l;
+}
+
+/* The recorded log's events of `pcr` have the predicted types in the
+ * predicted order, and the same digests where those do not depend on the
+ * image (firmware actions, separators). */
+static void assert_shape(const char *name, const struct bootpcr_options *o) {
+        struct eventlog *l = load_recorded(name);
+        struct bootpcr_prediction *p;
+        static const unsigned pcrs[] = { 4, 9, 11, 12, 13 };
+        struct fixture f;
+
+        build(&f, all, 3); /* .linux .cmdline .initrd .osrel, as the recorded UKIs */
+        p = predict(&f, o);
+        for (size_t k = 0; k < sizeof(pcrs) / sizeof(pcrs[0]); k++) {
+                unsigned pcr = pcrs[k];
+                size_t j = 0, n_log = 0, n_pred = 0;
+
+                for (size_t i = 0; i < p->n_events; i++)
+                        n_pred += p->events[i].pcr == pcr;
+                for (size_t i = 1; i < l->n_events; i++) {
+                        const struct eventlog_event *ev = &l->events[i];
+                        if (ev->pcr != pcr || !eventlog_event_extends(ev))
+                                continue;
+                        n_log++;
+                        while (j < p->n_events && p->events[j].pcr != pcr)
+                                j++;
+                        cr_assert_lt(j, p->n_events, "%s: PCR %u has more events than predicted", name, pcr);
+                        cr_assert_eq(ev->type, p->events[j].type, "%s: PCR %u event #%zu type 0x%x, predicted 0x%x",
+                                     name, pcr, i, ev->type, p->events[j].type);
+                        if (ev->type == EV_EFI_ACTION || ev->type == EV_SEPARATOR)
+                                cr_assert_arr_eq(eventlog_event_digest(ev, EVENTLOG_ALG_SHA256)->value,
+                                                 p->events[j].digest, 32, "%s: PCR %u event #%zu", name, pcr, i);
+                        j++;
+                }
+                cr_assert_eq(n_log, n_pred, "%s: PCR %u: %zu events recorded, %zu predicted", name, pcr, n_log,
+                             n_pred);
+        }
+        free(p);
+        fixture_free(&f);
+        eventlog_free(l);
+}
+
+Test(bootpcr, has_the_shape_of_a_direct_boot) {
+        assert_shape("ovmf-uki-direct.bin", NULL);
+}
+
+Test(bootpcr, has_the_shape_of_a_direct_secure_boot) {
+        struct bootpcr_options o = { .secure_boot = true };
+        assert_shape("ovmf-uki-direct-secureboot.bin", &o);
+}
+
+Test(bootpcr, has_the_shape_of_a_boot_after_a_failed_boot_option) {
+        struct bootpcr_options o = { .failed_boot_attempts = 1 };
+        assert_shape("ovmf-uki.bin", &o);
+}
+
+Test(bootpcr, has_the_shape_of_a_secure_boot_after_a_failed_boot_option) {
+        struct bootpcr_options o = { .failed_boot_attempts = 1, .secure_boot = true };
+        assert_shape("ovmf-uki-secureboot.bin", &o);
+}
+
+Test(bootpcr, the_wrong_options_do_not_have_the_shape) {
+        /* Guard against a comparison that cannot fail: the direct boot's log
+         * is not shaped like a Secure Boot prediction. */
+        struct bootpcr_options o = { .secure_boot = true };
+        struct eventlog *l = load_recorded("ovmf-uki-direct.bin");
+        struct bootpcr_prediction *p;
+        size_t n4 = 0, n4_log = 0;
+        struct fixture f;
+
+        build(&f, all, 3);
+        p = predict(&f, &o);
+        for (size_t i = 0; i < p->n_events; i++)
+                n4 += p->events[i].pcr == 4;
+        for (size_t i = 1; i < l->n_events; i++)
+                n4_log += l->events[i].pcr == 4 && eventlog_event_extends(&l->events[i]);
+        cr_assert_neq(n4, n4_log);
+        free(p);
+        fixture_free(&f);
+        eventlog_free(l);
+}

@@ -158,7 +158,6 @@ static int netns_node_start(struct mini_cluster *c, const struct mini_node *n, c
 static int netns_node_run(const struct mini_cluster *c, const struct mini_node *n, mini_node_fn fn, void *userdata,
                           char **ret_output) {
         _cleanup_free_ char *out = NULL;
-        size_t size = 0, cap = 0;
         int pipefd[2], status;
         pid_t pid;
 
@@ -179,32 +178,14 @@ static int netns_node_run(const struct mini_cluster *c, const struct mini_node *
                 _exit(r < 0 ? 1 : 0);
         }
         close(pipefd[1]);
-        for (;;) {
-                ssize_t k;
-                if (cap - size < 1024) {
-                        char *nb;
-                        if (cap >= 1024 * 1024)
-                                break;
-                        cap = cap ? cap * 2 : 4096;
-                        nb = realloc(out, cap);
-                        if (!nb)
-                                break;
-                        out = nb;
-                }
-                k = read(pipefd[0], out + size, cap - size - 1);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                size += k;
-        }
+        if (mini_read_all(pipefd[0], &out) < 0)
+                out = NULL;
         close(pipefd[0]);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
         if (!out)
                 return -ENOMEM;
-        out[size] = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return -EIO;
         *ret_output = TAKE_PTR(out);

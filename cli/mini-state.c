@@ -155,7 +155,7 @@ int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const 
         return 0;
 }
 
-static int read_fd_all(int fd, char **ret) {
+int mini_read_all(int fd, char **ret) {
         size_t size = 0, cap = 0;
         char *buf = NULL;
 
@@ -216,7 +216,7 @@ int mini_exec(char *const *argv, char **ret_output) {
         }
         if (ret_output) {
                 close(pipefd[1]);
-                if (read_fd_all(pipefd[0], ret_output) < 0)
+                if (mini_read_all(pipefd[0], ret_output) < 0)
                         *ret_output = NULL;
                 close(pipefd[0]);
         }

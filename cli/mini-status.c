@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "atls-curl.h"
@@ -86,6 +88,7 @@ static uint16_t icmp_checksum(const void *p, size_t n) {
 }
 
 struct mesh_probe {
+        int rounds;
         size_t n_peers;
         struct in_addr peers[MINI_MAX_NODES];
 };
@@ -106,9 +109,15 @@ static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n
         s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
         if (s < 0)
                 return -errno;
-        /* Three rounds: the first packet to a peer may wait for a handshake. */
-        for (int round = 0; round < 4 && got < p->n_peers; round++) {
-                double until = mini_now() + (round == 0 ? 0.5 : 1.0);
+        /* Over the mesh only: echoes leave and answers arrive on arca0. */
+        if (setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, MESH_IFNAME, sizeof(MESH_IFNAME)) < 0) {
+                int r = -errno;
+                close(s);
+                return r;
+        }
+        /* Several rounds: the first packet to a peer may wait for a handshake. */
+        for (int round = 0; round < p->rounds && got < p->n_peers; round++) {
+                double until = mini_now() + (round == 0 ? 0.3 : 1.0);
                 for (size_t i = 0; i < p->n_peers; i++) {
                         struct icmphdr h = { .type = ICMP_ECHO };
                         struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = p->peers[i] };
@@ -176,6 +185,69 @@ static void attest_node(const struct mini_cluster *c, struct verifier *verifier,
                      memcmp(st->pcr15, zero, 32) != 0;
 }
 
+/* Probe the mesh of every node at once (each probe waits for answers), one
+ * child per node; each reports "INDEX nomesh" or "INDEX reach K N". With
+ * only_pending, nodes that reached all their peers before are not probed
+ * again, and each probe waits less. */
+static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st, bool only_pending) {
+        _cleanup_free_ char *all = NULL;
+        int pipefd[2];
+        unsigned started = 0;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return;
+        fflush(NULL);
+        for (unsigned i = 0; i < c->n_nodes; i++) {
+                pid_t pid;
+
+                if (only_pending && st[i].mesh_up && st[i].peers_reachable == (int) c->n_nodes - 1)
+                        continue;
+                st[i].mesh_up = false;
+                st[i].peers_total = st[i].peers_reachable = -1;
+                if (!st[i].registered)
+                        continue;
+                pid = fork();
+                if (pid < 0)
+                        break;
+                if (pid == 0) {
+                        struct mesh_probe *p = calloc(1, sizeof(*p));
+                        char *out = NULL;
+
+                        close(pipefd[0]);
+                        if (!p)
+                                _exit(1);
+                        p->rounds = only_pending ? 1 : 4;
+                        for (unsigned j = 0; j < c->n_nodes; j++)
+                                if (j != i && st[j].registered &&
+                                    inet_pton(AF_INET, st[j].mesh_address, &p->peers[p->n_peers]) == 1)
+                                        p->n_peers++;
+                        if (c->ops->node_run(c, &c->nodes[i], mesh_probe_fn, p, &out) >= 0)
+                                dprintf(pipefd[1], "%u %s", i, out); /* one short line: atomic */
+                        _exit(0);
+                }
+                started++;
+        }
+        close(pipefd[1]);
+        if (mini_read_all(pipefd[0], &all) < 0)
+                all = NULL;
+        close(pipefd[0]);
+        while (started > 0 && wait(NULL) > 0)
+                started--;
+        for (char *line = all, *next; line && *line; line = next) {
+                unsigned i;
+                size_t k, total;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                if (sscanf(line, "%u reach %zu %zu", &i, &k, &total) == 3 && i < c->n_nodes) {
+                        st[i].mesh_up = true;
+                        st[i].peers_reachable = (int) k;
+                        st[i].peers_total = (int) (c->n_nodes - 1);
+                }
+        }
+}
+
 int mini_probe(const struct mini_cluster *c, struct mini_node_status *st, bool attest, bool only_pending,
                bool mesh) {
         _cleanup_(verifier_freep) struct verifier *verifier = NULL;
@@ -211,27 +283,8 @@ int mini_probe(const struct mini_cluster *c, struct mini_node_status *st, bool a
                         }
         }
 
-        for (unsigned i = 0; i < c->n_nodes; i++) {
-                struct mesh_probe p = {};
-                _cleanup_free_ char *out = NULL;
-                size_t k, total;
-
-                st[i].mesh_up = false;
-                st[i].peers_total = st[i].peers_reachable = -1;
-                if (!mesh || !st[i].registered)
-                        continue;
-                for (unsigned j = 0; j < c->n_nodes; j++)
-                        if (j != i && st[j].registered &&
-                            inet_pton(AF_INET, st[j].mesh_address, &p.peers[p.n_peers]) == 1)
-                                p.n_peers++;
-                if (c->ops->node_run(c, &c->nodes[i], mesh_probe_fn, &p, &out) < 0)
-                        continue;
-                if (sscanf(out, "reach %zu %zu", &k, &total) == 2) {
-                        st[i].mesh_up = true;
-                        st[i].peers_reachable = (int) k;
-                        st[i].peers_total = (int) (c->n_nodes - 1);
-                }
-        }
+        if (mesh)
+                probe_mesh(c, st, only_pending);
         return r < 0 ? r : 0;
 }
 

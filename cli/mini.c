@@ -34,6 +34,7 @@ struct mini_options {
         unsigned timeout;
         bool vm;
         bool no_wait;
+        bool no_mesh;
 };
 
 static void help(void) {
@@ -56,6 +57,7 @@ static void help(void) {
                "                         installed, else etcd)\n"
                "  --timeout SECONDS      how long `up` waits for the cluster (default 120)\n"
                "  --no-wait              `up` returns once the nodes are started\n"
+               "  --no-mesh              do not run the WireGuard mesh on the nodes\n"
                "  --vm                   nodes as qemu guests (not available yet)\n",
                MINI_NAME_MAX, MINI_STATE_ROOT);
 }
@@ -90,6 +92,15 @@ static bool in_path(const char *bin) {
                 path += len + (path[len] == ':');
         }
         return false;
+}
+
+/* Does this arca-bootstrapper run the WireGuard mesh (--mesh, docs/MESH.md)? */
+static bool bootstrapper_has_mesh(const struct mini_cluster *c) {
+        _cleanup_free_ char *out = NULL;
+        char path[PATH_MAX + 32];
+
+        snprintf(path, sizeof(path), "%s/arca-bootstrapper", c->bin_dir);
+        return mini_exec((char *[]){ path, "--help", NULL }, &out) == 0 && out && strstr(out, "--mesh BACKEND");
 }
 
 /* The kernel registers a block major "device-mapper" when it has dm. */
@@ -242,6 +253,10 @@ static int start_node(struct mini_cluster *c, const struct mini_node *n, const c
         argv[k++] = join_service;
         argv[k++] = "--role";
         argv[k++] = n->role == MINI_WORKER ? "worker" : "control-plane";
+        if (c->mesh) {
+                argv[k++] = "--mesh";
+                argv[k++] = "auto";
+        }
         if (hash) {
                 argv[k++] = "--init-secret-hash";
                 argv[k++] = (char *) hash;
@@ -315,7 +330,7 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
                         }
                 }
                 if (joined != last_joined || reg != last_reg || meshed != last_mesh || mini_now() - last_print > 5) {
-                        if (mesh_seen)
+                        if (mesh_seen || c->mesh)
                                 progress(c, t0, "joined and attested %u/%u, registered %u/%u, full mesh %u/%u", joined,
                                          c->n_nodes, reg, c->n_nodes, meshed, c->n_nodes);
                         else
@@ -323,7 +338,7 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
                                          c->n_nodes);
                         last_joined = joined, last_reg = reg, last_mesh = meshed, last_print = mini_now();
                 }
-                if (joined == c->n_nodes && reg == c->n_nodes && (!mesh_seen || meshed == c->n_nodes))
+                if (joined == c->n_nodes && reg == c->n_nodes && ((!c->mesh && !mesh_seen) || meshed == c->n_nodes))
                         return 0;
                 for (unsigned i = 0; i < c->n_nodes; i++)
                         if (log_has(&c->nodes[i], "Failed to set up the node")) {
@@ -334,8 +349,12 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
                 if (mini_now() > deadline) {
                         log_error("The cluster did not form within %u s.", timeout);
                         for (unsigned i = 0; i < c->n_nodes; i++)
-                                if (!st[i].joined)
+                                if (!st[i].joined || !st[i].registered)
                                         log_tail(&c->nodes[i], "bootstrapper.log");
+                                else if (c->mesh && st[i].peers_reachable != (int) c->n_nodes - 1)
+                                        log_error("%s reaches %d of its %u mesh peers over arca0 (%s).",
+                                                  c->nodes[i].name, st[i].peers_reachable < 0 ? 0 : st[i].peers_reachable,
+                                                  c->n_nodes - 1, st[i].mesh_up ? "arca0 is up" : "no arca0");
                         return -ETIMEDOUT;
                 }
                 usleep(200000);
@@ -399,6 +418,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                 log_error_errno(r, "Cannot read %s: %m (build it with make).", path);
                 return 1;
         }
+        c->mesh = !o->no_mesh && bootstrapper_has_mesh(c);
         if (o->driver)
                 snprintf(c->driver, sizeof(c->driver), "%s", o->driver);
         else
@@ -441,7 +461,8 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
             mini_journal_add(c, "up-pid", "%d %llu", (int) getpid(), mini_pid_start_time(getpid())) < 0 ||
             mini_journal_add(c, "launcher", "%s", c->ops->name) < 0 ||
             mini_journal_add(c, "subnet", "%u.%u.%u", c->subnet[0], c->subnet[1], c->subnet[2]) < 0 ||
-            mini_journal_add(c, "driver", "%s", c->driver) < 0)
+            mini_journal_add(c, "driver", "%s", c->driver) < 0 ||
+            mini_journal_add(c, "mesh", "%s", c->mesh ? "on" : "off") < 0)
                 return 1;
         for (unsigned i = 0; i < c->n_nodes; i++)
                 if (mini_journal_add(c, "node", "%s %s %s", c->nodes[i].name,
@@ -463,6 +484,12 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                have_device_mapper() ? "Network-namespace nodes have no disk of their own:"
                                      : "This machine has no device-mapper (no dm-crypt), so",
                c->state_dir);
+        if (c->mesh)
+                printf("  mesh:          WireGuard arca0 on every node (%s)\n",
+                       access("/sys/module/wireguard", F_OK) == 0 ? "kernel WireGuard"
+                                                                  : "wireguard-go: this kernel has no WireGuard");
+        else
+                printf("  mesh:          none (%s)\n", o->no_mesh ? "--no-mesh" : "this arca-bootstrapper has no --mesh");
         printf("  measurements:  PCR %d = arca-bootstrapper, PCR %d = arca-join-service (the binaries in %s); "
                "PCRs 0-14 enforced\n",
                MINI_PCR_BOOTSTRAPPER, MINI_PCR_JOIN_SERVICE, c->bin_dir);
@@ -686,7 +713,8 @@ static int parse_count(const char *s, unsigned *ret) {
 }
 
 int verb_mini(int argc, char **argv) {
-        enum { ARG_NAME = 256, ARG_STATE, ARG_CP, ARG_W, ARG_SUBNET, ARG_DRIVER, ARG_TIMEOUT, ARG_VM, ARG_NOWAIT };
+        enum { ARG_NAME = 256, ARG_STATE, ARG_CP, ARG_W, ARG_SUBNET, ARG_DRIVER, ARG_TIMEOUT, ARG_VM, ARG_NOWAIT,
+               ARG_NOMESH };
         static const struct option opts[] = {
                 { "name", required_argument, NULL, ARG_NAME },
                 { "state-dir", required_argument, NULL, ARG_STATE },
@@ -697,6 +725,7 @@ int verb_mini(int argc, char **argv) {
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "vm", no_argument, NULL, ARG_VM },
                 { "no-wait", no_argument, NULL, ARG_NOWAIT },
+                { "no-mesh", no_argument, NULL, ARG_NOMESH },
                 { "output", required_argument, NULL, 'o' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -751,6 +780,7 @@ int verb_mini(int argc, char **argv) {
                         break;
                 case ARG_VM: o.vm = true; break;
                 case ARG_NOWAIT: o.no_wait = true; break;
+                case ARG_NOMESH: o.no_mesh = true; break;
                 case 'o': output = optarg; break;
                 case 'h': help(); return 0;
                 default: return 2;

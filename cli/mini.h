@@ -53,6 +53,7 @@ struct mini_cluster {
         char host_address[16];
         char bridge[IFNAMSIZ];
         char driver[16];
+        bool mesh; /* the nodes run the WireGuard mesh (arca-bootstrapper --mesh) */
         unsigned n_cp, n_workers, n_nodes;
         struct mini_node *nodes;
         const struct mini_node_ops *ops;
@@ -97,6 +98,8 @@ int mini_journal_add(const struct mini_cluster *c, const char *kind, const char 
  * for each resource line, call cb. */
 int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const char *value, void *u), void *u);
 void mini_cluster_done(struct mini_cluster *c);
+/* Read fd to EOF (at most 16 MiB) into a NUL-terminated buffer. */
+int mini_read_all(int fd, char **ret);
 /* Run argv (no shell), wait; stderr (and stdout) into *ret_output if
  * ret_output is not NULL. Returns the exit status (0..255) or -errno. */
 int mini_exec(char *const *argv, char **ret_output);

@@ -159,10 +159,11 @@ static int netns_node_run(const struct mini_cluster *c, const struct mini_node *
                           char **ret_output) {
         _cleanup_free_ char *out = NULL;
         int pipefd[2], status;
-        pid_t pid;
+        pid_t pid, parent;
 
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
+        parent = getpid();
         pid = fork();
         if (pid < 0) {
                 close(pipefd[0]);
@@ -171,6 +172,7 @@ static int netns_node_run(const struct mini_cluster *c, const struct mini_node *
         }
         if (pid == 0) {
                 int r;
+                mini_die_with_parent(parent);
                 close(pipefd[0]);
                 r = mini_enter_netns(n->netns);
                 if (r >= 0)

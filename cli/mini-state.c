@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,6 +156,12 @@ int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const 
         return 0;
 }
 
+void mini_die_with_parent(pid_t parent) {
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* it died before prctl */
+                _exit(1);
+}
+
 int mini_read_all(int fd, char **ret) {
         size_t size = 0, cap = 0;
         char *buf = NULL;
@@ -189,10 +196,11 @@ int mini_read_all(int fd, char **ret) {
 
 int mini_exec(char *const *argv, char **ret_output) {
         int pipefd[2] = { -1, -1 }, status;
-        pid_t pid;
+        pid_t pid, parent;
 
         if (ret_output && pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
+        parent = getpid();
         pid = fork();
         if (pid < 0) {
                 int r = -errno;
@@ -203,7 +211,10 @@ int mini_exec(char *const *argv, char **ret_output) {
                 return r;
         }
         if (pid == 0) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                int null;
+
+                mini_die_with_parent(parent);
+                null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 dup2(null, STDIN_FILENO);
                 if (ret_output) {
                         dup2(pipefd[1], STDOUT_FILENO);

@@ -193,6 +193,7 @@ static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st
         _cleanup_free_ char *all = NULL;
         int pipefd[2];
         unsigned started = 0;
+        pid_t parent = getpid();
 
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return;
@@ -213,6 +214,7 @@ static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st
                         struct mesh_probe *p = calloc(1, sizeof(*p));
                         char *out = NULL;
 
+                        mini_die_with_parent(parent);
                         close(pipefd[0]);
                         if (!p)
                                 _exit(1);

@@ -284,19 +284,22 @@ static void progress(const struct mini_cluster *c, double t0, const char *fmt, .
 }
 
 static int create_nodes(struct mini_cluster *c) {
-        pid_t *pids = calloc(c->n_nodes, sizeof(pid_t));
+        pid_t *pids = calloc(c->n_nodes, sizeof(pid_t)), parent = getpid();
         int failed = 0;
 
         if (!pids)
                 return log_oom();
+        fflush(NULL);
         for (unsigned i = 0; i < c->n_nodes; i++) {
                 pids[i] = fork();
                 if (pids[i] < 0) {
                         failed++;
                         break;
                 }
-                if (pids[i] == 0)
+                if (pids[i] == 0) {
+                        mini_die_with_parent(parent);
                         _exit(c->ops->node_create(c, &c->nodes[i]) < 0 ? 1 : 0);
+                }
         }
         for (unsigned i = 0; i < c->n_nodes; i++) {
                 int status;
@@ -647,7 +650,7 @@ static int collect(const char *kind, const char *value, void *u) {
 }
 
 static int mini_down(struct mini_cluster *c) {
-        static const char *const order[] = { "up-pid", "pid", "netns", "link", "bridge" };
+        static const char *const order[] = { "pid", "netns", "link", "bridge" };
         struct resources res = {};
         int r, failed = 0;
 
@@ -665,28 +668,30 @@ static int mini_down(struct mini_cluster *c) {
                 free(res.lines);
                 return log_error_errno(r, "Cannot read %s: %m", c->journal), 1;
         }
-        /* Whoever could still create things goes first (an `up` in
-         * progress), then processes, then namespaces and links. */
+        /* Whoever could still create things goes first: an `up` in
+         * progress (its helpers die with it). Then read the journal again,
+         * with what it wrote until it died, and remove processes, then
+         * namespaces and links. */
+        for (size_t i = 0; i < res.n; i++) {
+                int pid;
+                unsigned long long start;
+                if (streq(res.lines[i][0], "up-pid") && sscanf(res.lines[i][1], "%d %llu", &pid, &start) == 2 &&
+                    pid != getpid() && start != 0)
+                        mini_kill(pid, start, 0);
+        }
+        free(res.lines);
+        res = (struct resources){};
+        mini_cluster_done(c);
+        c->n_nodes = c->n_cp = c->n_workers = 0;
+        r = mini_journal_load(c, collect, &res);
+        if (r < 0) {
+                free(res.lines);
+                return log_error_errno(r, "Cannot read %s: %m", c->journal), 1;
+        }
         for (size_t k = 0; k < ELEMENTSOF(order); k++)
-                for (size_t i = res.n; i-- > 0;) {
-                        if (!streq(res.lines[i][0], order[k]))
-                                continue;
-                        if (streq(order[k], "up-pid")) {
-                                int pid;
-                                unsigned long long start;
-                                if (sscanf(res.lines[i][1], "%d %llu", &pid, &start) == 2 && pid != getpid()) {
-                                        unsigned long long now = mini_pid_start_time(pid);
-                                        if (now && now == start) {
-                                                kill(pid, SIGKILL);
-                                                for (int w = 0; w < 250 && mini_pid_start_time(pid) == start; w++)
-                                                        usleep(20000);
-                                        }
-                                }
-                                continue;
-                        }
-                        if (c->ops->remove(res.lines[i][0], res.lines[i][1]) < 0)
+                for (size_t i = res.n; i-- > 0;)
+                        if (streq(res.lines[i][0], order[k]) && c->ops->remove(res.lines[i][0], res.lines[i][1]) < 0)
                                 failed++;
-                }
         free(res.lines);
         if (failed) {
                 log_error("%d resource(s) could not be removed; the journal %s is kept, run down again.", failed,

@@ -98,6 +98,10 @@ int mini_journal_add(const struct mini_cluster *c, const char *kind, const char 
  * for each resource line, call cb. */
 int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const char *value, void *u), void *u);
 void mini_cluster_done(struct mini_cluster *c);
+/* In a child after fork: die (SIGKILL) with the parent, so that a killed
+ * `up` takes its helpers along and nothing creates resources behind
+ * `down`'s back. Daemons never call it. */
+void mini_die_with_parent(pid_t parent);
 /* Read fd to EOF (at most 16 MiB) into a NUL-terminated buffer. */
 int mini_read_all(int fd, char **ret);
 /* Run argv (no shell), wait; stderr (and stdout) into *ret_output if

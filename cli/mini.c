@@ -35,6 +35,7 @@ struct mini_options {
         bool vm;
         bool no_wait;
         bool no_mesh;
+        bool mesh;
 };
 
 static void help(void) {
@@ -58,6 +59,8 @@ static void help(void) {
                "  --timeout SECONDS      how long `up` waits for the cluster (default 120)\n"
                "  --no-wait              `up` returns once the nodes are started\n"
                "  --no-mesh              do not run the WireGuard mesh on the nodes\n"
+               "  --mesh                 run it even if the binaries look unable to form a\n"
+               "                         full mesh (default: run it when they can)\n"
                "  --vm                   nodes as qemu guests (not available yet)\n",
                MINI_NAME_MAX, MINI_STATE_ROOT);
 }
@@ -94,13 +97,23 @@ static bool in_path(const char *bin) {
         return false;
 }
 
-/* Does this arca-bootstrapper run the WireGuard mesh (--mesh, docs/MESH.md)? */
-static bool bootstrapper_has_mesh(const struct mini_cluster *c) {
-        _cleanup_free_ char *out = NULL;
+/* Can these binaries form a full mesh? The bootstrapper must run the mesh
+ * agent (--mesh, docs/MESH.md) and the join service must serve the mesh
+ * refresh (POST /v1/mesh), through which members learn of later joiners.
+ * NULL if so, else what is missing. */
+static const char *mesh_support(const struct mini_cluster *c) {
+        _cleanup_free_ char *out = NULL, *bin = NULL;
         char path[PATH_MAX + 32];
+        size_t len;
 
         snprintf(path, sizeof(path), "%s/arca-bootstrapper", c->bin_dir);
-        return mini_exec((char *[]){ path, "--help", NULL }, &out) == 0 && out && strstr(out, "--mesh BACKEND");
+        if (mini_exec((char *[]){ path, "--help", NULL }, &out) != 0 || !out || !strstr(out, "--mesh BACKEND"))
+                return "this arca-bootstrapper has no --mesh";
+        snprintf(path, sizeof(path), "%s/arca-join-service", c->bin_dir);
+        if (read_full_file(path, 1024 * 1024 * 1024, &bin, &len) < 0 || !memmem(bin, len, "/v1/mesh", 8))
+                return "this arca-join-service does not serve the mesh refresh (/v1/mesh) yet, so members would "
+                       "never learn of later joiners; --mesh runs it anyway";
+        return NULL;
 }
 
 /* The kernel registers a block major "device-mapper" when it has dm. */
@@ -390,6 +403,7 @@ static const char *name_option(const struct mini_cluster *c, const struct mini_o
 static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         _cleanup_free_ struct mini_node_status *st = NULL;
         char path[PATH_MAX + 64], ifname[IFNAMSIZ], hash[65] = "", nameopt[PATH_MAX + 32];
+        const char *mesh_why;
         _cleanup_free_ char *gen = NULL;
         double t0 = mini_now();
         const char *p;
@@ -421,7 +435,8 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                 log_error_errno(r, "Cannot read %s: %m (build it with make).", path);
                 return 1;
         }
-        c->mesh = !o->no_mesh && bootstrapper_has_mesh(c);
+        mesh_why = mesh_support(c);
+        c->mesh = !o->no_mesh && (o->mesh || !mesh_why);
         if (o->driver)
                 snprintf(c->driver, sizeof(c->driver), "%s", o->driver);
         else
@@ -492,7 +507,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                        access("/sys/module/wireguard", F_OK) == 0 ? "kernel WireGuard"
                                                                   : "wireguard-go: this kernel has no WireGuard");
         else
-                printf("  mesh:          none (%s)\n", o->no_mesh ? "--no-mesh" : "this arca-bootstrapper has no --mesh");
+                printf("  mesh:          none (%s)\n", o->no_mesh ? "--no-mesh" : mesh_why);
         printf("  measurements:  PCR %d = arca-bootstrapper, PCR %d = arca-join-service (the binaries in %s); "
                "PCRs 0-14 enforced\n",
                MINI_PCR_BOOTSTRAPPER, MINI_PCR_JOIN_SERVICE, c->bin_dir);
@@ -719,7 +734,7 @@ static int parse_count(const char *s, unsigned *ret) {
 
 int verb_mini(int argc, char **argv) {
         enum { ARG_NAME = 256, ARG_STATE, ARG_CP, ARG_W, ARG_SUBNET, ARG_DRIVER, ARG_TIMEOUT, ARG_VM, ARG_NOWAIT,
-               ARG_NOMESH };
+               ARG_NOMESH, ARG_MESH };
         static const struct option opts[] = {
                 { "name", required_argument, NULL, ARG_NAME },
                 { "state-dir", required_argument, NULL, ARG_STATE },
@@ -731,6 +746,7 @@ int verb_mini(int argc, char **argv) {
                 { "vm", no_argument, NULL, ARG_VM },
                 { "no-wait", no_argument, NULL, ARG_NOWAIT },
                 { "no-mesh", no_argument, NULL, ARG_NOMESH },
+                { "mesh", no_argument, NULL, ARG_MESH },
                 { "output", required_argument, NULL, 'o' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -786,6 +802,7 @@ int verb_mini(int argc, char **argv) {
                 case ARG_VM: o.vm = true; break;
                 case ARG_NOWAIT: o.no_wait = true; break;
                 case ARG_NOMESH: o.no_mesh = true; break;
+                case ARG_MESH: o.mesh = true; break;
                 case 'o': output = optarg; break;
                 case 'h': help(); return 0;
                 default: return 2;

@@ -74,19 +74,6 @@ static int registry_members(const struct mini_cluster *c, struct registry_member
         return registry_list_members(reg, ret, ret_n, &e);
 }
 
-static uint16_t icmp_checksum(const void *p, size_t n) {
-        const uint8_t *b = p;
-        uint32_t sum = 0;
-
-        for (size_t i = 0; i + 1 < n; i += 2)
-                sum += (uint32_t) (b[i] << 8 | b[i + 1]);
-        if (n & 1)
-                sum += (uint32_t) b[n - 1] << 8;
-        while (sum >> 16)
-                sum = (sum & 0xffff) + (sum >> 16);
-        return htons((uint16_t) ~sum);
-}
-
 struct mesh_probe {
         int rounds;
         size_t n_peers;
@@ -119,13 +106,11 @@ static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n
         for (int round = 0; round < p->rounds && got < p->n_peers; round++) {
                 double until = mini_now() + (round == 0 ? 0.3 : 1.0);
                 for (size_t i = 0; i < p->n_peers; i++) {
-                        struct icmphdr h = { .type = ICMP_ECHO };
+                        struct icmphdr h;
                         struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = p->peers[i] };
                         if (replied[i])
                                 continue;
-                        h.un.echo.id = htons(id);
-                        h.un.echo.sequence = htons((uint16_t) i);
-                        h.checksum = icmp_checksum(&h, sizeof(h));
+                        mini_icmp_echo_request(id, (uint16_t) i, &h);
                         (void) sendto(s, &h, sizeof(h), 0, (struct sockaddr *) &to, sizeof(to));
                 }
                 while (got < p->n_peers) {
@@ -133,24 +118,13 @@ static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n
                         struct pollfd pfd = { .fd = s, .events = POLLIN };
                         double left = until - mini_now();
                         ssize_t k;
-                        size_t ihl;
-                        struct icmphdr h;
-                        unsigned seq;
+                        size_t seq;
 
                         if (left <= 0 || poll(&pfd, 1, (int) (left * 1000) + 1) <= 0)
                                 break;
                         k = recv(s, buf, sizeof(buf), 0);
-                        if (k < (ssize_t) sizeof(struct iphdr))
-                                continue;
-                        ihl = (size_t) (buf[0] & 0x0f) * 4;
-                        if (ihl < 20 || (size_t) k < ihl + sizeof(h))
-                                continue;
-                        memcpy(&h, buf + ihl, sizeof(h));
-                        if (h.type != ICMP_ECHOREPLY || ntohs(h.un.echo.id) != id)
-                                continue;
-                        seq = ntohs(h.un.echo.sequence);
-                        if (seq < p->n_peers && !replied[seq] &&
-                            memcmp(buf + 12, &p->peers[seq], 4) == 0) { /* from that very peer */
+                        if (k > 0 && mini_icmp_parse_reply(buf, (size_t) k, id, p->peers, p->n_peers, &seq) >= 0 &&
+                            !replied[seq]) {
                                 replied[seq] = true;
                                 got++;
                         }

@@ -335,7 +335,7 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
         for (;;) {
                 unsigned joined = 0, reg = 0, meshed = 0, mesh_nodes = 0;
 
-                (void) mini_probe(c, st, true, true, true);
+                (void) mini_probe(c, st, true, true, c->mesh);
                 for (unsigned i = 0; i < c->n_nodes; i++) {
                         joined += st[i].joined;
                         reg += st[i].registered;
@@ -570,7 +570,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                 return 0;
         if (wait_cluster(c, st, t0, o->timeout) < 0)
                 goto fail;
-        (void) mini_probe(c, st, true, false, true);
+        (void) mini_probe(c, st, true, false, c->mesh);
         printf("\n");
         mini_print_table(c, st);
         printf("\nCluster \"%s\" formed in %.1f s: %u nodes joined, each attested (PCR 15 = this cluster's lock).\n",

@@ -8,6 +8,9 @@
 
 #include <limits.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -124,6 +127,14 @@ void mini_kill(pid_t pid, unsigned long long start_time, unsigned grace_ms);
 int mini_rm_rf(const char *path);
 int mini_mkdir_p(const char *path, mode_t mode);
 double mini_now(void);
+
+/* cli/mini-icmp.c: echo request, and the pure parser of what a raw IPv4
+ * ICMP socket receives: 0 and *ret_seq for an echo reply with identifier
+ * id and a sequence number < n_peers sent by peers[seq]; -EBADMSG for a
+ * malformed packet, -ENOMSG for anything else. */
+void mini_icmp_echo_request(uint16_t id, uint16_t seq, struct icmphdr *ret);
+int mini_icmp_parse_reply(const void *buf, size_t len, uint16_t id, const struct in_addr *peers, size_t n_peers,
+                          size_t *ret_seq);
 
 /* cli/mini-status.c */
 struct mini_node_status {

@@ -50,7 +50,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..22"
+echo "1..23"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -100,11 +100,20 @@ mini status --name "$B6" >"$W/status6.out" 2>&1
 check "status: all 6 nodes verified and joined" \
     test "$(grep -cE '^(cp[12]|w[1-4]) .* verified +[0-9a-f]{12} \(cluster\)' "$W/status6.out")" = 6
 if grep -qE '^cp1 .*no mesh$' "$W/status6.out"; then
-    skip "every pair of nodes reaches each other over arca0 ($(sed -n 's/^  mesh: *//p' "$W/up6.out"))"
+    skip "every pair of nodes reaches each other over arca0 (no mesh: $(sed -n 's/^  mesh: *none (\(.*\))$/\1/p' "$W/up6.out"))"
 else
     check "every pair of nodes reaches each other over arca0" \
         test "$(grep -cE '^(cp[12]|w[1-4]) .* 5/5$' "$W/status6.out")" = 6
 fi
+# Attacker's side: a node that attests fine but whose node lock holds
+# another value than this cluster's ID is not counted as a member.
+ip netns exec "arca-$B6-w4" tpm2_pcrextend -T swtpm:port=2321 \
+    "15:sha256=$(echo other cluster | sha256sum | cut -d' ' -f1)" >/dev/null 2>&1
+mini status --name "$B6" >"$W/status-lock.out" 2>&1
+rc=$?
+check "a node whose PCR 15 is not this cluster's lock: status fails, the node shows OTHER, 5/6 joined" \
+    test $rc -ne 0 -a -n "$(grep -E '^w4 .* verified +[0-9a-f]{12} \(OTHER\)' "$W/status-lock.out")" -a \
+         -n "$(grep '6/6 nodes verified, 5/6 joined' "$W/status-lock.out")"
 mini down --name "$B6" >/dev/null 2>&1
 check "down removes the 6-node cluster, nothing left" gone "$B6"
 t6=$((SECONDS - t))

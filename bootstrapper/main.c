@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "initserver.h"
 #include "joinclient.h"
 #include "log.h"
@@ -26,6 +27,8 @@ struct options {
         bool check_config;
         bool mesh;
         struct mesh_options mesh_opt;
+        const char *disk_device;
+        const char *disk_mapper;
 };
 
 static char self_dir[PATH_MAX];
@@ -60,6 +63,9 @@ static void help(void) {
                "  --wireguard-go PATH     wireguard-go binary (default /usr/bin/wireguard-go)\n"
                "  --mesh-refresh-ms N     fixed mesh refresh interval (default: the join service's)\n"
                "  --firewall              with --mesh: nftables table inet arca, node set = peers\n"
+               "  --disk-device PATH      the state disk arca-disk-mapper set up (re-keyed after\n"
+               "                          init or join; its LUKS2 UUID is the disk UUID)\n"
+               "  --disk-mapper PATH      arca-disk-mapper binary (default: next to this one)\n"
                "  --check-config          check the TPM, AK and options, then exit\n"
                "  --log-level LEVEL       err, warning, info, debug\n"
                "  -h, --help              show this help\n",
@@ -83,6 +89,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 ARG_TCTI = 256, ARG_VARIANT, ARG_LISTEN, ARG_PORT, ARG_AK, ARG_CHECK, ARG_LOG, ARG_STATE, ARG_NAME,
                 ARG_UNDERLAY, ARG_ROLE, ARG_JOIN, ARG_HASH, ARG_CA, ARG_PCRS, ARG_REGISTRY, ARG_KDIR, ARG_JS,
                 ARG_MESH, ARG_WGGO, ARG_MESH_MS, ARG_FIREWALL,
+                ARG_DISK, ARG_MAPPER,
         };
         static const struct option opts[] = {
                 { "tcti", required_argument, NULL, ARG_TCTI },
@@ -107,6 +114,8 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 { "wireguard-go", required_argument, NULL, ARG_WGGO },
                 { "mesh-refresh-ms", required_argument, NULL, ARG_MESH_MS },
                 { "firewall", no_argument, NULL, ARG_FIREWALL },
+                { "disk-device", required_argument, NULL, ARG_DISK },
+                { "disk-mapper", required_argument, NULL, ARG_MAPPER },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -209,6 +218,12 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         break;
                 case ARG_FIREWALL:
                         o->mesh_opt.firewall = true;
+                        break;
+                case ARG_DISK:
+                        o->disk_device = optarg;
+                        break;
+                case ARG_MAPPER:
+                        o->disk_mapper = optarg;
                         break;
                 case 'h':
                         help();
@@ -324,6 +339,15 @@ int main(int argc, char **argv) {
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the node: %s", errmsg_str(&e));
                 goto out;
+        }
+        if (o.disk_device) {
+                char mapper[PATH_MAX];
+                snprintf(mapper, sizeof(mapper), "%s/arca-disk-mapper", self_dir);
+                r = disk_handoff_setup(&node, o.disk_mapper ? o.disk_mapper : mapper, o.disk_device, &e);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot use the state disk %s: %s", o.disk_device, errmsg_str(&e));
+                        goto out;
+                }
         }
         if (o.check_config) {
                 log_info("Configuration OK: TPM reachable, variant %s, AK 0x%08x with platform trust material%s.",

@@ -18,6 +18,7 @@ static const struct {
         { "verify", verb_verify, "verify a node's attestation and print its PCRs" },
         { "platform", verb_platform, "play the platform of qemu-vtpm: platform CA, AK provisioning" },
         { "mini", verb_mini, "a whole cluster on this machine: mini up, status, verify, down" },
+        { "recover", verb_recover, "verify nodes waiting with an initialized disk and unlock them" },
 };
 
 int cli_node_url(const char *node, int default_port, const char *path, char **ret) {

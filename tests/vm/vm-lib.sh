@@ -12,7 +12,8 @@
 #       Sets VM_KVER (kernel version) and VM_VMLINUZ (kernel image path).
 #   vm_workdir
 #       Creates $VM_WORK (a private mktemp -d directory, removed on exit
-#       together with every qemu and swtpm this file started) and returns.
+#       together with every qemu and swtpm this file started; VM_KEEP=1
+#       keeps the directory for debugging) and returns.
 #   vm_build_base
 #       Prints the path of the cached base initramfs (gzip'd newc cpio):
 #       busybox + applet symlinks, /sbin/modprobe, the modules named in
@@ -120,7 +121,11 @@ vm_cleanup() {
         wait "$p" 2>/dev/null
     done
     VM_PIDS=()
-    [ -n "${VM_WORK:-}" ] && [ -d "$VM_WORK" ] && rm -rf "$VM_WORK"
+    if [ -n "${VM_KEEP:-}" ]; then
+        echo "# kept $VM_WORK" >&2
+    elif [ -n "${VM_WORK:-}" ] && [ -d "$VM_WORK" ]; then
+        rm -rf "$VM_WORK"
+    fi
 }
 
 vm_workdir() {
@@ -337,7 +342,7 @@ vm_boot() {
         fi
         sleep 0.2
     done
-    wait "$qpid"; rc=$?
+    { wait "$qpid"; } 2>/dev/null; rc=$?
     if [ -n "$swtpm_pid" ]; then
         # swtpm exits when qemu disconnects; make sure it has.
         local i=0

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# The state disk in qemu guests (real dm-crypt + dm-integrity, a vTPM), TAP.
+# Three boots, scenarios combined per boot to keep the VM time small:
+#   boot 1  disk A blank: format + mount + bind-mounts + write; re-key with
+#           the derived key; stock `cryptsetup open` with that key reads the
+#           data; a wrong key is refused and the disk untouched; disk B with
+#           a stock cipher_null LUKS2 header is refused and untouched.
+#   boot 2  disk D blank: qemu is killed during the initial wipe.
+#   boot 3  disk A initialized: waits for its key; `arca recover` with an
+#           unmatched policy sends nothing, with another cluster's secrets
+#           is refused, with the owner's secrets opens it; data intact;
+#           PCR 15 = node lock with the cluster ID. Disk D: reformatted
+#           cleanly. Disk A closed, one byte flipped on the raw disk: reading
+#           it gives an integrity error, never data.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/vm-lib.sh"
+B=${ARCA_BUILD_DIR:-$here/../../build}
+vm_require swtpm cryptsetup mkfs.ext4 openssl base64 od ||
+    { echo "1..0 # SKIP missing: $VM_MISSING"; exit 0; }
+for f in arca arca-disk-mapper; do
+    [ -x "$B/$f" ] || { echo "1..0 # SKIP $B/$f not built (run make)"; exit 0; }
+done
+vm_workdir
+W=$VM_WORK
+T0=$SECONDS
+
+# --- owner side: platform CA, owner secrets, policy --------------------------------
+"$B/arca" platform create-ca --dir "$W/ca" >/dev/null 2>&1
+zero=$(printf '0%.0s' $(seq 64))
+# PCR 15 is zero until the node lock is taken: a node that already joined
+# or was initialized in this boot must not be recovered.
+printf '{"15": {"expected": "%s", "warnOnly": false}}\n' "$zero" >"$W/policy.json"
+printf '{"15": {"expected": "%s", "warnOnly": false}}\n' "$(printf 'f%.0s' $(seq 64))" >"$W/policy-other.json"
+gen() { # gen DIR POLICY
+    "$B/arca" config generate --dir "$1" --name disktest --driver etcd --policy "$2" \
+        --platform-ca "$W/ca/platform-ca.pem" >/dev/null 2>&1
+}
+gen "$W/owner" "$W/policy.json" && gen "$W/other" "$W/policy.json" && gen "$W/badpolicy" "$W/policy-other.json" || {
+    echo "1..1"; vm_tap_line FAIL "owner configuration generated"; exit 1; }
+b64hex() { sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" "$2" | base64 -d | od -An -tx1 | tr -d ' \n'; }
+mkdir -p "$W/etc"
+b64hex masterSecret "$W/owner/arca-owner.json" >"$W/etc/master.hex"
+b64hex masterSalt "$W/owner/arca-owner.json" >"$W/etc/salt.hex"
+CLUSTER_ID_B64=$(head -c 32 /dev/urandom | base64 -w0)
+cat >"$W/etc/node.json" <<EOF
+{"role":"control-plane","nodeName":"cp1","clusterName":"disktest","clusterId":"$CLUSTER_ID_B64","measurementSalt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","driver":"etcd","meshCidr":"10.123.0.0/16","meshAddress":"10.123.0.2","diskUuid":"11111111-2222-4333-8444-555555555555","registry":["http://10.0.0.11:2379"]}
+EOF
+# PCR 15 after TPM2_PCR_Event(15, cluster ID): extend of SHA-256(cluster ID).
+ev=$(echo "$CLUSTER_ID_B64" | base64 -d | openssl dgst -sha256 -binary | od -An -tx1 | tr -d ' \n')
+PCR15=$( { printf '%s' "$zero"; printf '%s' "$ev"; } | xxd -r -p 2>/dev/null | openssl dgst -sha256 -r | cut -c1-64)
+if [ ${#PCR15} -ne 64 ]; then # no xxd: build the bytes with printf
+    PCR15=$(printf "$(printf '%s%s' "$zero" "$ev" | sed 's/../\\x&/g')" | openssl dgst -sha256 -r | cut -c1-64)
+fi
+
+# --- guest helpers, shared by the scenarios -----------------------------------------
+cat >"$W/common.sh" <<'EOF'
+. /lib/vmtest.sh
+DM=/usr/bin/arca-disk-mapper
+MKFS="--mkfs /usr/bin/mkfs.ext4"
+derive() { # derive UUID > key: HKDF-SHA256 by the openssl tool, not by arca
+    /usr/bin/openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt hexkey:$(cat /etc/arca-test/master.hex) \
+        -kdfopt hexsalt:$(cat /etc/arca-test/salt.hex) -kdfopt info:key-$1 -binary HKDF
+}
+disk_hash() { /usr/bin/openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
+at() { vmtest_note "t=$(cut -d' ' -f1 /proc/uptime) $*"; }
+EOF
+TCTI_LIB=$(ldconfig -p | sed -n 's/.*libtss2-tcti-device.so.0 .*=> //p' | head -1)
+[ -n "$TCTI_LIB" ] || { echo "1..0 # SKIP missing: libtss2-tcti-device.so.0"; exit 0; }
+FILES=("$B/arca-disk-mapper" cryptsetup mkfs.ext4 openssl "$TCTI_LIB=$TCTI_LIB"
+    "$W/common.sh=/lib/common.sh" "$W/etc/master.hex=/etc/arca-test/master.hex"
+    "$W/etc/salt.hex=/etc/arca-test/salt.hex" "$W/etc/node.json=/etc/arca-test/node.json")
+
+# --- boot 1 ---------------------------------------------------------------------------
+cat >"$W/boot1.sh" <<'EOF'
+. /lib/common.sh
+if $DM --device /dev/vda $MKFS setup >/tmp/setup.out 2>/dev/console && grep -q '^READY state=formatted' /tmp/setup.out; then
+    vmtest_ok format-mount
+else
+    vmtest_fail format-mount "setup failed: $(cat /tmp/setup.out)"
+fi
+at formatted
+UUID=$($DM --device /dev/vda uuid)
+if grep -q ' /run/state ext4 ' /proc/mounts && echo bind >/var/bind-test && [ "$(cat /run/state/var/bind-test)" = bind ] &&
+    [ -d /run/state/kubernetes ] && grep -q ' /etc/kubernetes ' /proc/mounts; then
+    vmtest_ok bind-mounts
+else
+    vmtest_fail bind-mounts "/run/state not ext4 or /var, /etc/kubernetes not bound to it"
+fi
+if $DM --device /dev/vda check | grep -q '^state=uninitialized' && [ -s /run/arca-disk/initial-key ]; then
+    vmtest_ok token-uninitialized
+else
+    vmtest_fail token-uninitialized "$($DM --device /dev/vda check 2>&1)"
+fi
+dd if=/dev/urandom of=/run/state/data bs=64k count=32 2>/dev/null
+sha256sum /run/state/data | cut -d' ' -f1 >/run/state/data.sha256
+mkdir -p /run/state/arca && cp /etc/arca-test/node.json /run/state/arca/node.json && chmod 600 /run/state/arca/node.json
+sync
+cp /run/arca-disk/initial-key /tmp/initial.key
+derive "$UUID" >/tmp/derived.key
+head -c 32 /dev/urandom >/tmp/wrong.key
+if $DM --device /dev/vda rekey --uuid "$UUID" </tmp/derived.key 2>/dev/console &&
+    $DM --device /dev/vda check | grep -q '^state=initialized' && [ ! -e /run/arca-disk/initial-key ] &&
+    $DM --device /dev/vda rekey --uuid "$UUID" </tmp/derived.key 2>/dev/console; then
+    vmtest_ok rekey
+else
+    vmtest_fail rekey "re-key, token or idempotence failed"
+fi
+if ! $DM --device /dev/vda rekey --uuid "$UUID" </tmp/wrong.key 2>/tmp/err && grep -q 'initialized already' /tmp/err; then
+    vmtest_ok rekey-refuses-other-key
+else
+    vmtest_fail rekey-refuses-other-key "$(cat /tmp/err)"
+fi
+$DM --device /dev/vda close 2>/dev/console
+at rekeyed
+# Stock cryptsetup with the derived key: interoperability.
+if /usr/bin/cryptsetup open --key-file /tmp/derived.key /dev/vda stock 2>/dev/console && mount /dev/mapper/stock /mnt &&
+    [ "$(sha256sum /mnt/data | cut -d' ' -f1)" = "$(cat /mnt/data.sha256)" ]; then
+    vmtest_ok stock-cryptsetup-open
+else
+    vmtest_fail stock-cryptsetup-open "cryptsetup open with the derived key failed or data differs"
+fi
+umount /mnt; /usr/bin/cryptsetup close stock
+if ! /usr/bin/cryptsetup open --test-passphrase --key-file /tmp/initial.key /dev/vda 2>/dev/null; then
+    vmtest_ok initial-key-gone
+else
+    vmtest_fail initial-key-gone "the initial key still opens the disk"
+fi
+at stock
+H1=$(disk_hash /dev/vda)
+if ! $DM --device /dev/vda open </tmp/wrong.key 2>/tmp/err && grep -q 'does not open' /tmp/err &&
+    [ "$(disk_hash /dev/vda)" = "$H1" ] && [ ! -e /dev/mapper/arca-state ]; then
+    vmtest_ok wrong-key-refused-disk-untouched
+else
+    vmtest_fail wrong-key-refused-disk-untouched "$(cat /tmp/err)"
+fi
+at wrong-key
+# A LUKS2 header from stock cryptsetup that asks for cipher_null.
+/usr/bin/cryptsetup luksFormat -q --type luks2 --cipher cipher_null-ecb --key-size 256 --pbkdf pbkdf2 \
+    --pbkdf-force-iterations 1000 --key-file /tmp/derived.key /dev/vdb 2>/dev/console
+H2=$(disk_hash /dev/vdb)
+if ! $DM --device /dev/vdb --name other --state-dir /run/other --bind none $MKFS setup >/dev/null 2>/tmp/err &&
+    grep -q 'segments.0.encryption: "cipher_null-ecb"' /tmp/err && [ "$(disk_hash /dev/vdb)" = "$H2" ]; then
+    vmtest_ok cipher-null-refused-disk-untouched
+else
+    vmtest_fail cipher-null-refused-disk-untouched "$(cat /tmp/err)"
+fi
+EOF
+
+# --- boot 2: killed during the wipe ---------------------------------------------------
+cat >"$W/boot2.sh" <<'EOF'
+. /lib/common.sh
+$DM --device /dev/vda $MKFS setup 2>/dev/console
+echo "VMTEST fail killed: the format finished before qemu was killed"
+EOF
+
+# --- boot 3 ---------------------------------------------------------------------------
+cat >"$W/boot3.sh" <<'EOF'
+. /lib/common.sh
+vmtest_net_up
+HDR=$(dd if=/dev/vda bs=1M count=4 2>/dev/null | sha256sum | cut -d' ' -f1)
+$DM --device /dev/vda --tcti device:/dev/tpmrm0 $MKFS setup >/dev/console 2>&1 &
+pid=$!
+i=0
+while kill -0 $pid 2>/dev/null && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done
+if wait $pid && grep -q ' /run/state ext4 ' /proc/mounts; then vmtest_ok recovered-open; else vmtest_fail recovered-open "setup did not open the disk"; fi
+if [ -s /run/state/data ] && [ "$(sha256sum /run/state/data | cut -d' ' -f1)" = "$(cat /run/state/data.sha256)" ]; then
+    vmtest_ok data-intact
+else
+    vmtest_fail data-intact "data differs after recovery"
+fi
+if [ "$(dd if=/dev/vda bs=1M count=4 2>/dev/null | sha256sum | cut -d' ' -f1)" = "$HDR" ]; then
+    vmtest_ok header-untouched-by-recovery
+else
+    vmtest_fail header-untouched-by-recovery "the header region changed"
+fi
+vmtest_note "pcr15=$(cat /sys/class/tpm/tpm0/pcr-sha256/15 2>/dev/null)"
+# Disk D, killed in the wipe at the last boot: reformatted.
+$DM --device /dev/vdb check >/tmp/check 2>&1
+vmtest_note "disk-d-before=$(cat /tmp/check)"
+if grep -q '^state=uninitialized' /tmp/check &&
+    $DM --device /dev/vdb --name d --state-dir /run/d --run-dir /run/arca-d --bind none $MKFS setup >/tmp/out 2>/dev/console &&
+    grep -q '^READY state=formatted' /tmp/out && echo hello >/run/d/file && sync && [ "$(cat /run/d/file)" = hello ]; then
+    vmtest_ok interrupted-wipe-reformatted
+else
+    vmtest_fail interrupted-wipe-reformatted "$(cat /tmp/check /tmp/out 2>/dev/null)"
+fi
+# Flip one byte of disk A's data area while it is closed.
+UUID=$($DM --device /dev/vda uuid)
+$DM --device /dev/vda close 2>/dev/console
+derive "$UUID" >/tmp/derived.key
+SIZE=$(( $(cat /sys/block/vda/size) * 512 ))
+OFF=$(( SIZE / 4 * 3 + 1234 ))
+v=$(dd if=/dev/vda bs=1 skip=$OFF count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %o $(( v ^ 1 )))" | dd of=/dev/vda bs=1 seek=$OFF conv=notrunc,fsync 2>/dev/null
+echo 3 >/proc/sys/vm/drop_caches
+/usr/bin/cryptsetup open --key-file /tmp/derived.key /dev/vda flip 2>/dev/console
+if ! dd if=/dev/mapper/flip of=/dev/null bs=64k 2>/tmp/dd.err; then
+    vmtest_note "dd: $(tail -1 /tmp/dd.err)"
+    if dmesg | grep -qiE 'INTEGRITY AEAD ERROR|checksum failed'; then vmtest_ok flipped-byte-read-error
+    else vmtest_fail flipped-byte-read-error "read failed but no integrity error in the kernel log: $(dmesg | tail -3)"; fi
+else
+    vmtest_fail flipped-byte-read-error "the whole device read without error after a flipped byte"
+fi
+/usr/bin/cryptsetup close flip
+EOF
+
+# --- run -------------------------------------------------------------------------------
+truncate -s 64M "$W/a.img" "$W/b.img"
+truncate -s 48M "$W/d.img"
+echo "1..20"
+
+vm_build_initramfs "$W/initrd1" "$W/boot1.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
+t=$SECONDS
+vm_boot --log "$W/log1" --initrd "$W/initrd1" --disk "$W/a.img" --disk "$W/b.img" --timeout 300
+echo "# boot 1: $((SECONDS - t)) s"
+vm_tap "$W/log1" format-mount bind-mounts token-uninitialized rekey rekey-refuses-other-key stock-cryptsetup-open \
+    initial-key-gone wrong-key-refused-disk-untouched cipher-null-refused-disk-untouched
+
+vm_build_initramfs "$W/initrd2" "$W/boot2.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
+t=$SECONDS
+vm_boot --log "$W/log2" --initrd "$W/initrd2" --disk "$W/d.img" --timeout 300 --kill-on 'wiping /dev/vda: [1-9][0-9]?%'
+rc=$?
+echo "# boot 2: $((SECONDS - t)) s (qemu exit $rc)"
+if [ $rc -eq 137 ]; then vm_tap_line OK "qemu killed during the initial wipe"
+else vm_tap_line FAIL "qemu killed during the initial wipe (exit $rc)"; vm_log_tail "$W/log2"; fi
+
+# vTPM with an AK certified by the platform CA, as the cloud would provide.
+P=$(vm_free_port)
+mkdir -p "$W/tpm"
+swtpm socket --tpm2 --server type=tcp,port=$P,bindaddr=127.0.0.1 --ctrl type=tcp,port=$((P + 1)),bindaddr=127.0.0.1 \
+    --tpmstate dir="$W/tpm" --flags not-need-init,startup-clear >/dev/null 2>&1 &
+sp=$!
+ok=1
+for _ in $(seq 50); do
+    TSS2_LOG=all+none "$B/arca" platform provision --ca-dir "$W/ca" --tcti "swtpm:host=127.0.0.1,port=$P" \
+        >/dev/null 2>&1 && { ok=0; break; }
+    sleep 0.1
+done
+kill $sp 2>/dev/null; wait $sp 2>/dev/null
+[ $ok -eq 0 ] && vm_tap_line OK "vTPM AK provisioned" || vm_tap_line FAIL "vTPM AK provisioned"
+
+HP=$(vm_free_port)
+vm_build_initramfs "$W/initrd3" "$W/boot3.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
+t=$SECONDS
+vm_boot --log "$W/log3" --initrd "$W/initrd3" --disk "$W/a.img" --disk "$W/d.img" --tpm "$W/tpm" \
+    --net-user "hostfwd=tcp:127.0.0.1:$HP-:9999" --timeout 300 &
+bootpid=$!
+for _ in $(seq 600); do
+    grep -q 'WAITING recover-port' "$W/log3" 2>/dev/null && break
+    kill -0 $bootpid 2>/dev/null || break
+    grep -q 'No key for disk\|Cannot open the TPM' "$W/log3" 2>/dev/null && break
+    sleep 0.2
+done
+recover() { TSS2_LOG=all+none "$B/arca" recover --config "$1/arca.conf" --node "127.0.0.1:$HP" >"$W/recover.out" 2>&1; }
+if ! recover "$W/badpolicy" && grep -q 'PCR 15' "$W/recover.out"; then
+    vm_tap_line OK "recover: a node that fails the owner's policy gets no secret"
+else
+    vm_tap_line FAIL "recover: a node that fails the owner's policy gets no secret"; sed 's/^/# /' "$W/recover.out"
+fi
+if ! recover "$W/other" && grep -q 'does not open disk' "$W/recover.out"; then
+    vm_tap_line OK "recover: another cluster's secrets are refused (403)"
+else
+    vm_tap_line FAIL "recover: another cluster's secrets are refused (403)"; sed 's/^/# /' "$W/recover.out"
+fi
+if recover "$W/owner" && grep -q 'recovered: disk' "$W/recover.out"; then
+    vm_tap_line OK "recover: the owner's secrets open the disk"
+else
+    vm_tap_line FAIL "recover: the owner's secrets open the disk"; sed 's/^/# /' "$W/recover.out"
+fi
+wait $bootpid
+echo "# boot 3: $((SECONDS - t)) s"
+vm_tap "$W/log3" recovered-open data-intact header-untouched-by-recovery interrupted-wipe-reformatted flipped-byte-read-error
+got=$(tr -d '\r' <"$W/log3" | sed -n 's/^VMTEST note pcr15=//p' | tr 'A-F' 'a-f')
+if [ "$got" = "$PCR15" ]; then vm_tap_line OK "PCR 15 holds the node lock with the cluster ID"
+else vm_tap_line FAIL "PCR 15 holds the node lock with the cluster ID (got '$got', expected $PCR15)"; fi
+echo "# total VM test time: $((SECONDS - T0)) s"

@@ -23,6 +23,12 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
+/* The passphrases are 256-bit keys: stretching adds nothing, and argon2's
+ * memory cost would only slow every boot down. */
+static const struct crypt_pbkdf_type pbkdf = {
+        .type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000, .flags = CRYPT_PBKDF_NO_BENCHMARK,
+};
+
 const char *disk_state_to_string(enum disk_state s) {
         switch (s) {
         case DISK_BLANK:
@@ -252,10 +258,6 @@ static int read_initial_key(const struct disk_config *c, uint8_t key[KEY_SIZE], 
 int disk_format(const struct disk_config *c, struct luks2_info *ret_info, struct errmsg *e) {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_(secret32_wipe) uint8_t key[KEY_SIZE] = {};
-        struct crypt_pbkdf_type pbkdf = {
-                /* The passphrases are 256-bit keys: stretching adds nothing. */
-                .type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000, .flags = CRYPT_PBKDF_NO_BENCHMARK,
-        };
         struct crypt_params_luks2 params = {
                 .pbkdf = &pbkdf, .integrity = ARCA_DISK_INTEGRITY, .sector_size = ARCA_DISK_SECTOR_SIZE,
         };
@@ -391,6 +393,9 @@ int disk_rekey(const struct disk_config *c, const char *expected_uuid, const uin
         r = read_initial_key(c, initial, e);
         if (r < 0)
                 return r;
+        r = crypt_set_pbkdf_type(cd, &pbkdf);
+        if (r < 0)
+                return errmsg_set(e, r, "libcryptsetup refused the PBKDF parameters: %s", strerror(-r));
         r = crypt_keyslot_change_by_passphrase(cd, 0, 0, (const char *) initial, KEY_SIZE, (const char *) key,
                                                KEY_SIZE);
         if (r < 0)

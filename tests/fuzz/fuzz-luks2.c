@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzz the state disk's LUKS2 header checks (lib/luks2.c). The first byte
+/* Fuzz the state disk's parsers: the LUKS2 header checks (lib/luks2.c) and
+ * the recovery endpoint's messages (lib/disk-recover.c). The first byte
  * selects: 0 the JSON metadata check, 1 the token parser, 2 the raw binary
  * headers, 3 the rest as JSON wrapped into two binary headers with valid
  * checksums (so the fuzzer reaches the JSON checks through the header path
- * without having to forge SHA-256). */
+ * without having to forge SHA-256), 4 recover request, 5 recover response,
+ * 6 recovery status. */
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk-recover.h"
 #include "errmsg.h"
 #include "luks2.h"
 
@@ -38,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (size < 1)
                 return 0;
-        switch (data[0] & 3) {
+        switch (data[0] & 7) {
         case 0:
                 r = luks2_json_check((const char *) data + 1, size - 1, &info, &e);
                 break;
@@ -61,6 +64,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(b);
                 if (r >= 0 && (info.data_offset > LUKS2_MAX_DATA_OFFSET || strlen(info.uuid) != 36))
                         abort();
+                break;
+        }
+        case 4: {
+                struct recover_request m;
+                r = recover_request_parse((const char *) data + 1, size - 1, &m, &e);
+                if (r >= 0)
+                        recover_request_done(&m);
+                break;
+        }
+        case 5: {
+                struct recover_response m;
+                r = recover_response_parse((const char *) data + 1, size - 1, &m, &e);
+                if (r >= 0 && !valid_uuid(m.disk_uuid))
+                        abort();
+                break;
+        }
+        case 6: {
+                struct recover_status m;
+                r = recover_status_parse((const char *) data + 1, size - 1, &m, &e);
                 break;
         }
         }

@@ -399,3 +399,62 @@ Test(luks2, host_formatted_plain_header_refused) {
         expect_refused((uint8_t *) buf, len, "segments.0.integrity: missing");
         free(buf);
 }
+
+/* --- recovery endpoint messages (lib/disk-recover.c) ----------------------- */
+#include "disk-recover.h"
+
+Test(recover_msg, request_roundtrip) {
+        struct recover_request m = {}, back = {};
+        struct errmsg e = {};
+        char *s = NULL;
+
+        memset(m.master_secret, 0xa5, KEY_SIZE);
+        memset(m.master_salt, 0x5a, KEY_SIZE);
+        cr_assert_eq(recover_request_serialize(&m, &s), 0);
+        cr_assert_eq(recover_request_parse(s, strlen(s), &back, &e), 0, "%s", e.text);
+        cr_assert_eq(memcmp(&m, &back, sizeof(m)), 0);
+        free(s);
+}
+
+Test(recover_msg, request_refusals) {
+        static const struct {
+                const char *json, *needle;
+        } cases[] = {
+                { "{\"masterSecret\":\"AAAA\",\"masterSalt\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", "masterSecret" },
+                { "{\"masterSalt\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}", "masterSecret" },
+                { "{\"masterSecret\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"masterSalt\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"diskKey\":\"x\"}",
+                  "unknown field 'diskKey'" },
+                { "[1]", "recover request" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct recover_request m;
+                struct errmsg e = {};
+                cr_assert_lt(recover_request_parse(cases[i].json, strlen(cases[i].json), &m, &e), 0, "%s", cases[i].json);
+                cr_assert(strstr(e.text, cases[i].needle), "\"%s\" does not name %s", e.text, cases[i].needle);
+        }
+}
+
+Test(recover_msg, status_and_response) {
+        struct recover_status st = {}, st2 = {};
+        struct recover_response r1 = {}, r2 = {};
+        struct errmsg e = {};
+        char *s = NULL;
+
+        snprintf(st.service, sizeof(st.service), "recover");
+        snprintf(st.variant, sizeof(st.variant), "qemu-vtpm");
+        snprintf(st.state, sizeof(st.state), "awaiting-recovery");
+        snprintf(st.disk_uuid, sizeof(st.disk_uuid), "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+        cr_assert_eq(recover_status_serialize(&st, &s), 0);
+        cr_assert_eq(recover_status_parse(s, strlen(s), &st2, &e), 0, "%s", e.text);
+        cr_assert_str_eq(st2.disk_uuid, st.disk_uuid);
+        free(s);
+        /* The init server's answer is not a recovery server's. */
+        const char *init = "{\"service\":\"init\",\"variant\":\"qemu-vtpm\",\"state\":\"awaiting-init\",\"diskUuid\":\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\"}";
+        cr_assert_lt(recover_status_parse(init, strlen(init), &st2, &e), 0);
+        snprintf(r1.disk_uuid, sizeof(r1.disk_uuid), "%s", st.disk_uuid);
+        cr_assert_eq(recover_response_serialize(&r1, &s), 0);
+        cr_assert_eq(recover_response_parse(s, strlen(s), &r2, &e), 0, "%s", e.text);
+        cr_assert_str_eq(r2.disk_uuid, r1.disk_uuid);
+        free(s);
+        cr_assert_lt(recover_response_parse("{\"diskUuid\":\"nope\"}", 19, &r2, &e), 0);
+}

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "mesh.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,7 +28,6 @@ struct mesh {
         struct event *timer;
         char address[ADDRESS_MAX];
         char cidr[CIDR_MAX];
-        uint32_t net, mask;        /* host order */
         struct mesh_peer *peers;   /* the list last applied */
         size_t n_peers;
         unsigned interval_ms;      /* asked for by the join service */
@@ -44,74 +42,12 @@ struct mesh {
 
 /* --- peers: validate, convert, apply ---------------------------------------- */
 
-static int parse_cidr4(const char *cidr, uint32_t *ret_net, uint32_t *ret_mask, unsigned *ret_prefix) {
-        char addr[ADDRESS_MAX];
-        const char *slash = strchr(cidr, '/');
-        struct in_addr a;
-        unsigned prefix;
-        char *end;
-
-        if (!slash || (size_t) (slash - cidr) >= sizeof(addr))
-                return -EINVAL;
-        memcpy(addr, cidr, (size_t) (slash - cidr));
-        addr[slash - cidr] = 0;
-        errno = 0;
-        prefix = (unsigned) strtoul(slash + 1, &end, 10);
-        if (errno || *end || end == slash + 1 || prefix > 30 || inet_pton(AF_INET, addr, &a) != 1)
-                return -EINVAL;
-        *ret_mask = prefix ? ~UINT32_C(0) << (32 - prefix) : 0;
-        *ret_net = ntohl(a.s_addr) & *ret_mask;
-        *ret_prefix = prefix;
-        return 0;
-}
-
-/* An endpoint WireGuard can use as is: an IP literal and a port. */
-static bool endpoint_is_literal(const char *ep) {
-        char host[ENDPOINT_MAX];
-        const char *colon;
-        struct in6_addr a6;
-        struct in_addr a4;
-
-        if (!valid_endpoint(ep))
-                return false;
-        if (ep[0] == '[')
-                return true; /* valid_endpoint checked the v6 literal */
-        colon = strrchr(ep, ':');
-        memcpy(host, ep, (size_t) (colon - ep));
-        host[colon - ep] = 0;
-        return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
-}
-
-/* One peer of the join service's list as the device will have it. Returns 0,
- * 1 to skip (this node itself), or a negative errno with the reason. */
+/* One peer of the join service's list as the device will have it. Returns
+ * 0, 1 to skip (this node itself), or a negative errno with the reason. */
 static int peer_to_wg(const struct mesh *m, const struct mesh_peer *p, struct wg_peer *ret, struct errmsg *e) {
-        _cleanup_free_ uint8_t *key = NULL;
-        size_t key_size = 0;
-        struct in_addr a;
-        uint32_t host;
-
         if (streq(p->wg_public_key, m->node->wg_public) || streq(p->name, m->node->opt.node_name))
                 return 1;
-        if (!valid_wg_key(p->wg_public_key) ||
-            base64_decode(p->wg_public_key, strlen(p->wg_public_key), &key, &key_size) < 0 || key_size != WG_KEY_SIZE)
-                return errmsg_set(e, EBADMSG, "peer \"%s\": invalid WireGuard key", p->name);
-        if (!endpoint_is_literal(p->endpoint))
-                return errmsg_set(e, EBADMSG, "peer \"%s\": endpoint \"%s\" is not an IP address and port", p->name,
-                                  p->endpoint);
-        if (inet_pton(AF_INET, p->mesh_address, &a) != 1)
-                return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address \"%s\" is not IPv4", p->name,
-                                  p->mesh_address);
-        host = ntohl(a.s_addr);
-        if ((host & m->mask) != m->net || host == m->net || host == (m->net | ~m->mask))
-                return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address %s is not a host of %s", p->name,
-                                  p->mesh_address, m->cidr);
-        if (streq(p->mesh_address, m->address))
-                return errmsg_set(e, EBADMSG, "peer \"%s\": holds this node's mesh address %s", p->name, m->address);
-        *ret = (struct wg_peer){ .keepalive = WG_KEEPALIVE_DEFAULT };
-        memcpy(ret->public_key, key, WG_KEY_SIZE);
-        snprintf(ret->endpoint, sizeof(ret->endpoint), "%s", p->endpoint);
-        snprintf(ret->allowed_ip, sizeof(ret->allowed_ip), "%s/32", p->mesh_address);
-        return 0;
+        return wg_peer_from_mesh(p, m->cidr, m->address, ret, e);
 }
 
 /* The peers' underlay addresses, for the firewall's node sets. */
@@ -226,7 +162,7 @@ static int device_up(struct mesh *m, struct errmsg *e) {
         unsigned prefix;
         int r;
 
-        if (parse_cidr4(m->cidr, &net, &mask, &prefix) < 0)
+        if (wg_parse_cidr4(m->cidr, &net, &mask, &prefix) < 0)
                 return errmsg_set(e, EINVAL, "invalid mesh CIDR \"%s\"", m->cidr);
         m->dev = wg_device_destroy(m->dev);
         r = wg_device_new(&o, &m->dev, e);
@@ -419,11 +355,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 static int mesh_up(void *userdata, const char *address, const char *cidr, const uint8_t wg_private[WG_KEY_SIZE],
                    const struct mesh_peer *peers, size_t n_peers, struct errmsg *e) {
         struct mesh *m = userdata;
+        uint32_t net, mask;
         unsigned prefix;
         int r;
 
         (void) wg_private; /* the node's own key pair, also in m->node */
-        if (!valid_address(address) || parse_cidr4(cidr, &m->net, &m->mask, &prefix) < 0)
+        if (!valid_address(address) || wg_parse_cidr4(cidr, &net, &mask, &prefix) < 0)
                 return errmsg_set(e, EINVAL, "invalid mesh address %s in %s", address, cidr);
         snprintf(m->address, sizeof(m->address), "%s", address);
         snprintf(m->cidr, sizeof(m->cidr), "%s", cidr);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "wireguard.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "cpdriver.h"
 #include "encoding.h"
 #include "macro.h"
+#include "messages.h"
 #include "secret.h"
 #include "wireguard-internal.h"
 
@@ -508,4 +510,81 @@ const struct wg_peer *wg_device_peers(const struct wg_device *d, size_t *ret_n) 
 
 int wg_device_get(struct wg_device *d, struct wg_status *ret, struct errmsg *e) {
         return d->ops->get(d, ret, e);
+}
+
+/* --- peers from the join service ------------------------------------------------ */
+
+int wg_parse_cidr4(const char *cidr, uint32_t *ret_net, uint32_t *ret_mask, unsigned *ret_prefix) {
+        char addr[ADDRESS_MAX];
+        const char *slash = cidr ? strchr(cidr, '/') : NULL;
+        struct in_addr a;
+        unsigned long prefix;
+        char *end;
+
+        if (!slash || (size_t) (slash - cidr) >= sizeof(addr) || !slash[1] || slash[1] < '0' || slash[1] > '9')
+                return -EINVAL;
+        memcpy(addr, cidr, (size_t) (slash - cidr));
+        addr[slash - cidr] = 0;
+        errno = 0;
+        prefix = strtoul(slash + 1, &end, 10);
+        /* /31 and /32 leave no room for peers. */
+        if (errno || *end || prefix > 30 || inet_pton(AF_INET, addr, &a) != 1)
+                return -EINVAL;
+        *ret_mask = prefix ? ~UINT32_C(0) << (32 - prefix) : 0;
+        *ret_net = ntohl(a.s_addr) & *ret_mask;
+        *ret_prefix = (unsigned) prefix;
+        return 0;
+}
+
+/* An endpoint WireGuard can use as is: an IP literal and a port (names
+ * would need resolving, which nobody here should trust). */
+static bool endpoint_is_literal(const char *ep) {
+        char host[ENDPOINT_MAX];
+        const char *colon;
+        struct in6_addr a6;
+        struct in_addr a4;
+
+        if (!valid_endpoint(ep))
+                return false;
+        if (ep[0] == '[')
+                return true; /* valid_endpoint checked the v6 literal */
+        colon = strrchr(ep, ':');
+        memcpy(host, ep, (size_t) (colon - ep));
+        host[colon - ep] = 0;
+        return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+int wg_peer_from_mesh(const struct mesh_peer *p, const char *mesh_cidr, const char *self_address, struct wg_peer *ret,
+                      struct errmsg *e) {
+        _cleanup_free_ uint8_t *key = NULL;
+        size_t key_size = 0;
+        uint32_t net, mask, host;
+        unsigned prefix;
+        struct in_addr a;
+
+        if (wg_parse_cidr4(mesh_cidr, &net, &mask, &prefix) < 0)
+                return errmsg_set(e, EINVAL, "invalid mesh CIDR \"%s\"", strna(mesh_cidr));
+        if (!valid_node_name(p->name))
+                return errmsg_set(e, EBADMSG, "a peer has an invalid name");
+        if (!valid_wg_key(p->wg_public_key) ||
+            base64_decode(p->wg_public_key, strlen(p->wg_public_key), &key, &key_size) < 0 || key_size != WG_KEY_SIZE)
+                return errmsg_set(e, EBADMSG, "peer \"%s\": invalid WireGuard key", p->name);
+        if (!endpoint_is_literal(p->endpoint))
+                return errmsg_set(e, EBADMSG, "peer \"%s\": endpoint \"%s\" is not an IP address and port", p->name,
+                                  p->endpoint);
+        if (!valid_address(p->mesh_address) || inet_pton(AF_INET, p->mesh_address, &a) != 1)
+                return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address \"%s\" is not an IPv4 address", p->name,
+                                  p->mesh_address);
+        host = ntohl(a.s_addr);
+        if ((host & mask) != net || host == net || host == (net | ~mask))
+                return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address %s is not a host of %s", p->name,
+                                  p->mesh_address, mesh_cidr);
+        if (self_address && streq(p->mesh_address, self_address))
+                return errmsg_set(e, EBADMSG, "peer \"%s\": holds this node's mesh address %s", p->name,
+                                  self_address);
+        *ret = (struct wg_peer){ .keepalive = WG_KEEPALIVE_DEFAULT };
+        memcpy(ret->public_key, key, WG_KEY_SIZE);
+        snprintf(ret->endpoint, sizeof(ret->endpoint), "%s", p->endpoint);
+        snprintf(ret->allowed_ip, sizeof(ret->allowed_ip), "%s/32", p->mesh_address);
+        return 0;
 }

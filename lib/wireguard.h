@@ -101,6 +101,21 @@ int wg_uapi_format_peers(const struct wg_peer *upsert, size_t n_upsert, const ui
 int wg_peers_diff(const struct wg_peer *cur, size_t n_cur, const struct wg_peer *want, size_t n_want,
                   size_t **ret_upsert, size_t *ret_n_upsert, size_t **ret_removal, size_t *ret_n_removal);
 
+/* --- peers from the join service ----------------------------------------------- */
+
+struct mesh_peer; /* lib/messages.h */
+
+/* "a.b.c.d/n" (n <= 30) -> network and mask in host order. */
+int wg_parse_cidr4(const char *cidr, uint32_t *ret_net, uint32_t *ret_mask, unsigned *ret_prefix);
+
+/* A member of the join service's peer list as the device gets it: its
+ * key (base64 of 32 bytes), endpoint (an IP literal and port: no names,
+ * no resolving), allowed IP = its mesh address/32, which must be a host
+ * address of mesh_cidr other than self_address. -EBADMSG naming the peer
+ * and the field otherwise. */
+int wg_peer_from_mesh(const struct mesh_peer *p, const char *mesh_cidr, const char *self_address, struct wg_peer *ret,
+                      struct errmsg *e);
+
 /* --- the device ----------------------------------------------------------- */
 
 struct wg_device;

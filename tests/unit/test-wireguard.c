@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "encoding.h"
+#include "messages.h"
 #include "wireguard.h"
 
 #define HEX_A "0101010101010101010101010101010101010101010101010101010101010101"
@@ -250,4 +251,85 @@ Test(wireguard, device_refuses_a_bad_interface_name) {
         o.ifname = "a-name-longer-than-15";
         cr_assert_eq(wg_device_new(&o, &d, &e), -EINVAL);
         cr_assert_null(d);
+}
+
+/* --- peers from the join service: each check fails alone --------------------- */
+
+static struct mesh_peer good_peer(void) {
+        struct mesh_peer p = {};
+        snprintf(p.name, sizeof(p.name), "w1");
+        snprintf(p.role, sizeof(p.role), "worker");
+        /* base64 of 32 bytes 0x01 */
+        snprintf(p.wg_public_key, sizeof(p.wg_public_key), "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+        snprintf(p.endpoint, sizeof(p.endpoint), "192.0.2.21:51820");
+        snprintf(p.mesh_address, sizeof(p.mesh_address), "10.123.0.4");
+        return p;
+}
+
+Test(wireguard, mesh_peer_becomes_a_device_peer) {
+        struct mesh_peer p = good_peer();
+        struct wg_peer w;
+        uint8_t want[WG_KEY_SIZE];
+        struct errmsg e = {};
+
+        cr_assert_eq(wg_peer_from_mesh(&p, "10.123.0.0/16", "10.123.0.2", &w, &e), 0, "%s", e.text);
+        key(want, 1);
+        cr_assert_eq(memcmp(w.public_key, want, WG_KEY_SIZE), 0);
+        cr_assert_str_eq(w.endpoint, "192.0.2.21:51820");
+        cr_assert_str_eq(w.allowed_ip, "10.123.0.4/32");
+        cr_assert_eq(w.keepalive, WG_KEEPALIVE_DEFAULT);
+        snprintf(p.endpoint, sizeof(p.endpoint), "[2001:db8::21]:51820");
+        cr_assert_eq(wg_peer_from_mesh(&p, "10.123.0.0/16", "10.123.0.2", &w, &e), 0, "%s", e.text);
+}
+
+Test(wireguard, mesh_peer_refusals_name_the_field) {
+        static const struct {
+                const char *field, *value, *reason;
+        } cases[] = {
+                { "key", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ==", "invalid WireGuard key" }, /* 31 bytes */
+                { "key", "not base64 at all", "invalid WireGuard key" },
+                { "endpoint", "w2.example:51820", "not an IP address and port" },      /* a name: never resolved */
+                { "endpoint", "192.0.2.21", "not an IP address and port" },            /* no port */
+                { "endpoint", "192.0.2.21:0", "not an IP address and port" },
+                { "address", "2001:db8::4", "not an IPv4 address" },
+                { "address", "10.124.0.4", "not a host of 10.123.0.0/16" },            /* outside the mesh */
+                { "address", "10.123.0.0", "not a host of" },                          /* network address */
+                { "address", "10.123.255.255", "not a host of" },                      /* broadcast */
+                { "address", "10.123.0.2", "holds this node's mesh address" },         /* hijack our address */
+                { "address", "010.123.0.4", "not an IPv4 address" },
+                { "name", "../etc", "invalid name" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct mesh_peer p = good_peer();
+                struct wg_peer w;
+                struct errmsg e = {};
+                char *f = streq(cases[i].field, "key")        ? p.wg_public_key
+                          : streq(cases[i].field, "endpoint") ? p.endpoint
+                          : streq(cases[i].field, "address")  ? p.mesh_address
+                                                              : p.name;
+                size_t size = streq(cases[i].field, "key")        ? sizeof(p.wg_public_key)
+                              : streq(cases[i].field, "endpoint") ? sizeof(p.endpoint)
+                              : streq(cases[i].field, "address")  ? sizeof(p.mesh_address)
+                                                                  : sizeof(p.name);
+                snprintf(f, size, "%s", cases[i].value);
+                cr_assert_eq(wg_peer_from_mesh(&p, "10.123.0.0/16", "10.123.0.2", &w, &e), -EBADMSG, "case %zu", i);
+                cr_assert(strstr(e.text, cases[i].reason), "case %zu: \"%s\" lacks \"%s\"", i, e.text,
+                          cases[i].reason);
+        }
+}
+
+Test(wireguard, mesh_cidr_parsing) {
+        uint32_t net, mask;
+        unsigned prefix;
+
+        cr_assert_eq(wg_parse_cidr4("10.123.0.0/16", &net, &mask, &prefix), 0);
+        cr_assert_eq(net, 0x0a7b0000u);
+        cr_assert_eq(mask, 0xffff0000u);
+        cr_assert_eq(prefix, 16);
+        cr_assert_eq(wg_parse_cidr4("10.123.0.0/31", &net, &mask, &prefix), -EINVAL);
+        cr_assert_eq(wg_parse_cidr4("10.123.0.0/", &net, &mask, &prefix), -EINVAL);
+        cr_assert_eq(wg_parse_cidr4("10.123.0.0/-1", &net, &mask, &prefix), -EINVAL);
+        cr_assert_eq(wg_parse_cidr4("10.123.0.0", &net, &mask, &prefix), -EINVAL);
+        cr_assert_eq(wg_parse_cidr4("fd00::/64", &net, &mask, &prefix), -EINVAL);
 }

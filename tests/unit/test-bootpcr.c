@@ -357,3 +357,47 @@ Test(bootpcr, the_wrong_options_do_not_have_the_shape) {
         fixture_free(&f);
         eventlog_free(l);
 }
+
+/* A host that writes the boot variables can start the UKI with load options
+ * (here: the EFI shell did). Without Secure Boot systemd-stub 252 takes
+ * them instead of .cmdline. The recorded log shows why the policy enforces
+ * PCRs 9 and 12: both carry the override, PCR 11 does not. */
+Test(bootpcr, a_command_line_override_shows_in_pcrs_9_and_12_only) {
+        static const char override[] = "console=ttyS0 quiet loglevel=1 panic=-1 arca.evil=1";
+        struct eventlog *l = load_recorded("ovmf-uki-cmdline-override.bin");
+        struct eventlog_explanation *x = NULL;
+        struct policy pol = {};
+        const uint8_t *pcr9_options = NULL, *pcr12 = NULL;
+        uint8_t *wide, want[32];
+        size_t n_wide, n12 = 0;
+        struct errmsg e = {};
+
+        for (size_t i = 1; i < l->n_events; i++) {
+                const struct eventlog_event *ev = &l->events[i];
+                const uint8_t *d = eventlog_event_digest(ev, EVENTLOG_ALG_SHA256)->value;
+                if (ev->pcr == 12) {
+                        pcr12 = d;
+                        n12++;
+                }
+                if (ev->pcr == 9 && ev->type == EV_EVENT_TAG && ev->data_size >= 4 && ev->data[0] == 0xed)
+                        pcr9_options = d;
+        }
+        cr_assert_eq(n12, 1);
+        cr_assert_not_null(pcr9_options);
+        /* Both are the override as bootpcr_load_options() encodes a command line. */
+        cr_assert_eq(bootpcr_load_options((const uint8_t *) override, sizeof(override) - 1, &wide, &n_wide, &e), 0);
+        cr_assert_eq(sha256(wide, n_wide, want), 0);
+        cr_assert_arr_eq(pcr12, want, 32);
+        cr_assert_arr_eq(pcr9_options, want, 32);
+        free(wide);
+
+        /* A policy expecting PCR 12 at zero refuses it and names the event. */
+        pol.pcr[12].set = true;
+        cr_assert_eq(eventlog_explain(l, &pol, NULL, &x, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(x->pcr[12].verdict, PCR_MISMATCH_ENFORCED);
+        cr_assert(x->pcr[12].expected_at_start);
+        cr_assert_eq(x->pcr[12].n_events, 1);
+        cr_assert_eq(l->events[x->pcr[12].events[0]].pcr, 12);
+        eventlog_explanation_free(x);
+        eventlog_free(l);
+}

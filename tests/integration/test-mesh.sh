@@ -86,7 +86,7 @@ logged() { grep -q -- "$2" "$W/$1.log"; }
 mping() { in_ns "$1" $PING -c 1 -W 2 "$2" >/dev/null 2>&1; } # mping FROM ADDRESS
 not() { ! "$@"; }
 
-PLAN=26
+PLAN=27
 echo "1..$PLAN"
 
 # ============================ Part 1: lib/wireguard =============================
@@ -275,6 +275,12 @@ check "the other nodes drop it: gone from w1's device (UAPI get) and from its fi
 check "w2 is unreachable over the mesh; cp1 and w1 still reach each other on the same session" \
     eval 'not mping w1 "$W2IP" && all_reach cp1 w1 && test "$(hs w1 "$(mesh_ip cp1)")" = "$HS1"'
 
+# wireguard-go dies: the agent remakes arca0 with the same key and peers
+WGGO=$(for p in $(ip netns pids $P-w1); do
+    tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | grep -q '^/usr/bin/wireguard-go -f arca0' && echo $p; done | head -1)
+kill -9 $WGGO
+check "when wireguard-go dies, arca0 is remade and cp1 and w1 reach each other again" \
+    eval 'wait_for 20 logged w1 "arca0 remade" && wait_for 30 all_reach cp1 w1'
 kill -TERM "$PID_w1"
 check "a clean shutdown removes arca0 and the firewall table" \
     wait_for 20 eval "! in_ns w1 ip link show arca0 >/dev/null 2>&1 && ! in_ns w1 nft list table inet arca >/dev/null 2>&1"

@@ -78,6 +78,7 @@ struct mesh_probe {
         int rounds;
         size_t n_peers;
         struct in_addr peers[MINI_MAX_NODES];
+        unsigned node_of[MINI_MAX_NODES]; /* peers[k] is node node_of[k] */
 };
 
 /* Inside a node: does it have a mesh interface, and which peers answer an
@@ -131,7 +132,11 @@ static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n
                 }
         }
         close(s);
-        dprintf(out_fd, "reach %zu %zu\n", got, p->n_peers);
+        dprintf(out_fd, "reach %zu %zu", got, p->n_peers);
+        for (size_t i = 0; i < p->n_peers; i++)
+                if (!replied[i])
+                        dprintf(out_fd, " %u", p->node_of[i]);
+        dprintf(out_fd, "\n");
         return 0;
 }
 
@@ -196,7 +201,7 @@ static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st
                         for (unsigned j = 0; j < c->n_nodes; j++)
                                 if (j != i && st[j].registered &&
                                     inet_pton(AF_INET, st[j].mesh_address, &p->peers[p->n_peers]) == 1)
-                                        p->n_peers++;
+                                        p->node_of[p->n_peers++] = j;
                         if (c->ops->node_run(c, &c->nodes[i], mesh_probe_fn, p, &out) >= 0)
                                 dprintf(pipefd[1], "%u %s", i, out); /* one short line: atomic */
                         _exit(0);
@@ -212,14 +217,28 @@ static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st
         for (char *line = all, *next; line && *line; line = next) {
                 unsigned i;
                 size_t k, total;
+                int off = 0;
 
                 next = strchr(line, '\n');
                 if (next)
                         *next++ = 0;
-                if (sscanf(line, "%u reach %zu %zu", &i, &k, &total) == 3 && i < c->n_nodes) {
+                if (sscanf(line, "%u reach %zu %zu%n", &i, &k, &total, &off) == 3 && i < c->n_nodes) {
+                        char *p = line + off, *end;
+                        unsigned long j;
+
                         st[i].mesh_up = true;
                         st[i].peers_reachable = (int) k;
                         st[i].peers_total = (int) (c->n_nodes - 1);
+                        memset(st[i].unreachable, 0, sizeof(st[i].unreachable));
+                        /* Unregistered nodes are unreachable too. */
+                        for (unsigned m = 0; m < c->n_nodes; m++)
+                                if (m != i && !st[m].registered)
+                                        st[i].unreachable[m / 8] |= (uint8_t) (1u << (m % 8));
+                        while ((j = strtoul(p, &end, 10)), end != p) {
+                                if (j < c->n_nodes)
+                                        st[i].unreachable[j / 8] |= (uint8_t) (1u << (j % 8));
+                                p = end;
+                        }
                 }
         }
 }
@@ -293,4 +312,20 @@ void mini_print_table(const struct mini_cluster *c, const struct mini_node_statu
         for (unsigned i = 0; i < c->n_nodes; i++)
                 if (!st[i].verified && st[i].reason[0])
                         printf("  %s: %s\n", c->nodes[i].name, st[i].reason);
+        for (unsigned i = 0; i < c->n_nodes; i++) {
+                unsigned shown = 0;
+                if (!st[i].mesh_up || st[i].peers_reachable == st[i].peers_total)
+                        continue;
+                printf("  %s: no answer over arca0 from", c->nodes[i].name);
+                for (unsigned j = 0; j < c->n_nodes; j++)
+                        if (st[i].unreachable[j / 8] & (1u << (j % 8))) {
+                                if (shown++ == 8) {
+                                        printf(" ...");
+                                        break;
+                                }
+                                printf(" %s (%s)", c->nodes[j].name,
+                                       st[j].registered ? st[j].mesh_address : "not registered");
+                        }
+                printf("\n");
+        }
 }

@@ -573,8 +573,9 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         (void) mini_probe(c, st, true, false, c->mesh);
         printf("\n");
         mini_print_table(c, st);
-        printf("\nCluster \"%s\" formed in %.1f s: %u nodes joined, each attested (PCR 15 = this cluster's lock).\n",
-               c->name, mini_now() - t0, c->n_nodes);
+        printf("\nCluster \"%s\" formed in %.1f s: %u nodes joined, each attested (PCR 15 = this cluster's lock)%s.\n",
+               c->name, mini_now() - t0, c->n_nodes,
+               c->mesh ? ", every node reaches every peer over the WireGuard mesh" : "");
         print_hints(c, nameopt);
         return 0;
 fail:

@@ -149,6 +149,7 @@ struct mini_node_status {
         bool mesh_up;            /* the node has a mesh interface */
         int peers_total;         /* -1: unknown */
         int peers_reachable;
+        uint8_t unreachable[(MINI_MAX_NODES + 7) / 8]; /* bit per node index */
 };
 
 /* Expected PCR 15 of members: the node lock extended with the cluster ID

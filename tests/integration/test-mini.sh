@@ -133,7 +133,7 @@ D=t${ID}d; NAMES+=("$D")
 mini up --name "$D" --subnet "10.$NET.5.0/24" --workers 4 >"$W/upkill2.out" 2>&1 &
 pid=$!
 # Kill it after init, while the nodes join (daemons, etcd, join services run).
-for _ in $(seq 300); do grep -q "cluster initialized" "$W/upkill2.out" && break; sleep 0.05; done
+for _ in $(seq 300); do grep -qs "cluster initialized" "$W/upkill2.out" && break; sleep 0.05; done
 kill -9 $pid; wait $pid 2>/dev/null
 running() { pgrep -f "$1" >/dev/null; }
 check "(the second up was killed after init, with etcd and join services running)" \

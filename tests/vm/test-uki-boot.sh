@@ -88,7 +88,8 @@ boot_uki() {
         --qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=0,readonly=on,file=$code" \
         --qemu-arg -drive --qemu-arg "if=pflash,format=raw,unit=1,file=$dir/vars.fd"
     rc=$?
-    echo "# OVMF boot of $(basename "$uki") took $((SECONDS - start)) s"
+    echo "$rc" >"$dir/rc"
+    echo "# OVMF boot of $(basename "$uki") took $((SECONDS - start)) s (qemu exit $rc)"
     tr -d '\r' <"$dir/serial" | sed -n '/^ARCA-PCRS-BEGIN$/,/^ARCA-PCRS-END$/p' | sed '1d;$d' |
         tr 'A-F' 'a-f' >"$dir/pcrs.txt"
     tr -d '\r' <"$dir/serial" | sed -n '/^ARCA-LOG-BEGIN$/,/^ARCA-LOG-END$/p' | sed '1d;$d' |
@@ -149,7 +150,8 @@ sb_rc=1
 if [ $plain_rc = 0 ]; then
     ok "guest booted by OVMF reported its 24 PCRs and its event log ($(stat -c %s "$W/plain/eventlog.bin") bytes)"
 else
-    fail "guest booted by OVMF reported its 24 PCRs and its event log"
+    fail "guest booted by OVMF reported its 24 PCRs and its event log (qemu exit $(cat "$W/plain/rc" 2>/dev/null); 124: timeout, 137: killed)"
+    echo "# serial log: $(wc -c <"$W/plain/serial" 2>/dev/null) bytes; PCR lines: $(wc -l <"$W/plain/pcrs.txt" 2>/dev/null); event log: $(stat -c %s "$W/plain/eventlog.bin" 2>/dev/null) bytes"
     vm_log_tail "$W/plain/serial"; exit 1
 fi
 cp "$W/plain/pcrs.txt" "$W/pcrs.txt"; cp "$W/plain/eventlog.bin" "$W/eventlog.bin"; cp "$W/plain/serial" "$W/serial"
@@ -226,7 +228,7 @@ fi
 if [ $sb_rc = 0 ] && "$MEASURE" log "$W/sb/eventlog.bin" | grep -q 'EV_EFI_VARIABLE_AUTHORITY .*"db"'; then
     ok "signed UKI booted with Secure Boot on (PCR 7 records the db certificate that admitted it)"
 else
-    fail "signed UKI booted with Secure Boot on (PCR 7 records the db certificate that admitted it)"
+    fail "signed UKI booted with Secure Boot on (PCR 7 records the db certificate that admitted it) (qemu exit $(cat "$W/sb/rc" 2>/dev/null))"
     vm_log_tail "$W/sb/serial"; exit 1
 fi
 "$MEASURE" predict --uki "$W/uki-signed.efi" --secure-boot >"$W/predict-sb.txt" 2>&1 ||

@@ -3,12 +3,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
 #include "atls.h"
 #include "attest.h"
 #include "cpdriver.h"
+#include "encoding.h"
 #include "http-server.h"
 #include "json-util.h"
 #include "keys.h"
@@ -21,6 +24,21 @@
 #include "registry.h"
 #include "secret.h"
 #include "tpm.h"
+#include "workpool.h"
+
+/* Every peer list fits a message: the registry holds at most one more
+ * member than a list may name. */
+_Static_assert(REGISTRY_MAX_MEMBERS <= MSG_MAX_PEERS + 1, "a full registry's peer list must fit a message");
+_Static_assert(REGISTRY_AK_NAME_HEX == 2 * ATTEST_AK_NAME_SIZE, "AK name size");
+
+/* New members are admitted up to this many: the margin below the
+ * registry's hard bound covers joins that several join services admit at
+ * the same moment, so that reading the members never fails. */
+#define ADMIT_MAX_MEMBERS (REGISTRY_MAX_MEMBERS - 64)
+
+/* A refresh that loses its conditional write to a concurrent one (the same
+ * node through another join service) reads the record again. */
+#define REFRESH_ROUNDS 4
 
 struct join_service {
         struct join_service_options opt;
@@ -28,21 +46,117 @@ struct join_service {
         struct master_state master;
         char *policy_text;
         size_t policy_size;
+        /* PCR 15 of a node that took this cluster's node lock. */
+        uint8_t lock_pcr[32];
         const struct cp_driver *driver;
+        /* The drivers' join parameters one at a time: a control-plane join
+         * adds an etcd member, and the check for joins under way must see
+         * the previous one. */
+        pthread_mutex_t driver_lock;
         struct tpm_ctx *tpm;
         struct attester *attester;
         struct verifier *verifier;
         struct atls_config atls;
         SSL_CTX *ctx;
         struct http_server *http;
-        struct registry *registry;
+        /* One registry handle per worker: handles are for one thread. */
+        struct registry *registries[WORK_POOL_MAX_WORKERS];
+        struct registry_cache *cache; /* their member list */
+        struct work_pool *pool;
+        struct event *sweep_timer;
+        bool sweeping;
 };
 
-static void on_atls_failure(const char *what, const char *reason, void *userdata) {
-        log_warning("Refused a peer (%s): %s", what, reason);
+enum job_kind {
+        JOB_JOIN,
+        JOB_REJOIN,
+        JOB_MESH,
+        JOB_EVICT, /* a genuine member whose measurements drifted */
+        JOB_SWEEP, /* expire members that stopped refreshing */
+};
+
+struct job {
+        struct work_item item; /* first: the pool hands back this pointer */
+        enum job_kind kind;
+        struct evhttp_request *req; /* NULL for JOB_EVICT, JOB_SWEEP */
+        char ak_name[REGISTRY_AK_NAME_HEX + 1];
+        union {
+                struct join_request join;
+                struct rejoin_request rejoin;
+                struct mesh_request mesh;
+        } in;
+        char reason[512]; /* JOB_EVICT: the failed check */
+        /* Result: status 200 and body (may hold secrets), or an error. */
+        int status;
+        char *body;
+        struct errmsg e;
+        /* What to log in the loop thread (workers do not log). */
+        int log_level;
+        char log[768];
+};
+
+_printf_(3, 4) static void job_log(struct job *j, int level, const char *fmt, ...) {
+        va_list ap;
+
+        j->log_level = level;
+        va_start(ap, fmt);
+        vsnprintf(j->log, sizeof(j->log), fmt, ap);
+        va_end(ap);
 }
 
-/* Joiners: the owner's policy, and PCR 15 zero (not in any cluster yet). */
+static int http_status(int r) {
+        switch (r) {
+        case -EEXIST:
+        case -EADDRINUSE:
+                return 409;
+        case -ENOENT:
+                return 404;
+        case -ENOSPC:
+                return 507;
+        case -EPERM:
+                return 403;
+        case -EINVAL:
+                return 400;
+        default:
+                return 500;
+        }
+}
+
+/* --- attestation of peers --------------------------------------------------------- */
+
+/* A genuine node (AK chain, signature, nonce and PCR digest verified) whose
+ * PCRs do not satisfy the policy: if it is a member, it is removed at
+ * once. Evidence that fails any earlier check identifies nobody. */
+static void evict_if_member(struct join_service *s, const struct verify_report *rep, const char *why) {
+        struct job *j;
+
+        if (!rep->have_pcrs)
+                return;
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                log_oom();
+                return;
+        }
+        j->kind = JOB_EVICT;
+        j->status = 500;
+        hex_encode_buf(rep->ak_name, ATTEST_AK_NAME_SIZE, j->ak_name);
+        snprintf(j->reason, sizeof(j->reason), "%s", why);
+        work_pool_submit(s->pool, &j->item);
+}
+
+static void on_atls_failure(const char *what, const char *reason, void *userdata) {
+        struct join_service *s = userdata;
+
+        log_warning("Refused a peer (%s): %s", what, reason);
+        /* The verify callback filled last_report just before telling us. */
+        if (!s->atls.last_verified && s->atls.last_report.failed == VERIFY_POLICY)
+                evict_if_member(s, &s->atls.last_report, reason);
+}
+
+/* The owner's policy for PCRs 0-14 (and whatever else it names) in the
+ * handshake; PCR 15 is checked per endpoint (join, rejoin: zero; mesh:
+ * this cluster's node lock), after the handshake and before the request
+ * is read. */
 static int make_verifier(struct join_service *s, struct errmsg *e) {
         _cleanup_(X509_STORE_freep) X509_STORE *roots = NULL;
         struct policy p;
@@ -51,7 +165,7 @@ static int make_verifier(struct join_service *s, struct errmsg *e) {
         r = policy_parse(s->policy_text, s->policy_size, &p, e);
         if (r < 0)
                 return r;
-        p.pcr[NODE_LOCK_PCR] = (struct policy_pcr){ .set = true };
+        p.pcr[NODE_LOCK_PCR] = (struct policy_pcr){};
         if (s->opt.platform_ca) {
                 r = platform_roots_load(s->opt.platform_ca, &roots, e);
                 if (r < 0)
@@ -60,9 +174,12 @@ static int make_verifier(struct join_service *s, struct errmsg *e) {
         return verifier_new(s->opt.variant, &p, roots, &s->verifier, e);
 }
 
-static bool peer_ok(struct evhttp_request *req) {
+static const struct verify_report *peer_report(struct evhttp_request *req) {
         SSL *ssl = http_request_ssl(req);
-        return ssl && atls_peer_verified(ssl);
+
+        if (!ssl || !atls_peer_verified(ssl))
+                return NULL;
+        return atls_peer_report(ssl);
 }
 
 static void self_node(const struct join_service *s, struct cp_node *ret) {
@@ -91,83 +208,158 @@ static int endpoint_host(const char *endpoint, char *buf, size_t size) {
         return 0;
 }
 
-/* POST from an attested peer: its body, or an error reply sent (< 0). */
-static int accept_request(struct evhttp_request *req, char **ret, size_t *ret_size) {
+static int check_endpoint(const char *endpoint, char host[static ADDRESS_MAX], struct errmsg *e) {
+        if (endpoint_host(endpoint, host, ADDRESS_MAX) < 0 || !valid_address(host))
+                return errmsg_set(e, EINVAL, "endpoint \"%s\" must name an IP address", endpoint);
+        return 0;
+}
+
+enum lock_state {
+        LOCK_FREE,   /* PCR 15 zero: not in any cluster */
+        LOCK_OURS,   /* this cluster's node lock */
+        LOCK_OTHER,  /* anything else */
+};
+
+static enum lock_state peer_lock(const struct join_service *s, const struct verify_report *rep) {
+        static const uint8_t zero[32];
+
+        if (CRYPTO_memcmp(rep->pcrs[NODE_LOCK_PCR], zero, 32) == 0)
+                return LOCK_FREE;
+        if (CRYPTO_memcmp(rep->pcrs[NODE_LOCK_PCR], s->lock_pcr, 32) == 0)
+                return LOCK_OURS;
+        return LOCK_OTHER;
+}
+
+/* POST from an attested peer whose PCR 15 is `want`: its body, or an error
+ * reply sent (< 0). A member (its AK known to the registry) that reports
+ * neither zero nor this cluster's lock in PCR 15 has drifted. */
+static int accept_request(struct join_service *s, struct evhttp_request *req, enum lock_state want,
+                          const struct verify_report **ret_rep, char **ret, size_t *ret_size) {
+        const struct verify_report *rep;
+        enum lock_state lock;
+        char want_hex[65], got_hex[65];
         int r;
 
         if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
                 http_reply_error(req, 405, "use POST");
                 return -EINVAL;
         }
-        if (!peer_ok(req)) {
+        rep = peer_report(req);
+        if (!rep || !rep->have_pcrs) {
                 http_reply_error(req, 403, "the peer is not attested");
                 return -EPERM;
         }
-        r = http_request_body(req, MSG_MAX_SIZE, ret, ret_size);
-        if (r < 0)
-                http_reply_error(req, r == -EFBIG ? 413 : 500, "cannot read the request: %s", strerror(-r));
-        return r;
-}
+        lock = peer_lock(s, rep);
+        if (lock != want) {
+                static const uint8_t zero[32];
 
-static int http_status(int r) {
-        switch (r) {
-        case -EEXIST:
-        case -EADDRINUSE:
-                return 409;
-        case -ENOENT:
-                return 404;
-        case -ENOSPC:
-                return 507;
-        case -EPERM:
-                return 403;
-        default:
-                return 500;
+                hex_encode_buf(want == LOCK_FREE ? zero : s->lock_pcr, 32, want_hex);
+                hex_encode_buf(rep->pcrs[NODE_LOCK_PCR], 32, got_hex);
+                log_warning("Refused %s: PCR %d: expected %s, actual %s", evhttp_request_get_uri(req),
+                            NODE_LOCK_PCR, want_hex, got_hex);
+                http_reply_error(req, 403, "PCR %d: expected %s, actual %s (%s)", NODE_LOCK_PCR, want_hex,
+                                 got_hex,
+                                 want == LOCK_FREE ? "this node took a node lock already"
+                                 : lock == LOCK_FREE ? "this node has not taken its node lock"
+                                                     : "this node is locked to another cluster");
+                if (lock == LOCK_OTHER) {
+                        char why[200];
+                        snprintf(why, sizeof(why), "PCR %d: expected %s, actual %s", NODE_LOCK_PCR,
+                                 want == LOCK_OURS ? want_hex : "this cluster's node lock", got_hex);
+                        evict_if_member(s, rep, why);
+                }
+                return -EPERM;
         }
+        r = http_request_body(req, MSG_MAX_SIZE, ret, ret_size);
+        if (r < 0) {
+                http_reply_error(req, r == -EFBIG ? 413 : 500, "cannot read the request: %s", strerror(-r));
+                return r;
+        }
+        *ret_rep = rep;
+        return 0;
 }
 
-static int fill_peers(struct join_service *s, struct join_response *m, const char *self, struct errmsg *e) {
-        _cleanup_free_ struct registry_member *members = NULL;
-        size_t n = 0;
-        int r;
+static struct job *job_new(enum job_kind kind, struct evhttp_request *req, const struct verify_report *rep) {
+        struct job *j = calloc(1, sizeof(*j));
 
-        r = registry_list_members(s->registry, &members, &n, e);
-        if (r < 0)
-                return r;
-        m->peers = calloc(n + 1, sizeof(*m->peers));
-        if (!m->peers)
+        if (!j)
+                return NULL;
+        j->kind = kind;
+        j->req = req;
+        /* Until a worker has run it (a pool shutting down hands it back as is). */
+        j->status = 503;
+        errmsg_set(&j->e, ESHUTDOWN, "the join service is shutting down");
+        if (rep)
+                hex_encode_buf(rep->ak_name, ATTEST_AK_NAME_SIZE, j->ak_name);
+        return j;
+}
+
+/* --- peers ------------------------------------------------------------------------- */
+
+/* The peers of `self`: every member but itself. */
+static int make_peers(const struct registry_member *members, size_t n, const char *self, struct mesh_peer **ret,
+                      size_t *ret_n, struct errmsg *e) {
+        struct mesh_peer *peers;
+        size_t k = 0;
+
+        peers = calloc(n + 1, sizeof(*peers));
+        if (!peers)
                 return -ENOMEM;
-        for (size_t i = 0; i < n && m->n_peers < MSG_MAX_PEERS; i++) {
-                struct mesh_peer *p = &m->peers[m->n_peers];
+        for (size_t i = 0; i < n; i++) {
+                struct mesh_peer *p = &peers[k];
                 if (streq(members[i].name, self))
                         continue;
+                if (k >= MSG_MAX_PEERS) {
+                        free(peers);
+                        return errmsg_set(e, ENOSPC, "the registry holds more than %u peers of '%s'",
+                                          MSG_MAX_PEERS, self);
+                }
                 snprintf(p->name, sizeof(p->name), "%s", members[i].name);
                 snprintf(p->role, sizeof(p->role), "%s", members[i].role);
                 snprintf(p->wg_public_key, sizeof(p->wg_public_key), "%s", members[i].wg_public_key);
                 snprintf(p->endpoint, sizeof(p->endpoint), "%s", members[i].endpoint);
                 snprintf(p->mesh_address, sizeof(p->mesh_address), "%s", members[i].mesh_address);
-                m->n_peers++;
+                k++;
         }
+        *ret = peers;
+        *ret_n = k;
         return 0;
 }
 
-static int do_join(struct join_service *s, const struct join_request *req, struct join_response *m, struct errmsg *e) {
+static struct registry_member *find_member(struct registry_member *members, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(members[i].name, name))
+                        return &members[i];
+        return NULL;
+}
+
+/* --- join ------------------------------------------------------------------------- */
+
+static int do_join(struct join_service *s, struct registry *reg, const struct join_request *req,
+                   const char *ak_name, struct join_response *m, struct errmsg *e) {
+        _cleanup_free_ struct registry_member *members = NULL;
         struct registry_member member = {};
         struct cp_node self;
         enum cp_role role;
         char host[ADDRESS_MAX];
+        size_t n = 0;
         int r;
 
         r = cp_role_from_string(req->role, &role);
         if (r < 0)
                 return errmsg_set(e, EINVAL, "invalid role");
-        r = endpoint_host(req->endpoint, host, sizeof(host));
-        if (r < 0 || !valid_address(host))
-                return errmsg_set(e, EINVAL, "endpoint \"%s\" must name an IP address", req->endpoint);
-
-        r = registry_allocate_address(s->registry, req->node_name, s->state.mesh_cidr, m->mesh_address, e);
+        r = check_endpoint(req->endpoint, host, e);
         if (r < 0)
                 return r;
-        r = registry_put_disk(s->registry, req->disk_uuid, req->node_name, e);
+
+        /* The peers as they are before this join: the answer names them,
+         * and a new member is admitted only while the registry has room. */
+        r = registry_list_members(reg, &members, &n, e);
+        if (r < 0)
+                return r;
+        if (n >= ADMIT_MAX_MEMBERS && !find_member(members, n, req->node_name))
+                return errmsg_set(e, ENOSPC, "the cluster has the maximum of %u members", ADMIT_MAX_MEMBERS);
+        r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
         if (r < 0)
                 return r;
 
@@ -194,37 +386,60 @@ static int do_join(struct join_service *s, const struct join_request *req, struc
 
         snprintf(member.name, sizeof(member.name), "%s", req->node_name);
         snprintf(member.role, sizeof(member.role), "%s", req->role);
-        snprintf(member.mesh_address, sizeof(member.mesh_address), "%s", m->mesh_address);
         snprintf(member.wg_public_key, sizeof(member.wg_public_key), "%s", req->wg_public_key);
         snprintf(member.endpoint, sizeof(member.endpoint), "%s", req->endpoint);
         for (size_t i = 0; i < sizeof(member.disk_uuid) - 1; i++)
                 member.disk_uuid[i] = (char) tolower((unsigned char) req->disk_uuid[i]);
+        snprintf(member.ak_name, sizeof(member.ak_name), "%s", ak_name);
         member.join_time = member.last_seen = (int64_t) time(NULL);
-        r = registry_put_member(s->registry, &member, e);
+        /* Address, disk and record in one transaction. */
+        r = registry_join(reg, &member, s->state.mesh_cidr, e);
         if (r < 0)
                 return r;
-        r = fill_peers(s, m, req->node_name, e);
-        if (r < 0)
-                return r;
+        snprintf(m->mesh_address, sizeof(m->mesh_address), "%s", member.mesh_address);
 
         /* Last, because for etcd it adds the joiner as a cluster member:
          * until the joiner's server runs, the registry (in that cluster)
          * must not be needed any more by this request. */
         self_node(s, &self);
         /* The control plane uses the underlay until the mesh carries it. */
-        return cp_join_params(s->driver, &self, req->node_name, host, role, &m->cp_params, e);
+        pthread_mutex_lock(&s->driver_lock);
+        r = cp_join_params(s->driver, &self, req->node_name, host, role, &m->cp_params, e);
+        pthread_mutex_unlock(&s->driver_lock);
+        return r;
+}
+
+static void run_join(struct join_service *s, struct registry *reg, struct job *j) {
+        struct join_response resp = {};
+        int r;
+
+        j->e = (struct errmsg){};
+        r = do_join(s, reg, &j->in.join, j->ak_name, &resp, &j->e);
+        if (r >= 0)
+                r = join_response_serialize(&resp, &j->body);
+        join_response_done(&resp);
+        if (r < 0) {
+                j->status = http_status(r);
+                if (!j->e.text[0])
+                        errmsg_set(&j->e, r, "cannot encode the response");
+                job_log(j, LOG_ERR, "Join of %s failed: %s", j->in.join.node_name, errmsg_str(&j->e));
+                return;
+        }
+        j->status = 200;
+        job_log(j, LOG_INFO, "Node %s joined as %s.", j->in.join.node_name, j->in.join.role);
 }
 
 static void handle_join(struct evhttp_request *req, void *arg) {
         struct join_service *s = arg;
+        const struct verify_report *rep;
         struct join_request m = {};
-        struct join_response resp = {};
         struct errmsg e = {};
-        char *body = NULL, *out = NULL;
+        struct job *j;
+        char *body = NULL;
         size_t len;
         int r;
 
-        if (accept_request(req, &body, &len) < 0)
+        if (accept_request(s, req, LOCK_FREE, &rep, &body, &len) < 0)
                 return;
         r = join_request_parse(body, len, &m, &e);
         free(body);
@@ -233,35 +448,63 @@ static void handle_join(struct evhttp_request *req, void *arg) {
                 http_reply_error(req, 400, "%s", errmsg_str(&e));
                 return;
         }
-        r = do_join(s, &m, &resp, &e);
-        if (r < 0) {
-                log_error_errno(r, "Join of %s failed: %s", m.node_name, errmsg_str(&e));
-                http_reply_error(req, http_status(r), "%s", errmsg_str(&e));
-                join_response_done(&resp);
+        j = job_new(JOB_JOIN, req, rep);
+        if (!j) {
+                http_reply_error(req, 500, "out of memory");
                 return;
         }
-        r = join_response_serialize(&resp, &out);
-        join_response_done(&resp);
-        if (r < 0) {
-                http_reply_error(req, 500, "cannot encode the response");
+        j->in.join = m;
+        work_pool_submit(s->pool, &j->item);
+}
+
+/* --- rejoin ------------------------------------------------------------------------ */
+
+static void run_rejoin(struct join_service *s, struct registry *reg, struct job *j) {
+        struct rejoin_response resp = {};
+        char owner[NODE_NAME_MAX + 1];
+        const char *uuid = j->in.rejoin.disk_uuid;
+        int r;
+
+        j->e = (struct errmsg){};
+        /* Only disks that joined this cluster get a key: a UUID of another
+         * cluster's disk is unknown here. */
+        r = registry_get_disk(reg, uuid, owner, &j->e);
+        if (r == -ENOENT) {
+                j->status = 404;
+                errmsg_replace(&j->e, ENOENT, "unknown disk %s: it never joined this cluster", uuid);
+                job_log(j, LOG_WARNING, "Refused rejoin of unknown disk %s.", uuid);
                 return;
         }
-        http_reply_raw_json(req, 200, out, strlen(out));
-        secret_free(out, strlen(out));
-        log_info("Node %s joined as %s.", m.node_name, m.role);
+        if (r < 0) {
+                j->status = 500;
+                errmsg_prefix(&j->e, "registry");
+                job_log(j, LOG_ERR, "Rejoin of disk %s failed: %s", uuid, errmsg_str(&j->e));
+                return;
+        }
+        r = key_disk(s->master.master_secret, s->master.master_salt, uuid, resp.disk_key);
+        if (r >= 0)
+                r = rejoin_response_serialize(&resp, &j->body);
+        rejoin_response_done(&resp);
+        if (r < 0) {
+                j->status = 500;
+                errmsg_replace(&j->e, r, "cannot derive the disk key");
+                return;
+        }
+        j->status = 200;
+        job_log(j, LOG_INFO, "Disk %s of node %s rejoined.", uuid, owner);
 }
 
 static void handle_rejoin(struct evhttp_request *req, void *arg) {
         struct join_service *s = arg;
+        const struct verify_report *rep;
         struct rejoin_request m = {};
-        struct rejoin_response resp = {};
         struct errmsg e = {};
-        char owner[NODE_NAME_MAX + 1];
-        char *body = NULL, *out = NULL;
+        struct job *j;
+        char *body = NULL;
         size_t len;
         int r;
 
-        if (accept_request(req, &body, &len) < 0)
+        if (accept_request(s, req, LOCK_FREE, &rep, &body, &len) < 0)
                 return;
         r = rejoin_request_parse(body, len, &m, &e);
         free(body);
@@ -269,29 +512,244 @@ static void handle_rejoin(struct evhttp_request *req, void *arg) {
                 http_reply_error(req, 400, "%s", errmsg_str(&e));
                 return;
         }
-        /* Only disks that joined this cluster get a key: a UUID of another
-         * cluster's disk is unknown here. */
-        r = registry_get_disk(s->registry, m.disk_uuid, owner, &e);
-        if (r == -ENOENT) {
-                log_warning("Refused rejoin of unknown disk %s.", m.disk_uuid);
-                http_reply_error(req, 404, "unknown disk %s: it never joined this cluster", m.disk_uuid);
+        j = job_new(JOB_REJOIN, req, rep);
+        if (!j) {
+                http_reply_error(req, 500, "out of memory");
                 return;
         }
-        if (r < 0) {
-                http_reply_error(req, 500, "registry: %s", errmsg_str(&e));
-                return;
+        j->in.rejoin = m;
+        work_pool_submit(s->pool, &j->item);
+}
+
+/* --- mesh refresh ---------------------------------------------------------------------- */
+
+static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, struct mesh_response *m,
+                   struct errmsg *e) {
+        const struct mesh_request *req = &j->in.mesh;
+        char host[ADDRESS_MAX];
+        int r;
+
+        r = check_endpoint(req->endpoint, host, e);
+        if (r < 0)
+                return r;
+        for (unsigned round = 0;; round++) {
+                _cleanup_free_ struct registry_member *members = NULL;
+                struct registry_member *me, updated;
+                size_t n = 0;
+
+                r = registry_list_members(reg, &members, &n, e);
+                if (r < 0)
+                        return r;
+                me = find_member(members, n, req->node_name);
+                if (!me)
+                        return errmsg_set(e, EPERM,
+                                          "node '%s' is not a member of this cluster (never joined, evicted, or "
+                                          "removed after %u s without a refresh)",
+                                          req->node_name, s->opt.member_timeout);
+                /* The node is who it says only if it attests with the AK it
+                 * joined with. Records written without one (the first
+                 * node's, at init) take the first member that refreshes
+                 * under that name: it runs the cluster's image and holds
+                 * its node lock. */
+                if (me->ak_name[0] && !streq(me->ak_name, j->ak_name))
+                        return errmsg_set(e, EPERM, "node '%s' joined with another attestation key than this one",
+                                          req->node_name);
+                updated = *me;
+                snprintf(updated.ak_name, sizeof(updated.ak_name), "%s", j->ak_name);
+                snprintf(updated.wg_public_key, sizeof(updated.wg_public_key), "%s", req->wg_public_key);
+                snprintf(updated.endpoint, sizeof(updated.endpoint), "%s", req->endpoint);
+                updated.last_seen = (int64_t) time(NULL);
+                r = registry_update_member(reg, &updated, e);
+                if (r == -ESTALE && round + 1 < REFRESH_ROUNDS) {
+                        *e = (struct errmsg){};
+                        continue;
+                }
+                if (r == -ENOENT)
+                        return errmsg_replace(e, EPERM, "node '%s' was removed from the cluster meanwhile",
+                                              req->node_name);
+                if (r < 0)
+                        return r;
+                *me = updated;
+                r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
+                if (r < 0)
+                        return r;
+                snprintf(m->mesh_address, sizeof(m->mesh_address), "%s", me->mesh_address);
+                snprintf(m->mesh_cidr, sizeof(m->mesh_cidr), "%s", s->state.mesh_cidr);
+                m->refresh_interval = s->opt.refresh_interval;
+                return 0;
         }
-        r = key_disk(s->master.master_secret, s->master.master_salt, m.disk_uuid, resp.disk_key);
+}
+
+static void run_mesh(struct join_service *s, struct registry *reg, struct job *j) {
+        struct mesh_response resp = {};
+        int r;
+
+        j->e = (struct errmsg){};
+        r = do_mesh(s, reg, j, &resp, &j->e);
         if (r >= 0)
-                r = rejoin_response_serialize(&resp, &out);
-        rejoin_response_done(&resp);
+                r = mesh_response_serialize(&resp, &j->body);
+        mesh_response_done(&resp);
         if (r < 0) {
-                http_reply_error(req, 500, "cannot derive the disk key");
+                j->status = http_status(r);
+                if (!j->e.text[0])
+                        errmsg_set(&j->e, r, "cannot encode the response");
+                job_log(j, r == -EPERM ? LOG_WARNING : LOG_ERR, "Mesh refresh of %s refused: %s",
+                        j->in.mesh.node_name, errmsg_str(&j->e));
                 return;
         }
-        http_reply_raw_json(req, 200, out, strlen(out));
-        secret_free(out, strlen(out));
-        log_info("Disk %s of node %s rejoined.", m.disk_uuid, owner);
+        j->status = 200;
+        job_log(j, LOG_DEBUG, "Mesh refresh of %s.", j->in.mesh.node_name);
+}
+
+static void handle_mesh(struct evhttp_request *req, void *arg) {
+        struct join_service *s = arg;
+        const struct verify_report *rep;
+        struct mesh_request m = {};
+        struct errmsg e = {};
+        struct job *j;
+        char *body = NULL;
+        size_t len;
+        int r;
+
+        if (accept_request(s, req, LOCK_OURS, &rep, &body, &len) < 0)
+                return;
+        r = mesh_request_parse(body, len, &m, &e);
+        free(body);
+        if (r < 0) {
+                log_warning("Refused a mesh request: %s", errmsg_str(&e));
+                http_reply_error(req, 400, "%s", errmsg_str(&e));
+                return;
+        }
+        j = job_new(JOB_MESH, req, rep);
+        if (!j) {
+                http_reply_error(req, 500, "out of memory");
+                return;
+        }
+        j->in.mesh = m;
+        work_pool_submit(s->pool, &j->item);
+}
+
+/* --- eviction and expiry ----------------------------------------------------------- */
+
+static void run_evict(struct join_service *s, struct registry *reg, struct job *j) {
+        _cleanup_free_ struct registry_member *members = NULL;
+        size_t n = 0;
+        int r;
+
+        r = registry_list_members(reg, &members, &n, &j->e);
+        if (r < 0) {
+                job_log(j, LOG_ERR, "Cannot check whether a drifted node is a member: %s", errmsg_str(&j->e));
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!streq(members[i].ak_name, j->ak_name))
+                        continue;
+                /* Its record, address and disks: it gets no disk key again. */
+                r = registry_delete_member(reg, members[i].name, &j->e);
+                if (r < 0 && r != -ENOENT)
+                        job_log(j, LOG_ERR, "Cannot evict drifted member %s: %s", members[i].name,
+                                errmsg_str(&j->e));
+                else
+                        job_log(j, LOG_WARNING, "Evicted member %s: its measurements drifted (%s).",
+                                members[i].name, j->reason);
+                return;
+        }
+        job_log(j, LOG_DEBUG, "The refused node is not a member.");
+}
+
+static void run_sweep(struct join_service *s, struct registry *reg, struct job *j) {
+        _cleanup_free_ struct registry_member *members = NULL;
+        int64_t now = (int64_t) time(NULL);
+        unsigned expired = 0;
+        size_t n = 0;
+        int r;
+
+        r = registry_list_members(reg, &members, &n, &j->e);
+        if (r < 0) {
+                job_log(j, LOG_ERR, "Member expiry: %s", errmsg_str(&j->e));
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct errmsg e = {};
+
+                if (members[i].last_seen + (int64_t) s->opt.member_timeout >= now)
+                        continue;
+                /* A refresh or another join service's sweep meanwhile wins. */
+                r = registry_expire_member(reg, &members[i], &e);
+                if (r >= 0) {
+                        char *p = j->log + strlen(j->log);
+                        size_t left = sizeof(j->log) - (size_t) (p - j->log);
+
+                        if (expired++ == 0)
+                                job_log(j, LOG_INFO, "Removed members without a refresh for %u s:",
+                                        s->opt.member_timeout);
+                        else
+                                p = j->log + strlen(j->log), left = sizeof(j->log) - strlen(j->log);
+                        snprintf(p, left, " %s (last seen %lld s ago)", members[i].name,
+                                 (long long) (now - members[i].last_seen));
+                } else if (r != -ESTALE && r != -ENOENT)
+                        job_log(j, LOG_ERR, "Cannot remove member %s: %s", members[i].name, errmsg_str(&e));
+        }
+}
+
+/* --- the pool ------------------------------------------------------------------------- */
+
+static void job_run(struct work_item *w, unsigned worker, void *userdata) {
+        struct join_service *s = userdata;
+        struct job *j = (struct job *) w;
+        struct registry *reg = s->registries[worker];
+
+        switch (j->kind) {
+        case JOB_JOIN:
+                run_join(s, reg, j);
+                break;
+        case JOB_REJOIN:
+                run_rejoin(s, reg, j);
+                break;
+        case JOB_MESH:
+                run_mesh(s, reg, j);
+                break;
+        case JOB_EVICT:
+                run_evict(s, reg, j);
+                break;
+        case JOB_SWEEP:
+                run_sweep(s, reg, j);
+                break;
+        }
+}
+
+static void job_done(struct work_item *w, void *userdata) {
+        struct join_service *s = userdata;
+        struct job *j = (struct job *) w;
+
+        if (j->log[0])
+                log_full(j->log_level, "%s", j->log);
+        if (j->kind == JOB_SWEEP)
+                s->sweeping = false;
+        if (j->req) {
+                if (j->status == 200 && j->body)
+                        http_reply_raw_json(j->req, 200, j->body, strlen(j->body));
+                else
+                        http_reply_error(j->req, j->status, "%s", errmsg_str(&j->e));
+        }
+        /* Join answers carry disk keys and cluster secrets. */
+        if (j->body)
+                secret_free(j->body, strlen(j->body));
+        secret_wipe(j, sizeof(*j));
+        free(j);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+        struct join_service *s = arg;
+        struct job *j;
+
+        if (s->sweeping)
+                return;
+        j = job_new(JOB_SWEEP, NULL, NULL);
+        if (!j)
+                return;
+        s->sweeping = true;
+        work_pool_submit(s->pool, &j->item);
 }
 
 static void handle_unknown(struct evhttp_request *req, void *arg) {
@@ -301,12 +759,33 @@ static void handle_unknown(struct evhttp_request *req, void *arg) {
 int join_service_new(struct event_base *base, const struct join_service_options *opt, struct join_service **ret,
                      struct errmsg *e) {
         struct join_service *s;
+        unsigned n_workers;
         int r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->opt = *opt;
+        pthread_mutex_init(&s->driver_lock, NULL);
+        if (s->opt.refresh_interval == 0)
+                s->opt.refresh_interval = JOIN_SERVICE_REFRESH_INTERVAL;
+        if (s->opt.member_timeout == 0)
+                s->opt.member_timeout = JOIN_SERVICE_MEMBER_TIMEOUT;
+        n_workers = s->opt.workers ? s->opt.workers : JOIN_SERVICE_WORKERS;
+        if (s->opt.refresh_interval < MSG_MIN_REFRESH_INTERVAL || s->opt.refresh_interval > MSG_MAX_REFRESH_INTERVAL) {
+                r = errmsg_set(e, EINVAL, "the refresh interval must be %u-%u s", MSG_MIN_REFRESH_INTERVAL,
+                               MSG_MAX_REFRESH_INTERVAL);
+                goto fail;
+        }
+        if (s->opt.member_timeout <= s->opt.refresh_interval) {
+                r = errmsg_set(e, EINVAL, "the member timeout (%u s) must exceed the refresh interval (%u s)",
+                               s->opt.member_timeout, s->opt.refresh_interval);
+                goto fail;
+        }
+        if (n_workers > WORK_POOL_MAX_WORKERS) {
+                r = errmsg_set(e, EINVAL, "at most %u workers", WORK_POOL_MAX_WORKERS);
+                goto fail;
+        }
         r = nodestate_read(opt->state_dir, &s->state, e);
         if (r == -ENOENT)
                 r = errmsg_set(e, r, "%s holds no node state: the node is neither initialized nor joined",
@@ -320,25 +799,49 @@ int join_service_new(struct event_base *base, const struct join_service_options 
         if ((r = master_read(opt->state_dir, &s->master, e)) < 0 ||
             (r = policy_file_read(opt->state_dir, &s->policy_text, &s->policy_size, e)) < 0)
                 goto fail;
+        r = node_lock_value(s->state.cluster_id, s->lock_pcr);
+        if (r < 0) {
+                errmsg_set(e, r, "cannot compute the node lock value");
+                goto fail;
+        }
         s->driver = cp_driver_by_name(s->state.driver);
         if (!s->driver) {
                 r = errmsg_set(e, EINVAL, "unknown control-plane driver \"%s\"", s->state.driver);
                 goto fail;
         }
-        if ((r = nodestate_registry_open(&s->state, opt->kubernetes_dir, &s->registry, e)) < 0 ||
-            (r = tpm_open(opt->tcti, &s->tpm, e)) < 0 ||
+        r = registry_cache_new(&s->cache);
+        if (r < 0)
+                goto fail;
+        for (unsigned i = 0; i < n_workers; i++) {
+                if ((r = nodestate_registry_open(&s->state, opt->kubernetes_dir, &s->registries[i], e)) < 0)
+                        goto fail;
+                registry_set_cache(s->registries[i], s->cache);
+        }
+        if ((r = tpm_open(opt->tcti, &s->tpm, e)) < 0 ||
             (r = attester_new(opt->variant, s->tpm, opt->ak_handle, &s->attester, e)) < 0 ||
             (r = make_verifier(s, e)) < 0)
                 goto fail;
         s->atls = (struct atls_config){ .attester = s->attester, .verifier = s->verifier,
-                                        .on_failure = on_atls_failure };
-        if ((r = atls_ctx_new(true, &s->atls, &s->ctx, e)) < 0 ||
+                                        .on_failure = on_atls_failure, .userdata = s };
+        if ((r = work_pool_new(base, n_workers, job_run, job_done, s, &s->pool, e)) < 0 ||
+            (r = atls_ctx_new(true, &s->atls, &s->ctx, e)) < 0 ||
             (r = http_server_new(base, s->ctx, opt->listen, opt->port, &s->http, e)) < 0)
                 goto fail;
         if ((r = http_server_route(s->http, "/v1/join", handle_join, s)) < 0 ||
-            (r = http_server_route(s->http, "/v1/rejoin", handle_rejoin, s)) < 0)
+            (r = http_server_route(s->http, "/v1/rejoin", handle_rejoin, s)) < 0 ||
+            (r = http_server_route(s->http, "/v1/mesh", handle_mesh, s)) < 0)
                 goto fail;
         http_server_default(s->http, handle_unknown, s);
+        {
+                /* A few looks per timeout: members go within timeout + timeout/4. */
+                struct timeval tv = { .tv_sec = s->opt.member_timeout / 4 ? s->opt.member_timeout / 4 : 1 };
+
+                s->sweep_timer = event_new(base, -1, EV_PERSIST, on_sweep, s);
+                if (!s->sweep_timer || event_add(s->sweep_timer, &tv) < 0) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
         *ret = s;
         return 0;
 fail:
@@ -349,13 +852,21 @@ fail:
 struct join_service *join_service_free(struct join_service *s) {
         if (!s)
                 return NULL;
+        if (s->sweep_timer)
+                event_free(s->sweep_timer);
+        /* Workers first: they use the registries, and their answers go
+         * out through the server. */
+        work_pool_free(s->pool);
         http_server_free(s->http);
         SSL_CTX_free(s->ctx);
-        registry_free(s->registry);
+        for (unsigned i = 0; i < WORK_POOL_MAX_WORKERS; i++)
+                registry_free(s->registries[i]);
+        registry_cache_free(s->cache);
         verifier_free(s->verifier);
         attester_free(s->attester);
         tpm_free(s->tpm);
         free(s->policy_text);
+        pthread_mutex_destroy(&s->driver_lock);
         secret_wipe(&s->master, sizeof(s->master));
         free(s);
         return NULL;

@@ -5,7 +5,13 @@
  *   POST /v1/join    an attested node joins: disk key, cluster secrets,
  *                    control-plane parameters, mesh address and peers
  *   POST /v1/rejoin  a rebooted member gets its disk key again
- * Joiners must satisfy the owner's policy and have PCR 15 zero. */
+ *   POST /v1/mesh    a member refreshes: fresh attestation, its current
+ *                    WireGuard key and endpoint in, the peers out
+ * Every peer must satisfy the owner's policy; joiners (join, rejoin) have
+ * PCR 15 zero, members (mesh) this cluster's node lock. A member whose
+ * genuine evidence no longer satisfies that is removed at once; members
+ * that do not refresh for member_timeout seconds are removed by any join
+ * service. Registry work runs on worker threads. See docs/PROTOCOL.md. */
 
 #include <event2/event.h>
 #include <stdint.h>
@@ -13,6 +19,9 @@
 #include "errmsg.h"
 
 #define JOIN_SERVICE_PORT 30090
+#define JOIN_SERVICE_REFRESH_INTERVAL 10
+#define JOIN_SERVICE_MEMBER_TIMEOUT 60
+#define JOIN_SERVICE_WORKERS 4
 
 struct join_service_options {
         const char *tcti;
@@ -24,6 +33,9 @@ struct join_service_options {
         const char *underlay;
         const char *platform_ca;
         const char *kubernetes_dir;
+        unsigned refresh_interval; /* seconds, told to members; 0: default */
+        unsigned member_timeout;   /* seconds without refresh before removal; 0: default */
+        unsigned workers;          /* registry worker threads; 0: default */
 };
 
 struct join_service;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* arca-join-service: join and rejoin for the nodes of a cluster, on
+/* arca-join-service: join, rejoin and mesh refresh for the nodes of a cluster, on
  * control-plane nodes. Started by arca-bootstrapper once the node is
  * initialized or has joined as a control-plane node. */
 #include <errno.h>
@@ -16,10 +16,13 @@
 
 static void help(void) {
         printf("Usage: arca-join-service [OPTIONS]\n\n"
-               "Serves join (POST /v1/join) and rejoin (POST /v1/rejoin) over mutual aTLS\n"
-               "on port %u. Joiners must satisfy the owner's measurement policy and have\n"
-               "PCR 15 zero. Reads the node state, master secret and policy from the state\n"
-               "directory written at init or control-plane join.\n\n"
+               "Serves join (POST /v1/join), rejoin (POST /v1/rejoin) and mesh refresh\n"
+               "(POST /v1/mesh) over mutual aTLS on port %u. Every peer must satisfy the\n"
+               "owner's measurement policy; joiners have PCR 15 zero, members the cluster's\n"
+               "node lock. A member whose measurements drift is removed at its next\n"
+               "attestation; members that stop refreshing are removed after --member-timeout.\n"
+               "Reads the node state, master secret and policy from the state directory\n"
+               "written at init or control-plane join.\n\n"
                "  --state-dir DIR         node state (default /run/state)\n"
                "  --tcti CONF             TPM access (default $ARCA_TCTI or device:/dev/tpmrm0)\n"
                "  --variant NAME          attestation variant (default qemu-vtpm)\n"
@@ -29,9 +32,13 @@ static void help(void) {
                "  --underlay ADDR         this node's underlay address (control-plane endpoint)\n"
                "  --platform-ca FILE      CA certifying joiners' attestation keys (qemu-vtpm)\n"
                "  --kubernetes-dir DIR    kubeadm's directory (default /etc/kubernetes)\n"
+               "  --refresh-interval S    seconds between a member's mesh refreshes (default %u)\n"
+               "  --member-timeout S      remove members not refreshed for S seconds (default %u)\n"
+               "  --workers N             registry worker threads (default %u)\n"
                "  --check-config          load everything, then exit\n"
                "  --log-level LEVEL       err, warning, info, debug\n",
-               JOIN_SERVICE_PORT, TPM_AK_HANDLE, JOIN_SERVICE_PORT);
+               JOIN_SERVICE_PORT, TPM_AK_HANDLE, JOIN_SERVICE_PORT, JOIN_SERVICE_REFRESH_INTERVAL,
+               JOIN_SERVICE_MEMBER_TIMEOUT, JOIN_SERVICE_WORKERS);
 }
 
 static void on_signal(evutil_socket_t fd, short what, void *arg) {
@@ -41,7 +48,7 @@ static void on_signal(evutil_socket_t fd, short what, void *arg) {
 
 int main(int argc, char **argv) {
         enum { ARG_STATE = 256, ARG_TCTI, ARG_VARIANT, ARG_AK, ARG_LISTEN, ARG_PORT, ARG_UNDERLAY, ARG_CA, ARG_KDIR,
-               ARG_CHECK, ARG_LOG };
+               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS };
         static const struct option opts[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE },
                 { "tcti", required_argument, NULL, ARG_TCTI },
@@ -53,6 +60,9 @@ int main(int argc, char **argv) {
                 { "platform-ca", required_argument, NULL, ARG_CA },
                 { "kubernetes-dir", required_argument, NULL, ARG_KDIR },
                 { "check-config", no_argument, NULL, ARG_CHECK },
+                { "refresh-interval", required_argument, NULL, ARG_REFRESH },
+                { "member-timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "workers", required_argument, NULL, ARG_WORKERS },
                 { "log-level", required_argument, NULL, ARG_LOG },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -122,6 +132,26 @@ int main(int argc, char **argv) {
                         break;
                 case ARG_CHECK:
                         check = true;
+                        break;
+                case ARG_REFRESH:
+                case ARG_TIMEOUT:
+                case ARG_WORKERS:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || !*optarg || v == 0 || v > 86400) {
+                                log_error("Invalid --%s \"%s\": expected a positive number.",
+                                          c == ARG_REFRESH ? "refresh-interval"
+                                          : c == ARG_TIMEOUT ? "member-timeout"
+                                                             : "workers",
+                                          optarg);
+                                return 2;
+                        }
+                        if (c == ARG_REFRESH)
+                                o.refresh_interval = (unsigned) v;
+                        else if (c == ARG_TIMEOUT)
+                                o.member_timeout = (unsigned) v;
+                        else
+                                o.workers = (unsigned) v;
                         break;
                 case ARG_LOG:
                         l = log_level_from_string(optarg);

@@ -233,6 +233,8 @@ const struct policy *verifier_policy(const struct verifier *v) {
         return &v->policy;
 }
 
+_Static_assert(ATTEST_AK_NAME_SIZE == TPM_NAME_SIZE, "AK name size");
+
 static int fail(struct verify_report *rep, enum verify_check c, int error, const struct errmsg *m) {
         rep->failed = c;
         snprintf(rep->reason, sizeof(rep->reason), "%s check failed: %s", verify_check_to_string(c),
@@ -332,6 +334,7 @@ int verifier_verify(const struct verifier *v, const char *purpose, const uint8_t
         }
 
         memcpy(rep->pcrs, ev->pcrs, sizeof(rep->pcrs));
+        memcpy(rep->ak_name, name, sizeof(rep->ak_name));
         rep->have_pcrs = true;
         r = policy_check(&v->policy, (const uint8_t(*)[32]) ev->pcrs, &rep->policy, &m);
         if (r < 0)

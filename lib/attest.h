@@ -18,6 +18,7 @@
 #define ATTEST_NONCE_SIZE 32
 #define ATTEST_USER_DATA_SIZE 32
 #define ATTEST_PURPOSE_ATLS "atls"
+#define ATTEST_AK_NAME_SIZE 34
 /* Firmware event log included in evidence when present; $ARCA_EVENT_LOG
  * overrides the path (empty: none). */
 #define ATTEST_EVENT_LOG_PATH "/sys/kernel/security/tpm0/binary_bios_measurements"
@@ -47,8 +48,11 @@ struct verify_report {
         enum verify_check failed;
         char reason[512];
         char variant[32];
-        bool have_pcrs; /* pcrs and policy are filled (signature verified) */
+        bool have_pcrs; /* pcrs, policy and ak_name are filled (signature verified) */
         uint8_t pcrs[POLICY_PCR_COUNT][32];
+        /* TPM name of the quoting AK (nameAlg SHA-256 || digest of its
+         * TPMT_PUBLIC): identifies the attesting TPM, e.g. a mesh member. */
+        uint8_t ak_name[ATTEST_AK_NAME_SIZE];
         struct policy_result policy;
 };
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <errno.h>
+#include <openssl/sha.h>
 #include <string.h>
 
 #include "hkdf.h"
@@ -57,6 +58,16 @@ int node_lock_is_free(struct tpm_ctx *t, struct errmsg *e) {
         if (r < 0)
                 return r;
         return memcmp(pcrs[NODE_LOCK_PCR], zero, sizeof(zero)) == 0;
+}
+
+int node_lock_value(const uint8_t cluster_id[KEY_SIZE], uint8_t ret[32]) {
+        uint8_t buf[64] = {};
+
+        if (!SHA256(cluster_id, KEY_SIZE, buf + 32))
+                return -EIO;
+        if (!SHA256(buf, sizeof(buf), ret))
+                return -EIO;
+        return 0;
 }
 
 int node_lock_take(struct tpm_ctx *t, const uint8_t cluster_id[KEY_SIZE], struct errmsg *e) {

@@ -27,6 +27,9 @@ int key_measurement_secret(const uint8_t master[KEY_SIZE], const uint8_t salt[KE
 int key_cluster_id(const uint8_t measurement_secret[KEY_SIZE], const uint8_t measurement_salt[KEY_SIZE],
                    uint8_t ret[KEY_SIZE]);
 
+/* PCR 15 of a node that took the node lock of cluster_id (SHA-256 bank):
+ * SHA-256(zeros[32] || SHA-256(cluster_id)), as TPM2_PCR_Event makes it. */
+int node_lock_value(const uint8_t cluster_id[KEY_SIZE], uint8_t ret[32]);
 /* Is PCR 15 still all zero (the node neither initialized nor joined)? */
 int node_lock_is_free(struct tpm_ctx *t, struct errmsg *e);
 /* Take the node lock: refuse with -EALREADY if PCR 15 is not zero, else

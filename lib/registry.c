@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "curl-util.h"
 #include "encoding.h"
 #include "json-util.h"
+#include "secret.h"
 
 #define DEFAULT_TIMEOUT_MS 5000L
 #define ENDPOINT_URL_MAX 256
@@ -35,6 +37,7 @@ struct registry {
         struct curl_slist *headers;
         char errbuf[CURL_ERROR_SIZE];
         struct curl_body body;
+        struct registry_cache *cache; /* borrowed */
 };
 
 /* --- small helpers ------------------------------------------------------------ */
@@ -94,8 +97,18 @@ static bool lowercase_uuid(const char *s) {
 
 static const char *const member_fields[] = {
         "name",     "role",     "meshAddress", "wireguardPublicKey", "endpoint", "diskUuid",
-        "joinTime", "lastSeen", NULL,
+        "joinTime", "lastSeen", "akName",      NULL,
 };
+
+/* "" (not recorded) or "000b" + 64 lowercase hex digits. */
+static bool valid_ak_name(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0)
+                return true;
+        return n == REGISTRY_AK_NAME_HEX && strncmp(s, "000b", 4) == 0 &&
+               strspn(s, "0123456789abcdef") == REGISTRY_AK_NAME_HEX;
+}
 
 int registry_member_validate(const struct registry_member *m, struct errmsg *e) {
         struct {
@@ -110,6 +123,7 @@ int registry_member_validate(const struct registry_member *m, struct errmsg *e) 
                 { "wireguardPublicKey", m->wg_public_key, sizeof(m->wg_public_key), valid_wg_key },
                 { "endpoint", m->endpoint, sizeof(m->endpoint), canonical_endpoint },
                 { "diskUuid", m->disk_uuid, sizeof(m->disk_uuid), lowercase_uuid },
+                { "akName", m->ak_name, sizeof(m->ak_name), valid_ak_name },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
@@ -154,10 +168,15 @@ int registry_member_parse(const char *buf, size_t len, struct registry_member *r
             (r = json_get_string_buf(o, "endpoint", m.endpoint, sizeof(m.endpoint), &inner)) < 0 ||
             (r = json_get_string_buf(o, "diskUuid", m.disk_uuid, sizeof(m.disk_uuid), &inner)) < 0 ||
             (r = json_get_int(o, "joinTime", &m.join_time, &inner)) < 0 ||
-            (r = json_get_int(o, "lastSeen", &m.last_seen, &inner)) < 0) {
+            (r = json_get_int(o, "lastSeen", &m.last_seen, &inner)) < 0 ||
+            (json_object_object_get_ex(o, "akName", NULL) &&
+             (r = json_get_string_buf(o, "akName", m.ak_name, sizeof(m.ak_name), &inner)) < 0)) {
                 errmsg_set(e, EBADMSG, "member: %s", inner.text);
                 return r;
         }
+        /* Absent and empty are one thing; only one of them is written. */
+        if (json_object_object_get_ex(o, "akName", NULL) && !m.ak_name[0])
+                return errmsg_set(e, EBADMSG, "member: field 'akName' is empty (omit it instead)");
         r = registry_member_validate(&m, &inner);
         if (r < 0)
                 return errmsg_set(e, EBADMSG, "%s", inner.text);
@@ -183,7 +202,8 @@ int registry_member_to_json(const struct registry_member *m, char **ret, struct 
             json_add_string(o, "wireguardPublicKey", m->wg_public_key) < 0 ||
             json_add_string(o, "endpoint", m->endpoint) < 0 ||
             json_add_string(o, "diskUuid", m->disk_uuid) < 0 ||
-            json_add_int(o, "joinTime", m->join_time) < 0 || json_add_int(o, "lastSeen", m->last_seen) < 0)
+            json_add_int(o, "joinTime", m->join_time) < 0 || json_add_int(o, "lastSeen", m->last_seen) < 0 ||
+            (m->ak_name[0] && json_add_string(o, "akName", m->ak_name) < 0))
                 return -ENOMEM;
         s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
                                               &len);
@@ -791,6 +811,11 @@ static json_object *cmp_unchanged(const char *key, const char *range_end, int64_
         return compare("MOD", "LESS", key, range_end, "mod_revision", rev + 1, NULL);
 }
 
+/* "key was last written at revision rev" (false for an absent key) */
+static json_object *cmp_mod(const char *key, int64_t rev) {
+        return compare("MOD", "EQUAL", key, NULL, "mod_revision", rev, NULL);
+}
+
 struct txn_req {
         json_object *o, *compare, *success, *failure;
 };
@@ -877,6 +902,7 @@ static int kv_member(const struct registry_kv *kv, size_t prefix_len, struct reg
         if (kv->key_size != prefix_len + strlen(m.name) || !streq(kv->key + prefix_len, m.name))
                 return errmsg_set(e, EBADMSG, "registry key \"%s\" holds the record of member '%s'",
                                   PRINTABLE(kv->key), m.name);
+        m.mod_revision = kv->mod_revision;
         *ret = m;
         return 0;
 }
@@ -1076,8 +1102,40 @@ int registry_get_member(struct registry *reg, const char *name, struct registry_
         return kv_member(kv, strlen(key) - strlen(name), ret, e);
 }
 
-int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n,
-                          struct errmsg *e) {
+struct registry_cache {
+        pthread_mutex_t lock;
+        struct registry_member *members; /* sorted by name */
+        size_t n, cap;
+        int64_t revision; /* of the store when last read; 0: nothing read */
+};
+
+int registry_cache_new(struct registry_cache **ret) {
+        struct registry_cache *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        pthread_mutex_init(&c->lock, NULL);
+        *ret = c;
+        return 0;
+}
+
+struct registry_cache *registry_cache_free(struct registry_cache *c) {
+        if (!c)
+                return NULL;
+        pthread_mutex_destroy(&c->lock);
+        free(c->members);
+        free(c);
+        return NULL;
+}
+
+void registry_set_cache(struct registry *reg, struct registry_cache *c) {
+        reg->cache = c;
+}
+
+/* Members with records written after revision `since` (0: all), as etcd
+ * has them now; *ret_count is how many members there are in all. */
+static int read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
+                        int64_t *ret_count, int64_t *ret_revision, struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *req = NULL;
         _cleanup_(registry_range_done) struct registry_range rr = {};
         _cleanup_free_ struct registry_member *list = NULL;
@@ -1089,12 +1147,13 @@ int registry_list_members(struct registry *reg, struct registry_member **ret, si
         prefix_end(key, end, sizeof(end));
         plen = strlen(key);
         req = range_body(key, end, false, REGISTRY_MAX_MEMBERS);
-        if (!req)
+        /* etcd still counts every key of the range, filtered or not. */
+        if (!req || (since > 0 && add_int64(req, "min_mod_revision", since + 1) < 0))
                 return -ENOMEM;
         r = etcd_range(reg, req, REGISTRY_MAX_MEMBERS, &rr, e);
         if (r < 0)
                 return r;
-        if (rr.more)
+        if (rr.more || rr.count > REGISTRY_MAX_MEMBERS)
                 return errmsg_set(e, EFBIG, "registry holds more than %u members", REGISTRY_MAX_MEMBERS);
         if (rr.n_kvs > 0) {
                 list = calloc(rr.n_kvs, sizeof(list[0]));
@@ -1111,7 +1170,102 @@ int registry_list_members(struct registry *reg, struct registry_member **ret, si
         }
         *ret_n = rr.n_kvs;
         *ret = TAKE_PTR(list);
+        *ret_count = rr.count;
+        *ret_revision = rr.revision;
         return 0;
+}
+
+static int cmp_member_name(const void *a, const void *b) {
+        return strcmp(((const struct registry_member *) a)->name, ((const struct registry_member *) b)->name);
+}
+
+/* Merge records written since the cache's revision into it; stale after a
+ * deletion (the count tells), then the caller reads everything. */
+static int cache_merge(struct registry_cache *c, const struct registry_member *changed, size_t n_changed,
+                       int64_t count, int64_t revision, bool *ret_stale) {
+        for (size_t i = 0; i < n_changed; i++) {
+                struct registry_member *hit =
+                        c->n ? bsearch(&changed[i], c->members, c->n, sizeof(c->members[0]), cmp_member_name)
+                             : NULL;
+                size_t at;
+
+                if (hit) {
+                        *hit = changed[i];
+                        continue;
+                }
+                if (c->n == c->cap) {
+                        size_t cap = c->cap ? c->cap * 2 : 64;
+                        struct registry_member *m = reallocarray(c->members, cap, sizeof(c->members[0]));
+
+                        if (!m)
+                                return -ENOMEM;
+                        c->members = m;
+                        c->cap = cap;
+                }
+                for (at = c->n; at > 0 && strcmp(c->members[at - 1].name, changed[i].name) > 0; at--)
+                        ;
+                memmove(&c->members[at + 1], &c->members[at], (c->n - at) * sizeof(c->members[0]));
+                c->members[at] = changed[i];
+                c->n++;
+        }
+        c->revision = revision;
+        /* Only additions and updates came: a deletion leaves one more here. */
+        *ret_stale = (int64_t) c->n != count;
+        return 0;
+}
+
+static int list_cached(struct registry *reg, struct registry_cache *c, struct registry_member **ret, size_t *ret_n,
+                       struct errmsg *e) {
+        _cleanup_free_ struct registry_member *changed = NULL, *copy = NULL;
+        size_t n_changed = 0;
+        int64_t count = 0, revision = 0;
+        bool stale = true;
+        int r;
+
+        if (c->revision > 0) {
+                r = read_members(reg, c->revision, &changed, &n_changed, &count, &revision, e);
+                if (r < 0)
+                        return r;
+                r = cache_merge(c, changed, n_changed, count, revision, &stale);
+                if (r < 0)
+                        return r;
+        }
+        if (stale) {
+                changed = mfree(changed);
+                c->revision = 0;
+                c->n = 0;
+                r = read_members(reg, 0, &changed, &n_changed, &count, &revision, e);
+                if (r < 0)
+                        return r;
+                r = cache_merge(c, changed, n_changed, count, revision, &stale);
+                if (r < 0)
+                        return r;
+        }
+        if (c->n > 0) {
+                copy = malloc(c->n * sizeof(copy[0]));
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, c->members, c->n * sizeof(copy[0]));
+        }
+        *ret = TAKE_PTR(copy);
+        *ret_n = c->n;
+        return 0;
+}
+
+int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n,
+                          struct errmsg *e) {
+        int64_t count, revision;
+        int r;
+
+        if (reg->cache) {
+                pthread_mutex_lock(&reg->cache->lock);
+                r = list_cached(reg, reg->cache, ret, ret_n, e);
+                if (r < 0)
+                        reg->cache->revision = 0; /* read everything next time */
+                pthread_mutex_unlock(&reg->cache->lock);
+                return r;
+        }
+        return read_members(reg, 0, ret, ret_n, &count, &revision, e);
 }
 
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e) {
@@ -1325,6 +1479,44 @@ static int held_result(const char *node_name, const char *held, const char *cidr
         return 0;
 }
 
+/* Random picks before the used addresses are read: with a range at most
+ * half full, 8 conflicts in a row come with probability <= 1/256. */
+#define PROBES_BEFORE_SCAN 8
+#define MAX_CONFLICTS 256
+
+/* A candidate address in [first, last]: random while conflicts are few,
+ * then a random one among those free on a fresh read (-ENOSPC if none). */
+static int pick_address(struct registry *reg, uint32_t first, uint32_t last, unsigned conflicts, const char *cidr,
+                        char ret[static INET6_ADDRSTRLEN], struct errmsg *e) {
+        uint64_t span = (uint64_t) last - first + 1, pos;
+        uint32_t rnd;
+        struct in_addr a;
+        int r;
+
+        r = secret_random(&rnd, sizeof(rnd));
+        if (r < 0)
+                return errmsg_set(e, r, "no randomness for address allocation");
+        if (conflicts < PROBES_BEFORE_SCAN)
+                pos = first + rnd % span;
+        else {
+                _cleanup_free_ uint32_t *used = NULL;
+                size_t n_used = 0;
+
+                r = used_addresses(reg, first, last, &used, &n_used, e);
+                if (r < 0)
+                        return r;
+                if (n_used >= span)
+                        return errmsg_set(e, ENOSPC, "no free mesh address left in %s", cidr);
+                /* The (rnd mod free)-th free address: step over used ones below it. */
+                pos = first + rnd % (span - n_used);
+                for (size_t i = 0; i < n_used && used[i] <= pos; i++)
+                        pos++;
+        }
+        a.s_addr = htonl((uint32_t) pos);
+        inet_ntop(AF_INET, &a, ret, INET6_ADDRSTRLEN);
+        return 0;
+}
+
 int registry_allocate_address(struct registry *reg, const char *node_name, const char *cidr,
                               char ret[static INET6_ADDRSTRLEN], struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *req = NULL;
@@ -1332,7 +1524,6 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
         char node[KEY_BUF], held[INET6_ADDRSTRLEN];
         const struct registry_kv *kv;
         uint32_t first = 0, last = 0;
-        unsigned conflicts = 0;
         int r;
 
         if ((r = check_name(node_name, e)) < 0 || (r = parse_cidr4(cidr, &first, &last, e)) < 0)
@@ -1350,40 +1541,227 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
                 return r < 0 ? r : held_result(node_name, held, cidr, first, last, ret, e);
         }
 
-        /* Two passes: the second sees addresses freed since the first read. */
-        for (unsigned pass = 0; pass < 2; pass++) {
-                _cleanup_free_ uint32_t *used = NULL;
-                size_t n_used = 0, u = 0;
+        for (unsigned conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+                char address[INET6_ADDRSTRLEN];
 
-                r = used_addresses(reg, first, last, &used, &n_used, e);
+                r = pick_address(reg, first, last, conflicts, cidr, address, e);
                 if (r < 0)
                         return r;
-                for (uint64_t c = first; c <= last; c++) {
-                        struct in_addr a = { .s_addr = htonl((uint32_t) c) };
-                        char address[INET_ADDRSTRLEN];
+                r = claim(reg, node_name, address, held, e);
+                if (r < 0)
+                        return r;
+                if (r == 1) {
+                        memcpy(ret, address, strlen(address) + 1);
+                        return 0;
+                }
+                if (r == 2)
+                        return held_result(node_name, held, cidr, first, last, ret, e);
+                /* Taken by another node: pick again. */
+        }
+        return errmsg_set(e, EAGAIN, "allocating for '%s': %u addresses taken concurrently", node_name,
+                          MAX_CONFLICTS);
+}
 
-                        while (u < n_used && used[u] < c)
-                                u++;
-                        if (u < n_used && used[u] == c)
-                                continue;
-                        inet_ntop(AF_INET, &a, address, sizeof(address));
-                        r = claim(reg, node_name, address, held, e);
+/* --- joins ----------------------------------------------------------------------------- */
+
+/* What the registry holds for a joining node, as the last failed
+ * transaction saw it. */
+struct join_view {
+        char held[INET6_ADDRSTRLEN]; /* its address, "" if none */
+        bool disk_mine;              /* its disk registered to it (else absent) */
+};
+
+static int join_txn(struct registry *reg, const struct registry_member *m, const struct join_view *v,
+                    const char *address, bool *ret_done, struct join_view *ret_view, struct errmsg *e) {
+        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(registry_txn_done) struct registry_txn res = {};
+        _cleanup_free_ char *json = NULL;
+        struct registry_member rec = *m;
+        char member[KEY_BUF], node[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
+        const struct registry_kv *kv;
+        struct registry_range *rr = NULL;
+        int r;
+
+        memcpy(rec.mesh_address, address, strlen(address) + 1);
+        r = registry_member_to_json(&rec, &json, e);
+        if (r < 0)
+                return r;
+        make_key(reg, member, "members", m->name);
+        make_key(reg, node, "mesh-nodes", m->name);
+        make_key(reg, mesh, "mesh", address);
+        make_key(reg, disk, "disks", m->disk_uuid);
+        if ((r = txn_req_init(&t)) < 0)
+                return r;
+        if (v->held[0]) {
+                if ((r = array_add(t.compare, cmp_value(node, address))) < 0 ||
+                    (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0)
+                        return r;
+        } else if ((r = array_add(t.compare, cmp_absent(node))) < 0 ||
+                   (r = array_add(t.compare, cmp_absent(mesh))) < 0 ||
+                   (r = array_add(t.success, op_put(mesh, m->name, strlen(m->name)))) < 0 ||
+                   (r = array_add(t.success, op_put(node, address, strlen(address)))) < 0)
+                return r;
+        if (v->disk_mine)
+                r = array_add(t.compare, cmp_value(disk, m->name));
+        else if ((r = array_add(t.compare, cmp_absent(disk))) >= 0)
+                r = array_add(t.success, op_put(disk, m->name, strlen(m->name)));
+        if (r < 0 || (r = array_add(t.success, op_put(member, json, strlen(json)))) < 0 ||
+            (r = array_add(t.failure, op_range(node, NULL, false, 0))) < 0 ||
+            (r = array_add(t.failure, op_range(disk, NULL, false, 0))) < 0)
+                return r;
+        r = etcd_txn(reg, t.o, 1, &res, e);
+        if (r < 0)
+                return r;
+        if (res.succeeded) {
+                *ret_done = true;
+                return 0;
+        }
+        *ret_done = false;
+        *ret_view = (struct join_view){};
+        if ((r = txn_range(&res, 0, &rr, e)) < 0 || (r = single_kv(rr, node, &kv, e)) < 0)
+                return r;
+        if (kv && (r = kv_address(kv, ret_view->held, e)) < 0)
+                return r;
+        if ((r = txn_range(&res, 1, &rr, e)) < 0 || (r = single_kv(rr, disk, &kv, e)) < 0)
+                return r;
+        if (kv) {
+                r = kv_node_name(kv, holder, e);
+                if (r < 0)
+                        return r;
+                if (!streq(holder, m->name))
+                        return errmsg_set(e, EEXIST, "disk %s belongs to node '%s'", m->disk_uuid, holder);
+                ret_view->disk_mine = true;
+        }
+        return 0;
+}
+
+int registry_join(struct registry *reg, struct registry_member *m, const char *cidr, struct errmsg *e) {
+        struct registry_member rec = *m;
+        struct join_view v = {};
+        uint32_t first = 0, last = 0;
+        unsigned conflicts = 0;
+        int r;
+
+        if ((r = check_name(m->name, e)) < 0 || (r = normalize_uuid(m->disk_uuid, rec.disk_uuid, e)) < 0 ||
+            (r = parse_cidr4(cidr, &first, &last, e)) < 0)
+                return r;
+        /* Optimistic: a new node, holding nothing. A failed transaction
+         * says what the node holds; only an address taken by another node
+         * counts as a conflict. */
+        for (unsigned round = 0; round < MAX_ROUNDS + MAX_CONFLICTS; round++) {
+                char address[INET6_ADDRSTRLEN];
+                struct join_view now = {};
+                bool done = false;
+
+                if (v.held[0]) {
+                        r = held_result(m->name, v.held, cidr, first, last, address, e);
                         if (r < 0)
                                 return r;
-                        if (r == 1) {
-                                memcpy(ret, address, strlen(address) + 1);
-                                return 0;
-                        }
-                        if (r == 2)
-                                return held_result(node_name, held, cidr, first, last, ret, e);
-                        /* Taken by another join service meanwhile: next one. */
-                        if (++conflicts >= MAX_ROUNDS * 4)
-                                return errmsg_set(e, EAGAIN,
-                                                  "allocating for '%s': %u addresses taken concurrently",
-                                                  node_name, conflicts);
+                } else {
+                        r = pick_address(reg, first, last, conflicts, cidr, address, e);
+                        if (r < 0)
+                                return r;
                 }
+                r = join_txn(reg, &rec, &v, address, &done, &now, e);
+                if (r < 0)
+                        return r;
+                if (done) {
+                        memcpy(m->mesh_address, address, strlen(address) + 1);
+                        memcpy(m->disk_uuid, rec.disk_uuid, sizeof(rec.disk_uuid));
+                        return 0;
+                }
+                if (streq(now.held, v.held) && now.disk_mine == v.disk_mine) {
+                        if (v.held[0])
+                                return errmsg_set(e, EADDRINUSE,
+                                                  "node '%s' holds %s by the registry's index, but the address "
+                                                  "is not recorded as its own",
+                                                  m->name, v.held);
+                        if (++conflicts >= MAX_CONFLICTS)
+                                return errmsg_set(e, EAGAIN,
+                                                  "joining '%s': %u addresses taken concurrently", m->name,
+                                                  conflicts);
+                }
+                v = now;
         }
-        return errmsg_set(e, ENOSPC, "no free mesh address left in %s", cidr);
+        return errmsg_set(e, EAGAIN, "joining '%s': the registry kept changing", m->name);
+}
+
+/* Run a transaction conditional on members/<name> being at m->mod_revision
+ * whose failure branch reads that key (keys only): 0 if it succeeded,
+ * -ENOENT if the record is gone, -ESTALE if it changed, 1 if another of
+ * its comparisons failed. */
+static int member_txn(struct registry *reg, json_object *txn, const char *key, const struct registry_member *m,
+                      struct errmsg *e) {
+        _cleanup_(registry_txn_done) struct registry_txn res = {};
+        const struct registry_kv *kv;
+        struct registry_range *rr = NULL;
+        int r;
+
+        r = etcd_txn(reg, txn, 1, &res, e);
+        if (r < 0)
+                return r;
+        if (res.succeeded)
+                return 0;
+        if ((r = txn_range(&res, 0, &rr, e)) < 0 || (r = single_kv(rr, key, &kv, e)) < 0)
+                return r;
+        if (!kv)
+                return errmsg_set(e, ENOENT, "no member '%s' (removed meanwhile)", m->name);
+        if (kv->mod_revision != m->mod_revision)
+                return errmsg_set(e, ESTALE, "member '%s' changed meanwhile", m->name);
+        return 1;
+}
+
+int registry_update_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
+        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_free_ char *json = NULL;
+        char key[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF];
+        int r;
+
+        r = registry_member_to_json(m, &json, e);
+        if (r < 0)
+                return r;
+        make_key(reg, key, "members", m->name);
+        make_key(reg, mesh, "mesh", m->mesh_address);
+        make_key(reg, disk, "disks", m->disk_uuid);
+        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_mod(key, m->mod_revision))) < 0 ||
+            (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0 ||
+            (r = array_add(t.compare, cmp_value(disk, m->name))) < 0 ||
+            (r = array_add(t.success, op_put(key, json, strlen(json)))) < 0 ||
+            (r = array_add(t.failure, op_range(key, NULL, true, 0))) < 0)
+                return r;
+        r = member_txn(reg, t.o, key, m, e);
+        if (r <= 0)
+                return r;
+        return errmsg_set(e, EADDRNOTAVAIL, "member '%s' no longer holds mesh address %s or disk %s", m->name,
+                          m->mesh_address, m->disk_uuid);
+}
+
+int registry_expire_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
+        _cleanup_(txn_req_done) struct txn_req t = {};
+        char key[KEY_BUF], node[KEY_BUF], mesh[KEY_BUF];
+        int r;
+
+        if ((r = check_name(m->name, e)) < 0)
+                return r;
+        if (!canonical_address(m->mesh_address))
+                return errmsg_set(e, EINVAL, "member '%s': invalid mesh address", m->name);
+        make_key(reg, key, "members", m->name);
+        make_key(reg, node, "mesh-nodes", m->name);
+        make_key(reg, mesh, "mesh", m->mesh_address);
+        /* The address keys are compared too: they are deleted only while
+         * they are this node's. */
+        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_mod(key, m->mod_revision))) < 0 ||
+            (r = array_add(t.compare, cmp_value(node, m->mesh_address))) < 0 ||
+            (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0 ||
+            (r = array_add(t.success, op_delete(key))) < 0 || (r = array_add(t.success, op_delete(node))) < 0 ||
+            (r = array_add(t.success, op_delete(mesh))) < 0 ||
+            (r = array_add(t.failure, op_range(key, NULL, true, 0))) < 0)
+                return r;
+        r = member_txn(reg, t.o, key, m, e);
+        if (r <= 0)
+                return r;
+        return errmsg_set(e, EADDRNOTAVAIL, "member '%s' does not hold mesh address %s", m->name,
+                          m->mesh_address);
 }
 
 /* --- disks ------------------------------------------------------------------------------ */

@@ -26,7 +26,13 @@
  *   {"name": "node-1", "role": "worker", "meshAddress": "10.123.0.2",
  *    "wireguardPublicKey": "<base64 of 32 bytes>", "endpoint": "192.0.2.7:51820",
  *    "diskUuid": "<lowercase canonical UUID>", "joinTime": 1700000000,
- *    "lastSeen": 1700000042}
+ *    "lastSeen": 1700000042, "akName": "000b<64 hex>"}
+ * akName (optional: absent in records written before it existed, e.g. by
+ * an init) is the TPM name of the attestation key the node attested with
+ * when it joined: a later attestation (mesh refresh) is matched to its
+ * member by it. lastSeen is when the member last attested (join or mesh
+ * refresh); a member unseen for longer than the join services' member
+ * timeout is expired (registry_expire_member).
  */
 
 #include <netinet/in.h>
@@ -46,10 +52,14 @@
 #define REGISTRY_MAX_KEY 1024
 #define REGISTRY_MAX_VALUE (64 * 1024)
 #define REGISTRY_MAX_MEMBER_JSON 4096
-#define REGISTRY_MAX_MEMBERS 8192
+/* One more than a peer list may hold (MSG_MAX_PEERS): every member's
+ * answer lists all others. */
+#define REGISTRY_MAX_MEMBERS 4096
 #define REGISTRY_MAX_ADDRESSES 65536
 #define REGISTRY_MAX_DISKS 65536
 #define REGISTRY_MAX_TXN_OPS 16
+/* "000b" + 64 hex digits: nameAlg SHA-256 and the digest of TPMT_PUBLIC. */
+#define REGISTRY_AK_NAME_HEX 68
 /* Unix seconds before the year 10000. */
 #define REGISTRY_MAX_TIME INT64_C(253402300799)
 
@@ -73,6 +83,11 @@ struct registry_member {
         char disk_uuid[UUID_STRING_SIZE];    /* lowercase canonical */
         int64_t join_time;                   /* unix seconds */
         int64_t last_seen;
+        char ak_name[REGISTRY_AK_NAME_HEX + 1]; /* lowercase hex; "" when not recorded */
+        /* Not part of the record: etcd's mod_revision of it when read
+         * (registry_get_member, registry_list_members), for conditional
+         * updates; 0 otherwise. */
+        int64_t mod_revision;
 };
 
 struct registry;
@@ -95,19 +110,56 @@ int registry_get_member(struct registry *reg, const char *name, struct registry_
 /* All members, sorted by name; *ret is a malloc'ed array (NULL when empty). */
 int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n,
                           struct errmsg *e);
+/* A member list shared by handles of one registry (same endpoints and
+ * prefix) in one process, for callers that list members often (a join
+ * service answers every join and refresh with the peers): a handle
+ * attached to it reads only the records written since its last read
+ * (etcd's min_mod_revision), and everything again when a member was
+ * removed. Any thread; the cache must outlive the handles. */
+struct registry_cache;
+int registry_cache_new(struct registry_cache **ret);
+struct registry_cache *registry_cache_free(struct registry_cache *c);
+void registry_set_cache(struct registry *reg, struct registry_cache *c);
+
 /* Remove the member record, its mesh address and every disk registered to
  * it, in one transaction. -ENOENT if the node has none of these. */
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e);
 
 /* The mesh address of node_name in cidr ("10.123.0.0/16", host bits zero):
- * the one it holds already, else the lowest free one, claimed with a
- * transaction that succeeds only if neither the address nor the node's
- * reverse entry exist, retried with the next free address on conflict.
- * The network address, the first host address (.1, reserved) and the
- * broadcast address are never handed out. -ENOSPC when the range is full;
- * -EADDRINUSE if the node holds an address outside cidr. */
+ * the one it holds already, else a free one picked at random, claimed with
+ * a transaction that succeeds only if neither the address nor the node's
+ * reverse entry exist (create_revision = 0), another random pick on
+ * conflict. Only after repeated conflicts (a nearly full range) are the
+ * used addresses read, to pick among the free ones. The network address,
+ * the first host address (.1, reserved) and the broadcast address are
+ * never handed out. -ENOSPC when the range is full; -EADDRINUSE if the
+ * node holds an address outside cidr. */
 int registry_allocate_address(struct registry *reg, const char *node_name, const char *cidr,
                               char ret[static INET6_ADDRSTRLEN], struct errmsg *e);
+
+/* A node joins: its mesh address (the one it holds, else a random free one
+ * in cidr as registry_allocate_address picks it), its disk and its member
+ * record m, written together in one transaction whose comparisons keep the
+ * invariants above. Usually one round trip to etcd; a retried join (the
+ * node holds an address and its disk already) takes two and keeps its
+ * address. m->mesh_address is ignored on input and set on success (also
+ * in ret_address). -EEXIST if the disk belongs to another node, -ENOSPC,
+ * -EADDRINUSE as registry_allocate_address, -EINVAL for an invalid m. */
+int registry_join(struct registry *reg, struct registry_member *m, const char *cidr, struct errmsg *e);
+
+/* Replace the record of m->name only if it is unchanged since it was read
+ * (m->mod_revision, as registry_get_member/registry_list_members filled
+ * it): a refresh never undoes a concurrent removal or update. -ESTALE if
+ * it changed, -ENOENT if it is gone, -EADDRNOTAVAIL if the node no longer
+ * holds the address or disk m names; -EINVAL for an invalid m. */
+int registry_update_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
+/* Remove a member that stopped refreshing: its record and its mesh address
+ * (the mesh/ and mesh-nodes/ keys), only if the record is unchanged since
+ * it was read (m->mod_revision), so that a refresh that came meanwhile
+ * wins and of two join services expiring it at once one does it. Its disks
+ * stay registered, so that the node can still rejoin its disk after a
+ * reboot. -ESTALE if the record changed, -ENOENT if it is gone. */
+int registry_expire_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
 
 /* Record that the state disk `uuid` (any case; stored lowercase) belongs to
  * node_name. Idempotent for the same node; -EEXIST if another node owns it. */

@@ -94,6 +94,9 @@ Test(nodelock, take_extends_pcr15_with_event_of_cluster_id, .init = setup, .fini
 
         expected_pcr15(cluster_id, want);
         assert_digest_eq(after[NODE_LOCK_PCR], want, "PCR 15 after taking the lock");
+        /* What join services expect of a member's PCR 15 (mesh refresh). */
+        cr_assert_eq(node_lock_value(cluster_id, want), 0);
+        assert_digest_eq(after[NODE_LOCK_PCR], want, "node_lock_value()");
         /* Not a plain extend with the ID as the digest. */
         cr_assert_arr_neq(after[NODE_LOCK_PCR], cluster_id, 32);
         for (unsigned i = 0; i < TPM_PCR_COUNT; i++)

@@ -80,17 +80,22 @@ static struct registry_member make_member(const char *name, const char *address,
 }
 
 /* Register disk and address for name, then the member record. */
-static struct registry_member join_node(struct registry *rg, const char *name, const char *uuid) {
+static struct registry_member join_node_in(struct registry *rg, const char *name, const char *uuid,
+                                           const char *cidr) {
         char address[INET6_ADDRSTRLEN];
         struct registry_member m;
         struct errmsg e = {};
 
         cr_assert_eq(registry_put_disk(rg, uuid, name, &e), 0, "put_disk: %s", errmsg_str(&e));
-        cr_assert_eq(registry_allocate_address(rg, name, CIDR, address, &e), 0, "allocate: %s",
+        cr_assert_eq(registry_allocate_address(rg, name, cidr, address, &e), 0, "allocate: %s",
                      errmsg_str(&e));
         m = make_member(name, address, uuid);
         cr_assert_eq(registry_put_member(rg, &m, &e), 0, "put_member: %s", errmsg_str(&e));
         return m;
+}
+
+static struct registry_member join_node(struct registry *rg, const char *name, const char *uuid) {
+        return join_node_in(rg, name, uuid, CIDR);
 }
 
 /* --- raw etcd access, to check what the registry left in the store ------------ */
@@ -163,6 +168,8 @@ Test(registry, member_put_get_list_delete_round_trip, .init = setup, .fini = tea
         cr_assert_eq(registry_put_member(reg, &a, &e), 0, "%s", errmsg_str(&e));
 
         cr_assert_eq(registry_get_member(reg, "node-a", &got, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_gt(got.mod_revision, 0, "reads give the record's mod_revision");
+        a.mod_revision = got.mod_revision;
         cr_assert_eq(memcmp(&got, &a, sizeof(a)), 0);
         cr_assert_str_eq(got.role, "control-plane");
 
@@ -176,6 +183,8 @@ Test(registry, member_put_get_list_delete_round_trip, .init = setup, .fini = tea
 
         cr_assert_eq(registry_list_members(reg, &list, &n, &e), 0, "%s", errmsg_str(&e));
         cr_assert_eq(n, 2);
+        a.mod_revision = list[0].mod_revision;
+        b.mod_revision = list[1].mod_revision;
         cr_assert_eq(memcmp(&list[0], &a, sizeof(a)), 0, "sorted by name");
         cr_assert_eq(memcmp(&list[1], &b, sizeof(b)), 0);
         free(list);
@@ -261,25 +270,30 @@ Test(registry, keys_stay_under_the_configured_prefix, .init = setup, .fini = tea
 
 /* --- mesh addresses -------------------------------------------------------------- */
 
+static bool in_cidr(const char *address, const char *prefix) {
+        return strncmp(address, prefix, strlen(prefix)) == 0;
+}
+
 Test(registry, allocation_is_idempotent_per_node, .init = setup, .fini = teardown) {
         char a1[INET6_ADDRSTRLEN], a2[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
         struct registry *second = open_default();
         struct errmsg e = {};
 
         cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a1, &e), 0, "%s", errmsg_str(&e));
-        cr_assert_str_eq(a1, "10.123.0.2", "network address and .1 are skipped");
+        cr_assert(in_cidr(a1, "10.123."), "%s", a1);
         cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a2, &e), 0);
         cr_assert_str_eq(a1, a2);
         cr_assert_eq(registry_allocate_address(second, "node-a", CIDR, a2, &e), 0, "another join service");
         cr_assert_str_eq(a1, a2);
         cr_assert_eq(registry_allocate_address(reg, "node-b", CIDR, b, &e), 0);
-        cr_assert_str_eq(b, "10.123.0.3");
+        cr_assert(in_cidr(b, "10.123."), "%s", b);
+        cr_assert_str_neq(a1, b);
         cr_assert_eq(count_keys("/arca/mesh/"), 2);
 
         /* The same node asked for another range keeps what it holds. */
         e = (struct errmsg){};
         cr_assert_eq(registry_allocate_address(reg, "node-a", "10.124.0.0/16", a2, &e), -EADDRINUSE);
-        cr_assert(strstr(e.text, "10.123.0.2"), "%s", e.text);
+        cr_assert(strstr(e.text, a1), "%s", e.text);
         registry_free(second);
 }
 
@@ -287,18 +301,27 @@ Test(registry, delete_frees_the_address_for_reallocation, .init = setup, .fini =
         char a[INET6_ADDRSTRLEN], c[INET6_ADDRSTRLEN];
         struct registry_member ma, mb;
 
-        ma = join_node(reg, "node-a", UUID_A);
-        mb = join_node(reg, "node-b", UUID_B);
-        cr_assert_str_eq(ma.mesh_address, "10.123.0.2");
-        cr_assert_str_eq(mb.mesh_address, "10.123.0.3");
+        /* 10.9.0.0/29: .2 to .6, five addresses to hand out. */
+        ma = join_node_in(reg, "node-a", UUID_A, "10.9.0.0/29");
+        mb = join_node_in(reg, "node-b", UUID_B, "10.9.0.0/29");
+        cr_assert_str_neq(ma.mesh_address, mb.mesh_address);
         cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
         cr_assert_eq(count_keys("/arca/mesh/"), 1);
 
-        cr_assert_eq(registry_allocate_address(reg, "node-c", CIDR, c, NULL), 0);
-        cr_assert_str_eq(c, "10.123.0.2", "freed address handed out again");
-        /* The deleted node is a stranger now: a new address. */
-        cr_assert_eq(registry_allocate_address(reg, "node-a", CIDR, a, NULL), 0);
-        cr_assert_str_eq(a, "10.123.0.4");
+        /* Fill the range: the freed address is among those handed out. */
+        {
+                bool freed_reused = false;
+                for (int i = 0; i < 4; i++) {
+                        char name[16];
+                        snprintf(name, sizeof(name), "fill-%d", i);
+                        cr_assert_eq(registry_allocate_address(reg, name, "10.9.0.0/29", c, NULL), 0, "%s", name);
+                        cr_assert_str_neq(c, mb.mesh_address);
+                        freed_reused |= streq(c, ma.mesh_address);
+                }
+                cr_assert(freed_reused, "freed address %s handed out again", ma.mesh_address);
+                cr_assert_eq(registry_allocate_address(reg, "node-a", "10.9.0.0/29", a, NULL), -ENOSPC,
+                             "the deleted node is a stranger now, and the range is full");
+        }
 }
 
 Test(registry, delete_of_node_without_record_frees_address_and_disk, .init = setup, .fini = teardown) {
@@ -455,6 +478,356 @@ Test(registry, same_node_from_two_handles_gets_one_address, .init = setup, .fini
                 cr_assert_str_eq(results[0][i], results[1][i], "node-%u got %s and %s", i, results[0][i],
                                  results[1][i]);
         check_mesh_keys(results[0], 20);
+}
+
+/* --- joins: address, disk and record in one transaction ---------------------------- */
+
+#define AK_NAME "000b" "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+static struct registry_member joiner(const char *name, const char *uuid) {
+        struct registry_member m = make_member(name, "", uuid);
+
+        snprintf(m.ak_name, sizeof(m.ak_name), "%s", AK_NAME);
+        return m;
+}
+
+/* etcd's current revision: each transaction that writes raises it by one. */
+static int64_t store_revision(void) {
+        struct registry_range rr = {};
+        int64_t rev;
+
+        raw_prefix("/arca/", &rr);
+        rev = rr.revision;
+        registry_range_done(&rr);
+        return rev;
+}
+
+Test(registry, join_writes_address_disk_and_record_in_one_transaction, .init = setup, .fini = teardown) {
+        struct registry_member m = joiner("node-a", "0F3C6C43-5D2A-4A8E-9B1D-2F6F1B1E7A01"), got;
+        char owner[NODE_NAME_MAX + 1];
+        struct errmsg e = {};
+        int64_t before = store_revision();
+
+        cr_assert_eq(registry_join(reg, &m, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(store_revision(), before + 1, "one transaction");
+        cr_assert(in_cidr(m.mesh_address, "10.123."), "%s", m.mesh_address);
+        cr_assert_str_eq(m.disk_uuid, UUID_A, "the UUID is stored lowercase");
+        cr_assert_eq(registry_get_member(reg, "node-a", &got, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(got.mesh_address, m.mesh_address);
+        cr_assert_str_eq(got.ak_name, AK_NAME);
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), 0);
+        cr_assert_str_eq(owner, "node-a");
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh-nodes/"), 1);
+}
+
+Test(registry, retried_join_keeps_its_address_and_one_record, .init = setup, .fini = teardown) {
+        struct registry_member m = joiner("node-a", UUID_A), again = joiner("node-a", UUID_A), got;
+        struct registry *second = open_default();
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &m, CIDR, &e), 0, "%s", errmsg_str(&e));
+        /* Through another join service, with a new WireGuard key. */
+        strcpy(again.wg_public_key, "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=");
+        cr_assert_eq(registry_join(second, &again, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(again.mesh_address, m.mesh_address);
+        cr_assert_eq(registry_get_member(reg, "node-a", &got, &e), 0);
+        cr_assert_str_eq(got.wg_public_key, again.wg_public_key);
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+        cr_assert_eq(count_keys("/arca/disks/"), 1);
+        registry_free(second);
+}
+
+Test(registry, join_refuses_a_disk_of_another_node_and_writes_nothing, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_A);
+        struct errmsg e = {};
+        int64_t before;
+
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        before = store_revision();
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), -EEXIST);
+        cr_assert(strstr(e.text, "node-a"), "%s", e.text);
+        cr_assert_eq(store_revision(), before, "nothing written");
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+
+        b = joiner("Bad_Name", UUID_B);
+        cr_assert_eq(registry_join(reg, &b, CIDR, NULL), -EINVAL);
+        b = joiner("node-b", UUID_B);
+        strcpy(b.role, "master");
+        cr_assert_eq(registry_join(reg, &b, CIDR, NULL), -EINVAL);
+        cr_assert_eq(store_revision(), before, "nothing written");
+}
+
+Test(registry, join_in_a_full_range_is_enospc, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B);
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &a, "10.9.0.0/30", &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(a.mesh_address, "10.9.0.2");
+        cr_assert_eq(registry_join(reg, &b, "10.9.0.0/30", &e), -ENOSPC);
+        cr_assert(strstr(e.text, "10.9.0.0/30"), "%s", e.text);
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        cr_assert_eq(count_keys("/arca/disks/"), 1, "the refused node's disk was not registered");
+}
+
+struct join_job {
+        struct registry *reg;
+        pthread_barrier_t *barrier;
+        unsigned first, step, count;
+        const char *cidr;
+        char (*results)[INET6_ADDRSTRLEN];
+        int errors;
+        char error[512];
+};
+
+static void *join_thread(void *arg) {
+        struct join_job *j = arg;
+
+        pthread_barrier_wait(j->barrier);
+        for (unsigned i = j->first; i < j->count; i += j->step) {
+                char name[32], uuid[UUID_STRING_SIZE];
+                struct registry_member m;
+                struct errmsg e = {};
+
+                snprintf(name, sizeof(name), "node-%u", i);
+                snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000000", i);
+                m = joiner(name, uuid);
+                if (registry_join(j->reg, &m, j->cidr, &e) < 0) {
+                        j->errors++;
+                        snprintf(j->error, sizeof(j->error), "%s: %s", name, errmsg_str(&e));
+                } else
+                        memcpy(j->results[i], m.mesh_address, sizeof(m.mesh_address));
+        }
+        return NULL;
+}
+
+static void run_join_threads(struct join_job *jobs, unsigned n_threads) {
+        pthread_barrier_t barrier;
+        pthread_t th[4];
+
+        cr_assert_leq(n_threads, 4u);
+        pthread_barrier_init(&barrier, NULL, n_threads);
+        for (unsigned t = 0; t < n_threads; t++) {
+                jobs[t].reg = open_default();
+                jobs[t].barrier = &barrier;
+                cr_assert_eq(pthread_create(&th[t], NULL, join_thread, &jobs[t]), 0);
+        }
+        for (unsigned t = 0; t < n_threads; t++) {
+                pthread_join(th[t], NULL);
+                cr_assert_eq(jobs[t].errors, 0, "%s", jobs[t].error);
+                registry_free(jobs[t].reg);
+        }
+        pthread_barrier_destroy(&barrier);
+}
+
+/* Two join services joining different nodes at once, in a range so small
+ * that random picks collide often (and the fallback reads the free ones):
+ * never one address for two nodes. */
+Test(registry, concurrent_joins_by_two_clients_get_distinct_addresses, .init = setup, .fini = teardown) {
+        char results[60][INET6_ADDRSTRLEN] = {};
+        struct join_job jobs[2];
+
+        /* 10.77.0.0/26: .2 to .62, 61 addresses for 60 nodes. */
+        for (unsigned t = 0; t < 2; t++)
+                jobs[t] = (struct join_job){ .first = t, .step = 2, .count = 60, .cidr = "10.77.0.0/26",
+                                             .results = results };
+        run_join_threads(jobs, 2);
+        for (unsigned i = 0; i < 60; i++)
+                for (unsigned k = i + 1; k < 60; k++)
+                        cr_assert_str_neq(results[i], results[k], "node-%u and node-%u both got %s", i, k,
+                                          results[i]);
+        check_mesh_keys(results, 60);
+        cr_assert_eq(count_keys("/arca/members/"), 60);
+        cr_assert_eq(count_keys("/arca/disks/"), 60);
+}
+
+/* Two join services joining the same nodes at once (a node retrying
+ * through both): one address and one record per node. */
+Test(registry, same_node_joining_through_two_clients_gets_one_address, .init = setup, .fini = teardown) {
+        char results[2][20][INET6_ADDRSTRLEN] = {};
+        struct join_job jobs[2];
+
+        for (unsigned t = 0; t < 2; t++)
+                jobs[t] = (struct join_job){ .first = 0, .step = 1, .count = 20, .cidr = CIDR,
+                                             .results = results[t] };
+        run_join_threads(jobs, 2);
+        for (unsigned i = 0; i < 20; i++)
+                cr_assert_str_eq(results[0][i], results[1][i], "node-%u got %s and %s", i, results[0][i],
+                                 results[1][i]);
+        check_mesh_keys(results[0], 20);
+        cr_assert_eq(count_keys("/arca/members/"), 20);
+}
+
+/* --- refresh and expiry ----------------------------------------------------------- */
+
+Test(registry, update_member_is_conditional_on_its_revision, .init = setup, .fini = teardown) {
+        struct registry_member m = joiner("node-a", UUID_A), read, stale;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &m, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        stale = read;
+        read.last_seen = 1700000100;
+        strcpy(read.endpoint, "192.0.2.99:51820");
+        cr_assert_eq(registry_update_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_get_member(reg, "node-a", &m, &e), 0);
+        cr_assert_eq(m.last_seen, 1700000100);
+        cr_assert_str_eq(m.endpoint, "192.0.2.99:51820");
+
+        /* A writer that read before that update loses. */
+        stale.last_seen = 1700000200;
+        e = (struct errmsg){};
+        cr_assert_eq(registry_update_member(reg, &stale, &e), -ESTALE, "%s", e.text);
+        cr_assert_eq(registry_get_member(reg, "node-a", &m, &e), 0);
+        cr_assert_eq(m.last_seen, 1700000100);
+
+        /* A removed member is not brought back by a refresh. */
+        cr_assert_eq(registry_delete_member(reg, "node-a", &e), 0);
+        cr_assert_eq(registry_update_member(reg, &read, &e), -ENOENT);
+        cr_assert_eq(count_keys("/arca/members/"), 0);
+}
+
+Test(registry, expiry_frees_the_address_and_keeps_the_disk, .init = setup, .fini = teardown) {
+        struct registry_member m = joiner("node-a", UUID_A), read, refreshed;
+        char owner[NODE_NAME_MAX + 1];
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &m, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        /* A refresh after the sweeper read the record: the member stays. */
+        refreshed = read;
+        refreshed.last_seen++;
+        cr_assert_eq(registry_update_member(reg, &refreshed, &e), 0);
+        cr_assert_eq(registry_expire_member(reg, &read, &e), -ESTALE, "%s", e.text);
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        cr_assert_eq(registry_expire_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(count_keys("/arca/members/"), 0);
+        cr_assert_eq(count_keys("/arca/mesh/"), 0);
+        cr_assert_eq(count_keys("/arca/mesh-nodes/"), 0);
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), 0, "the disk can still rejoin");
+        cr_assert_str_eq(owner, "node-a");
+        cr_assert_eq(registry_expire_member(reg, &read, &e), -ENOENT);
+
+        /* The node joins again and gets an address again. */
+        m = joiner("node-a", UUID_A);
+        cr_assert_eq(registry_join(reg, &m, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+}
+
+struct expire_job {
+        struct registry *reg;
+        pthread_barrier_t *barrier;
+        struct registry_member *members;
+        unsigned n, removed, lost;
+        char error[256];
+};
+
+static void *expire_thread(void *arg) {
+        struct expire_job *j = arg;
+
+        pthread_barrier_wait(j->barrier);
+        for (unsigned i = 0; i < j->n; i++) {
+                struct errmsg e = {};
+                int r = registry_expire_member(j->reg, &j->members[i], &e);
+
+                if (r == 0)
+                        j->removed++;
+                else if (r == -ESTALE || r == -ENOENT)
+                        j->lost++;
+                else
+                        snprintf(j->error, sizeof(j->error), "%s: %s", j->members[i].name, errmsg_str(&e));
+        }
+        return NULL;
+}
+
+/* Two join services sweeping the same expired members at once: each
+ * member is removed once, and nothing else is touched. */
+Test(registry, two_sweepers_remove_each_member_once, .init = setup, .fini = teardown) {
+        struct registry_member *list = NULL, keep = joiner("keep", UUID_C);
+        struct expire_job jobs[2];
+        pthread_barrier_t barrier;
+        pthread_t th[2];
+        size_t n = 0;
+
+        for (unsigned i = 0; i < 12; i++) {
+                char name[16], uuid[UUID_STRING_SIZE];
+                struct registry_member m;
+
+                snprintf(name, sizeof(name), "old-%u", i);
+                snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000001", i);
+                m = joiner(name, uuid);
+                cr_assert_eq(registry_join(reg, &m, CIDR, NULL), 0);
+        }
+        cr_assert_eq(registry_list_members(reg, &list, &n, NULL), 0);
+        cr_assert_eq(n, 12);
+        cr_assert_eq(registry_join(reg, &keep, CIDR, NULL), 0);
+        pthread_barrier_init(&barrier, NULL, 2);
+        for (unsigned t = 0; t < 2; t++) {
+                jobs[t] = (struct expire_job){ .reg = open_default(), .barrier = &barrier, .members = list, .n = 12 };
+                cr_assert_eq(pthread_create(&th[t], NULL, expire_thread, &jobs[t]), 0);
+        }
+        for (unsigned t = 0; t < 2; t++) {
+                pthread_join(th[t], NULL);
+                cr_assert_eq(jobs[t].error[0], 0, "%s", jobs[t].error);
+                registry_free(jobs[t].reg);
+        }
+        pthread_barrier_destroy(&barrier);
+        free(list);
+        cr_assert_eq(jobs[0].removed + jobs[1].removed, 12);
+        cr_assert_eq(jobs[0].lost + jobs[1].lost, 12);
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh-nodes/"), 1);
+}
+
+/* A handle with a member cache sees what other handles write: additions,
+ * updates and removals. */
+Test(registry, cached_member_list_follows_other_writers, .init = setup, .fini = teardown) {
+        struct registry_cache *cache = NULL;
+        struct registry *cached = open_default();
+        struct registry_member *list = NULL, a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), got;
+        size_t n = 99;
+
+        cr_assert_eq(registry_cache_new(&cache), 0);
+        registry_set_cache(cached, cache);
+        cr_assert_eq(registry_list_members(cached, &list, &n, NULL), 0);
+        cr_assert_eq(n, 0);
+
+        cr_assert_eq(registry_join(reg, &a, CIDR, NULL), 0);
+        cr_assert_eq(registry_join(reg, &b, CIDR, NULL), 0);
+        cr_assert_eq(registry_list_members(cached, &list, &n, NULL), 0);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(list[0].name, "node-a");
+        cr_assert_str_eq(list[1].name, "node-b");
+        free(list);
+
+        cr_assert_eq(registry_get_member(reg, "node-b", &got, NULL), 0);
+        got.last_seen = 1700000777;
+        cr_assert_eq(registry_update_member(reg, &got, NULL), 0);
+        cr_assert_eq(registry_list_members(cached, &list, &n, NULL), 0);
+        cr_assert_eq(n, 2);
+        cr_assert_eq(list[1].last_seen, 1700000777, "the update is seen");
+        cr_assert_eq(registry_get_member(reg, "node-b", &got, NULL), 0);
+        cr_assert_eq(list[1].mod_revision, got.mod_revision);
+        free(list);
+
+        /* A removal and an addition since the last read. */
+        cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
+        a = joiner("node-c", UUID_C);
+        cr_assert_eq(registry_join(reg, &a, CIDR, NULL), 0);
+        cr_assert_eq(registry_list_members(cached, &list, &n, NULL), 0);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(list[0].name, "node-b");
+        cr_assert_str_eq(list[1].name, "node-c");
+        free(list);
+
+        registry_free(cached);
+        registry_cache_free(cache);
 }
 
 /* --- disks ------------------------------------------------------------------------- */
@@ -712,6 +1085,42 @@ Test(member, each_malformed_field_is_refused_naming_it) {
                 cr_assert(strstr(e.text, quoted), "%s = %s: reason does not name the field: %s",
                           cases[i].field, cases[i].raw, e.text);
                 cr_assert_str_eq(m.name, "untouched", "output written on failure");
+        }
+}
+
+Test(member, ak_name_is_optional_and_checked) {
+        static const char *const bad[] = {
+                "\"\"", "\"000B00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"",
+                "\"000400112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"",
+                "\"000b00112233445566778899aabbccddeeff00112233445566778899aabbccddeef\"", "7",
+        };
+        struct registry_member m, again;
+        _cleanup_free_ char *json = NULL, *with = NULL;
+        struct errmsg e = {};
+
+        cr_assert(asprintf(&with, "%.*s,\"akName\":\"%s\"}", (int) strlen(VALID_MEMBER) - 1, VALID_MEMBER,
+                           AK_NAME) > 0);
+        cr_assert_eq(registry_member_parse(with, strlen(with), &m, &e), 0, "%s", e.text);
+        cr_assert_str_eq(m.ak_name, AK_NAME);
+        cr_assert_eq(registry_member_to_json(&m, &json, &e), 0);
+        cr_assert_eq(registry_member_parse(json, strlen(json), &again, &e), 0);
+        cr_assert_str_eq(again.ak_name, AK_NAME);
+        free(json);
+        json = NULL;
+
+        /* Without it: "" in the struct, and not written. */
+        cr_assert_eq(registry_member_parse(VALID_MEMBER, strlen(VALID_MEMBER), &m, &e), 0);
+        cr_assert_str_eq(m.ak_name, "");
+        cr_assert_eq(registry_member_to_json(&m, &json, &e), 0);
+        cr_assert_null(strstr(json, "akName"), "%s", json);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *doc = NULL;
+                cr_assert(asprintf(&doc, "%.*s,\"akName\":%s}", (int) strlen(VALID_MEMBER) - 1, VALID_MEMBER,
+                                   bad[i]) > 0);
+                e = (struct errmsg){};
+                cr_assert_lt(registry_member_parse(doc, strlen(doc), &m, &e), 0, "accepted akName %s", bad[i]);
+                cr_assert(strstr(e.text, "'akName'"), "%s", e.text);
         }
 }
 

@@ -8,22 +8,37 @@
  * the joiner starts etcd in state "existing" and, once caught up, promotes
  * itself to a voting member. A learner does not count for the quorum, so
  * the cluster stays available throughout a join, also when the joiner
- * never comes. Workers only learn the client endpoints. */
+ * never comes. Workers only learn the client endpoints.
+ *
+ * A learner that never completes its join (the joiner failed) would block
+ * every later control-plane join, since a second join must wait for the
+ * first. So the join service records each learner it adds, with the
+ * joiner's name and the time, under /arca-etcd/learners/<member ID> in the
+ * cluster's own keyspace; a later join removes a learner that is the same
+ * node's (it retries, possibly from another address) or that was not
+ * promoted within ETCD_LEARNER_TIMEOUT_S (a learner found without a record
+ * gets one then, and the same time to finish). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpdriver.h"
+#include "encoding.h"
 #include "json-util.h"
 #include "macro.h"
 
 #define ETCD_START_TIMEOUT_MS 60000
 #define ETCD_HTTP_TIMEOUT_MS 5000
 #define ETCD_LOG_TAIL 16384
+/* A joiner has ETCD_START_TIMEOUT_MS to start, catch up and promote itself. */
+#define ETCD_LEARNER_TIMEOUT_S (2 * ETCD_START_TIMEOUT_MS / 1000)
+#define LEARNER_KEY_PREFIX "/arca-etcd/learners/"
+#define LEARNER_RECORD_MAX 128
 
 static uint16_t client_port(const struct cp_node *n) {
         return n->etcd_client_port ? n->etcd_client_port : CP_ETCD_CLIENT_PORT_DEFAULT;
@@ -321,6 +336,129 @@ static bool has_url(json_object *urls, const char *u) {
         return false;
 }
 
+/* --- learner records ------------------------------------------------------------ */
+
+static int kv_call(const char *base, const char *op, const char *key, const char *value, json_object **ret,
+                   struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *req = json_object_new_object();
+        char api[340];
+
+        if (!req || json_add_base64(req, "key", key, strlen(key)) < 0 ||
+            (value && json_add_base64(req, "value", value, strlen(value)) < 0))
+                return -ENOMEM;
+        snprintf(api, sizeof(api), "%s/v3/kv/%s", base, op);
+        return cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, ret, e);
+}
+
+static int learner_record_put(const char *base, const char *id, const char *name, uint64_t now_s,
+                              struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *resp = NULL;
+        char key[128], value[LEARNER_RECORD_MAX];
+
+        snprintf(key, sizeof(key), LEARNER_KEY_PREFIX "%s", id);
+        snprintf(value, sizeof(value), "%llu %s", (unsigned long long) now_s, name);
+        return kv_call(base, "put", key, value, &resp, e);
+}
+
+static void learner_record_delete(const char *base, const char *id) {
+        _cleanup_(json_object_putp) json_object *resp = NULL;
+        char key[128];
+
+        snprintf(key, sizeof(key), LEARNER_KEY_PREFIX "%s", id);
+        (void) kv_call(base, "deleterange", key, NULL, &resp, NULL);
+}
+
+/* The record of learner `id`: when it was added (unix seconds) and for
+ * which node ("" if unknown). -ENOENT without one. */
+static int learner_record_get(const char *base, const char *id, uint64_t *ret_added,
+                              char ret_name[static LEARNER_RECORD_MAX], struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *resp = NULL;
+        _cleanup_free_ uint8_t *raw = NULL;
+        json_object *kvs;
+        const char *v64;
+        char key[128], text[LEARNER_RECORD_MAX], *sp, *end;
+        size_t size = 0;
+        unsigned long long t;
+        int r;
+
+        snprintf(key, sizeof(key), LEARNER_KEY_PREFIX "%s", id);
+        r = kv_call(base, "range", key, NULL, &resp, e);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(resp, "kvs", &kvs) || json_object_array_length(kvs) == 0)
+                return -ENOENT;
+        if (json_get_string(json_object_array_get_idx(kvs, 0), "value", &v64, e) < 0 ||
+            base64_decode(v64, strlen(v64), &raw, &size) < 0 || size == 0 || size >= sizeof(text))
+                return errmsg_set(e, EBADMSG, "etcd learner record %s is malformed", id);
+        memcpy(text, raw, size);
+        text[size] = 0;
+        errno = 0;
+        t = strtoull(text, &end, 10);
+        sp = end;
+        if (errno || sp == text || (*sp != ' ' && *sp != 0))
+                return errmsg_set(e, EBADMSG, "etcd learner record %s is malformed", id);
+        *ret_added = t;
+        snprintf(ret_name, LEARNER_RECORD_MAX, "%s", *sp ? sp + 1 : "");
+        return 0;
+}
+
+static int member_remove(const char *base, const char *id, struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *req = json_object_new_object(), *resp = NULL;
+        char api[340];
+
+        if (!req || json_add_string(req, "ID", id) < 0)
+                return -ENOMEM;
+        snprintf(api, sizeof(api), "%s/v3/cluster/member/remove", base);
+        return cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, &resp, e);
+}
+
+/* Learners (and members added but never started) other than the joiner's
+ * own at purl: remove those that are stale or the joiner's own from an
+ * earlier attempt. 1 if any was removed (the member list changed), 0 if
+ * none is left, -EBUSY if one is a join under way. */
+static int remove_stale_learners(const char *base, const struct member *m, size_t n, const char *joiner_name,
+                                 const char *purl, struct errmsg *e) {
+        uint64_t now_s = (uint64_t) time(NULL);
+        bool removed = false;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                char name[LEARNER_RECORD_MAX];
+                uint64_t added = 0;
+                bool own;
+
+                if (!m[i].learner && m[i].name[0])
+                        continue; /* a voting member */
+                if (has_url(m[i].peer_urls, purl))
+                        continue; /* the joiner's own, reused */
+                r = learner_record_get(base, m[i].id, &added, name, e);
+                if (r == -ENOENT) {
+                        /* Not added by a join service: it gets the same time as ours. */
+                        r = learner_record_put(base, m[i].id, m[i].name, now_s, e);
+                        if (r < 0)
+                                return r;
+                        added = now_s;
+                        snprintf(name, sizeof(name), "%s", m[i].name);
+                } else if (r < 0)
+                        return r;
+                own = streq(name, joiner_name) || streq(m[i].name, joiner_name);
+                if (!own && added + ETCD_LEARNER_TIMEOUT_S > now_s)
+                        return errmsg_set(e, EBUSY,
+                                          "etcd member %s (%s) has not completed its join: another "
+                                          "control-plane join is under way (it is removed if not done within %llu s)",
+                                          m[i].id, name[0] ? name : "never started",
+                                          (unsigned long long) (added + ETCD_LEARNER_TIMEOUT_S - now_s));
+                r = member_remove(base, m[i].id, e);
+                if (r < 0) {
+                        errmsg_prefix(e, "cannot remove stale etcd learner %s", m[i].id);
+                        return r;
+                }
+                learner_record_delete(base, m[i].id);
+                removed = true;
+        }
+        return removed;
+}
+
 static int etcd_join_params(const struct cp_node *node, const char *joiner_name, const char *joiner_address,
                             enum cp_role role, json_object **ret, struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *list = NULL, *added = NULL, *out = NULL, *eps = NULL;
@@ -341,6 +479,24 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
         r = parse_members(list, m, &n, e);
         if (r < 0)
                 return r;
+        if (role == CP_ROLE_CONTROL_PLANE) {
+                for (size_t i = 0; i < n; i++)
+                        if (!m[i].learner && streq(m[i].name, joiner_name) && !has_url(m[i].peer_urls, purl))
+                                return errmsg_set(e, EEXIST, "an etcd member named '%s' already exists",
+                                                  joiner_name);
+                r = remove_stale_learners(base, m, n, joiner_name, purl, e);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        /* Read again what is left. */
+                        list = (json_object_put(list), NULL);
+                        r = cp_http_json("POST", api, NULL, ETCD_HTTP_TIMEOUT_MS, &list, e);
+                        if (r >= 0)
+                                r = parse_members(list, m, &n, e);
+                        if (r < 0)
+                                return r;
+                }
+        }
 
         out = json_object_new_object();
         eps = json_object_new_array();
@@ -406,6 +562,10 @@ static int etcd_join_params(const struct cp_node *node, const char *joiner_name,
                 if (r < 0)
                         return r;
                 r = json_get_string(member, "ID", &new_id, e);
+                if (r < 0)
+                        return r;
+                /* So that the learner is removed if the joiner never finishes. */
+                r = learner_record_put(base, new_id, joiner_name, (uint64_t) time(NULL), e);
                 if (r < 0)
                         return r;
                 r = parse_members(added, m, &n, e);
@@ -571,14 +731,18 @@ static int promote_self(const struct cp_join_params *p, const char *purl, struct
                                 }
                         if (!id)
                                 return errmsg_set(e, ENOENT, "%s is not a member of the etcd cluster", purl);
-                        if (!learner)
+                        if (!learner) {
+                                learner_record_delete(p->endpoints[k], id);
                                 return 0;
+                        }
                         req = json_object_new_object();
                         if (!req || json_add_string(req, "ID", id) < 0)
                                 return -ENOMEM;
                         snprintf(api, sizeof(api), "%s/v3/cluster/member/promote", p->endpoints[k]);
-                        if (cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, &resp, &last) == 0)
+                        if (cp_http_json("POST", api, req, ETCD_HTTP_TIMEOUT_MS, &resp, &last) == 0) {
+                                learner_record_delete(p->endpoints[k], id);
                                 return 0;
+                        }
                 }
                 if (cp_now_ms() >= deadline)
                         return errmsg_set(e, ETIMEDOUT, "cannot promote etcd learner %s within %u s: %s",

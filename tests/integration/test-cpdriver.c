@@ -780,6 +780,120 @@ Test(etcd, join_params_retry_and_concurrent_join, .init = setup_etcd, .fini = te
         cr_assert(strstr(e.text, "named 'n1' already exists"), "%s", e.text);
 }
 
+/* All peer URLs of the members node i knows, space separated, and the ID
+ * of the member with peer URL `purl` (NULL: not asked). */
+static const char *member_urls(int i, const char *purl, char id[64]) {
+        _cleanup_(json_object_putp) json_object *l = etcd_post(i, "/v3/cluster/member/list", "{}");
+        static char out[1024];
+        json_object *arr;
+
+        out[0] = 0;
+        cr_assert_eq(json_get_array(l, "members", &arr, NULL), 0);
+        for (size_t k = 0; k < json_object_array_length(arr); k++) {
+                json_object *m = json_object_array_get_idx(arr, k), *urls;
+                const char *mid = NULL;
+
+                cr_assert_eq(json_get_string(m, "ID", &mid, NULL), 0);
+                cr_assert(json_object_object_get_ex(m, "peerURLs", &urls));
+                for (size_t u = 0; u < json_object_array_length(urls); u++) {
+                        const char *x = json_object_get_string(json_object_array_get_idx(urls, u));
+                        snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s ", x);
+                        if (purl && id && streq(x, purl))
+                                snprintf(id, 64, "%s", mid);
+                }
+        }
+        return out;
+}
+
+/* Make the learner record of member `id` look as if it were written long
+ * ago (what a learner of a join that failed an hour ago has). */
+static void backdate_learner(const char *id, const char *name) {
+        _cleanup_free_ char *k64 = NULL, *v64 = NULL;
+        char key[128], value[128], body[512];
+
+        snprintf(key, sizeof(key), "/arca-etcd/learners/%s", id);
+        snprintf(value, sizeof(value), "%lld %s", (long long) time(NULL) - 3600, name);
+        cr_assert_eq(base64_encode(key, strlen(key), &k64), 0);
+        cr_assert_eq(base64_encode(value, strlen(value), &v64), 0);
+        snprintf(body, sizeof(body), "{\"key\":\"%s\",\"value\":\"%s\"}", k64, v64);
+        json_object_put(etcd_post(0, "/v3/kv/put", body));
+}
+
+/* A control-plane joiner that failed after it was added as a learner (it
+ * never started): another node's join waits while the learner may still
+ * come, and removes it once it was not promoted in time. */
+Test(etcd, stale_learner_of_a_failed_join_is_removed, .init = setup_etcd, .fini = teardown) {
+        _cleanup_(json_object_putp) json_object *p2 = NULL, *p3 = NULL;
+        json_object *busy = NULL;
+        struct errmsg e = {};
+        struct tnode n1;
+        const char *names[CP_MAX_MEMBERS], *ic;
+        char id2[64] = "", p2url[64], p3url[64];
+        size_t learners;
+
+        /* (url_of's buffers are reused: keep copies) */
+        snprintf(p2url, sizeof(p2url), "%s", url_of(1, pport));
+        snprintf(p3url, sizeof(p3url), "%s", url_of(2, pport));
+        make_etcd_node(&n1, "n1", 0);
+        cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), 0, "%s", e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &p2, &e),
+                     0, "%s", e.text);
+        member_urls(0, p2url, id2);
+        cr_assert_neq(id2[0], 0, "n2's learner is not listed");
+
+        /* While n2 may still come: busy, and n2's learner stays. */
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n3", addr[2], CP_ROLE_CONTROL_PLANE, &busy, &e),
+                     -EBUSY);
+        cr_assert(strstr(e.text, "removed if not done within"), "%s", e.text);
+        cr_assert(strstr(e.text, "n2"), "%s", e.text);
+        cr_assert_eq(members(0, names, &learners), 2);
+
+        /* n2 failed long ago: n3's join removes its learner and proceeds. */
+        backdate_learner(id2, "n2");
+        e = (struct errmsg){};
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n3", addr[2], CP_ROLE_CONTROL_PLANE, &p3, &e), 0,
+                     "%s", e.text);
+        cr_assert_eq(members(0, names, &learners), 2);
+        cr_assert_eq(learners, 1);
+        cr_assert_null(strstr(member_urls(0, NULL, NULL), p2url), "n2's learner is still there");
+        cr_assert_not_null(strstr(member_urls(0, NULL, NULL), p3url));
+        cr_assert_eq(json_get_string(p3, "initialCluster", &ic, NULL), 0);
+        cr_assert_null(strstr(ic, "n2="), "%s", ic);
+}
+
+/* The same node retrying its control-plane join from another address (a
+ * new VM under the same name) replaces its own learner at once. */
+Test(etcd, retried_join_replaces_its_own_learner, .init = setup_etcd, .fini = teardown) {
+        _cleanup_(json_object_putp) json_object *p1 = NULL, *p2 = NULL;
+        struct errmsg e = {};
+        struct tnode n1, n2;
+        const char *names[CP_MAX_MEMBERS], *ic;
+        char old[64], now[64];
+        size_t learners;
+
+        snprintf(old, sizeof(old), "%s", url_of(1, pport));
+        snprintf(now, sizeof(now), "%s", url_of(2, pport));
+
+        make_etcd_node(&n1, "n1", 0);
+        cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), 0, "%s", e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &p1, &e),
+                     0, "%s", e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[2], CP_ROLE_CONTROL_PLANE, &p2, &e),
+                     0, "%s", e.text);
+        cr_assert_eq(members(0, names, &learners), 2);
+        cr_assert_eq(learners, 1);
+        cr_assert_null(strstr(member_urls(0, NULL, NULL), old), "the old learner is still there");
+        cr_assert_eq(json_get_string(p2, "initialCluster", &ic, NULL), 0);
+        cr_assert(strstr(ic, now), "%s", ic);
+
+        /* And the new one completes its join: started, caught up, voting. */
+        make_etcd_node(&n2, "n2", 2);
+        cr_assert_eq(cp_join(&cp_driver_etcd, &n2.n, CP_ROLE_CONTROL_PLANE, p2, &res[1], &e), 0, "%s", e.text);
+        cr_assert_eq(members(0, names, &learners), 2);
+        cr_assert_eq(learners, 0);
+        cr_assert_eq(members(2, names, &learners), 2, "the joiner serves member requests itself");
+}
+
 Test(etcd, check_names_missing_etcd, .init = setup_etcd, .fini = teardown) {
         struct errmsg e = {};
         struct tnode n1;

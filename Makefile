@@ -128,7 +128,7 @@ check-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 CFLAGS="-O1 -g" check
 
 bench: all $(BENCHES)
-	$(Q)ARCA_BUILD_DIR=$(abspath $(BUILD)) scripts/run-bench.sh $(BENCHES)
+	$(Q)ARCA_BUILD_DIR=$(abspath $(BUILD)) scripts/run-bench.sh $(BENCHES) $(sort $(wildcard tests/bench/bench-*.sh))
 
 # libFuzzer builds need clang; the whole library is instrumented.
 fuzz:

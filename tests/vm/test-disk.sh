@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The state disk in qemu guests (real dm-crypt + dm-integrity, a vTPM), TAP.
 # Three boots, scenarios combined per boot to keep the VM time small:
-#   boot 1  disk A blank: format + mount + bind-mounts + write; re-key with
-#           the derived key; stock `cryptsetup open` with that key reads the
-#           data; a wrong key is refused and the disk untouched; disk B with
-#           a stock cipher_null LUKS2 header is refused and untouched.
+#   boot 1  disk A blank: format + mount + bind-mounts + write; the real
+#           arca-bootstrapper (etcd driver) is initialized by `arca init`
+#           from the host and re-keys the disk through its hand-off; the key
+#           equals HKDF computed by the openssl tool; stock `cryptsetup open`
+#           with that key reads the data; a wrong key is refused and the disk
+#           untouched; disk B with a stock cipher_null LUKS2 header is
+#           refused and untouched.
 #   boot 2  disk D blank: qemu is killed during the initial wipe.
 #   boot 3  disk A initialized: waits for its key; `arca recover` with an
 #           unmatched policy sends nothing, with another cluster's secrets
@@ -16,9 +19,9 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/vm-lib.sh"
 B=${ARCA_BUILD_DIR:-$here/../../build}
-vm_require swtpm cryptsetup mkfs.ext4 openssl base64 od ||
+vm_require swtpm cryptsetup mkfs.ext4 openssl base64 od etcd ||
     { echo "1..0 # SKIP missing: $VM_MISSING"; exit 0; }
-for f in arca arca-disk-mapper; do
+for f in arca arca-disk-mapper arca-bootstrapper arca-join-service; do
     [ -x "$B/$f" ] || { echo "1..0 # SKIP $B/$f not built (run make)"; exit 0; }
 done
 vm_workdir
@@ -34,7 +37,7 @@ printf '{"15": {"expected": "%s", "warnOnly": false}}\n' "$zero" >"$W/policy.jso
 printf '{"15": {"expected": "%s", "warnOnly": false}}\n' "$(printf 'f%.0s' $(seq 64))" >"$W/policy-other.json"
 gen() { # gen DIR POLICY
     "$B/arca" config generate --dir "$1" --name disktest --driver etcd --policy "$2" \
-        --platform-ca "$W/ca/platform-ca.pem" >/dev/null 2>&1
+        --platform-ca "$W/ca/platform-ca.pem" >"$1.out" 2>&1
 }
 gen "$W/owner" "$W/policy.json" && gen "$W/other" "$W/policy.json" && gen "$W/badpolicy" "$W/policy-other.json" || {
     echo "1..1"; vm_tap_line FAIL "owner configuration generated"; exit 1; }
@@ -42,16 +45,8 @@ b64hex() { sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" "$2" | base64 -d | od 
 mkdir -p "$W/etc"
 b64hex masterSecret "$W/owner/arca-owner.json" >"$W/etc/master.hex"
 b64hex masterSalt "$W/owner/arca-owner.json" >"$W/etc/salt.hex"
-CLUSTER_ID_B64=$(head -c 32 /dev/urandom | base64 -w0)
-cat >"$W/etc/node.json" <<EOF
-{"role":"control-plane","nodeName":"cp1","clusterName":"disktest","clusterId":"$CLUSTER_ID_B64","measurementSalt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","driver":"etcd","meshCidr":"10.123.0.0/16","meshAddress":"10.123.0.2","diskUuid":"11111111-2222-4333-8444-555555555555","registry":["http://10.0.0.11:2379"]}
-EOF
-# PCR 15 after TPM2_PCR_Event(15, cluster ID): extend of SHA-256(cluster ID).
-ev=$(echo "$CLUSTER_ID_B64" | base64 -d | openssl dgst -sha256 -binary | od -An -tx1 | tr -d ' \n')
-PCR15=$( { printf '%s' "$zero"; printf '%s' "$ev"; } | xxd -r -p 2>/dev/null | openssl dgst -sha256 -r | cut -c1-64)
-if [ ${#PCR15} -ne 64 ]; then # no xxd: build the bytes with printf
-    PCR15=$(printf "$(printf '%s%s' "$zero" "$ev" | sed 's/../\\x&/g')" | openssl dgst -sha256 -r | cut -c1-64)
-fi
+sed -n 's/^init-secret-hash: //p' "$W/owner.out" >"$W/etc/init-hash"
+cp "$W/ca/platform-ca.pem" "$W/etc/platform-ca.pem"
 
 # --- guest helpers, shared by the scenarios -----------------------------------------
 cat >"$W/common.sh" <<'EOF'
@@ -69,7 +64,9 @@ TCTI_LIB=$(ldconfig -p | sed -n 's/.*libtss2-tcti-device.so.0 .*=> //p' | head -
 [ -n "$TCTI_LIB" ] || { echo "1..0 # SKIP missing: libtss2-tcti-device.so.0"; exit 0; }
 FILES=("$B/arca-disk-mapper" cryptsetup mkfs.ext4 openssl "$TCTI_LIB=$TCTI_LIB"
     "$W/common.sh=/lib/common.sh" "$W/etc/master.hex=/etc/arca-test/master.hex"
-    "$W/etc/salt.hex=/etc/arca-test/salt.hex" "$W/etc/node.json=/etc/arca-test/node.json")
+    "$W/etc/salt.hex=/etc/arca-test/salt.hex")
+FILES1=("${FILES[@]}" "$B/arca-bootstrapper" "$B/arca-join-service" etcd
+    "$W/etc/init-hash=/etc/arca-test/init-hash" "$W/etc/platform-ca.pem=/etc/arca-test/platform-ca.pem")
 
 # --- boot 1 ---------------------------------------------------------------------------
 cat >"$W/boot1.sh" <<'EOF'
@@ -94,17 +91,35 @@ else
 fi
 dd if=/dev/urandom of=/run/state/data bs=64k count=32 2>/dev/null
 sha256sum /run/state/data | cut -d' ' -f1 >/run/state/data.sha256
-mkdir -p /run/state/arca && cp /etc/arca-test/node.json /run/state/arca/node.json && chmod 600 /run/state/arca/node.json
 sync
 cp /run/arca-disk/initial-key /tmp/initial.key
 derive "$UUID" >/tmp/derived.key
 head -c 32 /dev/urandom >/tmp/wrong.key
-if $DM --device /dev/vda rekey --uuid "$UUID" </tmp/derived.key 2>/dev/console &&
-    $DM --device /dev/vda check | grep -q '^state=initialized' && [ ! -e /run/arca-disk/initial-key ] &&
-    $DM --device /dev/vda rekey --uuid "$UUID" </tmp/derived.key 2>/dev/console; then
+# The real bootstrapper: the host initializes it with `arca init`; its
+# rekey_disk hand-off runs `arca-disk-mapper rekey`.
+vmtest_net_up
+/bin/busybox ip addr add 10.123.0.2/16 dev lo
+TSS2_LOG=all+none /usr/bin/arca-bootstrapper --tcti device:/dev/tpmrm0 --state-dir /run/state --node-name cp1 \
+    --underlay 10.0.2.15 --platform-ca /etc/arca-test/platform-ca.pem \
+    --init-secret-hash "$(cat /etc/arca-test/init-hash)" --disk-device /dev/vda >/dev/console 2>&1 &
+BP=$!
+i=0
+while [ $i -lt 360 ] && ! $DM --device /dev/vda check 2>/dev/null | grep -q '^state=initialized'; do sleep 0.5; i=$((i+1)); done
+at initialized
+if $DM --device /dev/vda check | grep -q '^state=initialized' && [ ! -e /run/arca-disk/initial-key ] &&
+    [ -s /run/state/arca/node.json ]; then
+    vmtest_ok rekey-by-bootstrapper
+else
+    vmtest_fail rekey-by-bootstrapper "the disk was not re-keyed after init"
+fi
+sleep 1
+kill $BP; wait $BP
+# Idempotent with the key the openssl tool derives: the bootstrapper used
+# HKDF(master secret, salt, "key-" + UUID).
+if $DM --device /dev/vda rekey --uuid "$UUID" </tmp/derived.key 2>/dev/console; then
     vmtest_ok rekey
 else
-    vmtest_fail rekey "re-key, token or idempotence failed"
+    vmtest_fail rekey "the independently derived key does not match the disk's"
 fi
 if ! $DM --device /dev/vda rekey --uuid "$UUID" </tmp/wrong.key 2>/tmp/err && grep -q 'initialized already' /tmp/err; then
     vmtest_ok rekey-refuses-other-key
@@ -208,25 +223,10 @@ fi
 EOF
 
 # --- run -------------------------------------------------------------------------------
-truncate -s 64M "$W/a.img"
+truncate -s 160M "$W/a.img"  # etcd preallocates a 64 MiB WAL
 truncate -s 24M "$W/b.img"
 truncate -s 48M "$W/d.img"
-echo "1..20"
-
-vm_build_initramfs "$W/initrd1" "$W/boot1.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
-t=$SECONDS
-vm_boot --log "$W/log1" --initrd "$W/initrd1" --disk "$W/a.img" --disk "$W/b.img" --timeout 300
-echo "# boot 1: $((SECONDS - t)) s"
-vm_tap "$W/log1" format-mount bind-mounts token-uninitialized rekey rekey-refuses-other-key stock-cryptsetup-open \
-    initial-key-gone wrong-key-refused-disk-untouched cipher-null-refused-disk-untouched
-
-vm_build_initramfs "$W/initrd2" "$W/boot2.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
-t=$SECONDS
-vm_boot --log "$W/log2" --initrd "$W/initrd2" --disk "$W/d.img" --timeout 300 --kill-on 'wiping /dev/vda: [1-9][0-9]?%'
-rc=$?
-echo "# boot 2: $((SECONDS - t)) s (qemu exit $rc)"
-if [ $rc -eq 137 ]; then vm_tap_line OK "qemu killed during the initial wipe"
-else vm_tap_line FAIL "qemu killed during the initial wipe (exit $rc)"; vm_log_tail "$W/log2"; fi
+echo "1..22"
 
 # vTPM with an AK certified by the platform CA, as the cloud would provide.
 P=$(vm_free_port)
@@ -242,6 +242,40 @@ for _ in $(seq 50); do
 done
 kill $sp 2>/dev/null; wait $sp 2>/dev/null
 [ $ok -eq 0 ] && vm_tap_line OK "vTPM AK provisioned" || vm_tap_line FAIL "vTPM AK provisioned"
+
+IP=$(vm_free_port)
+vm_build_initramfs "$W/initrd1" "$W/boot1.sh" "${FILES1[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
+t=$SECONDS
+vm_boot --log "$W/log1" --initrd "$W/initrd1" --disk "$W/a.img" --disk "$W/b.img" --tpm "$W/tpm" \
+    --net-user "hostfwd=tcp:127.0.0.1:$IP-:9000" --timeout 400 &
+bootpid=$!
+for _ in $(seq 900); do
+    grep -q '^READY port=' "$W/log1" 2>/dev/null && break
+    kill -0 $bootpid 2>/dev/null || break
+    sleep 0.2
+done
+if TSS2_LOG=all+none "$B/arca" init --config "$W/owner/arca.conf" --node "127.0.0.1:$IP" >"$W/init.out" 2>&1; then
+    vm_tap_line OK "arca init of the guest's bootstrapper"
+else
+    vm_tap_line FAIL "arca init of the guest's bootstrapper"; sed 's/^/# /' "$W/init.out"
+fi
+wait $bootpid
+echo "# boot 1: $((SECONDS - t)) s"
+vm_tap "$W/log1" format-mount bind-mounts token-uninitialized rekey-by-bootstrapper rekey rekey-refuses-other-key \
+    stock-cryptsetup-open initial-key-gone wrong-key-refused-disk-untouched cipher-null-refused-disk-untouched
+# PCR 15 after TPM2_PCR_Event(15, cluster ID): extend of SHA-256(cluster ID).
+CID=$(tr -d ' \n' <"$W/owner/arca-cluster.json" 2>/dev/null | sed -n 's/.*"clusterId":"\([0-9a-f]*\)".*/\1/p')
+hexbin() { printf "$(sed 's/../\\x&/g')"; }
+ev=$(printf '%s' "$CID" | hexbin | openssl dgst -sha256 -r | cut -c1-64)
+PCR15=$(printf '%s%s' "$zero" "$ev" | hexbin | openssl dgst -sha256 -r | cut -c1-64)
+
+vm_build_initramfs "$W/initrd2" "$W/boot2.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
+t=$SECONDS
+vm_boot --log "$W/log2" --initrd "$W/initrd2" --disk "$W/d.img" --timeout 300 --kill-on 'wiping /dev/vda: [1-9][0-9]?%'
+rc=$?
+echo "# boot 2: $((SECONDS - t)) s (qemu exit $rc)"
+if [ $rc -eq 137 ]; then vm_tap_line OK "qemu killed during the initial wipe"
+else vm_tap_line FAIL "qemu killed during the initial wipe (exit $rc)"; vm_log_tail "$W/log2"; fi
 
 HP=$(vm_free_port)
 vm_build_initramfs "$W/initrd3" "$W/boot3.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }

@@ -291,6 +291,16 @@ int firewall_render(const struct firewall_config *c, char **ret, struct errmsg *
               "\t}\n",
               f);
         put_node_chain(f, "to_node", "oifname", c, ports);
+        /* Routed traffic (pods, a CNI that routes over the underlay) obeys
+         * the same rules: from a node only via arca0, to a node likewise. */
+        fputs("\tchain forward {\n"
+              "\t\ttype filter hook forward priority filter; policy accept;\n"
+              "\t\tip saddr @nodes4 jump from_node\n"
+              "\t\tip6 saddr @nodes6 jump from_node\n"
+              "\t\tip daddr @nodes4 jump to_node\n"
+              "\t\tip6 daddr @nodes6 jump to_node\n"
+              "\t}\n",
+              f);
         fputs("}\n", f);
         return finish_script(&f, &buf, ret);
 }

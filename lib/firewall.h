@@ -15,9 +15,12 @@
  *  - output, packets to another node's underlay address: the mirror image,
  *    so a service that wrongly uses an underlay address fails at once with
  *    EPERM instead of sending plaintext over the underlay.
+ *  - forward (traffic this node routes, e.g. for pods): the same two rule
+ *    sets by source and by destination.
  *  - loopback, and every packet whose other end is not in the node set (the
- *    owner's CLI, the internet, DNS), are not touched: both chains have
- *    policy accept and only ever drop node-to-node packets.
+ *    owner's CLI, the internet, DNS), are not touched: all base chains have
+ *    policy accept and only judge packets to or from another node's
+ *    underlay address.
  *
  * Every call is one libnftables transaction, so the kernel switches from the
  * old rules to the new ones atomically; there is never a moment without

@@ -73,6 +73,21 @@ ip -n "$P-b" addr add 10.99.0.2/24 dev arca0
 ip -n "$P-a" link set arca0 up
 ip -n "$P-b" link set arca0 up
 for h in a b; do in_ns $h sysctl -qw net.ipv4.conf.arca0.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0; done
+# A "pod" behind B (B routes for it): A reaches 10.88.0.2 over the underlay
+# and 10.88.0.3 over arca0; C reaches both over the underlay.
+ip netns add "$P-pod"; NETS+=("$P-pod")
+ip link add "p$$" netns "$P-b" type veth peer name eth0 netns "$P-pod"
+ip -n "$P-b" addr add 10.88.0.1/24 dev "p$$"
+ip -n "$P-b" link set "p$$" up
+ip -n "$P-pod" addr add 10.88.0.2/24 dev eth0
+ip -n "$P-pod" addr add 10.88.0.3/24 dev eth0
+ip -n "$P-pod" link set eth0 up
+ip -n "$P-pod" link set lo up
+ip -n "$P-pod" route add default via 10.88.0.1
+in_ns b sysctl -qw net.ipv4.ip_forward=1
+ip -n "$P-a" route add 10.88.0.2/32 via 10.77.0.2     # over the underlay
+ip -n "$P-a" route add 10.88.0.0/24 via 10.99.0.2     # over arca0 (the other addresses)
+ip -n "$P-c" route add 10.88.0.0/24 via 10.77.0.2
 
 serve() { # serve HOST ARGS...: a probe server, waits until it is bound
     local out=$W/serve-$1
@@ -83,6 +98,7 @@ serve() { # serve HOST ARGS...: a probe server, waits until it is bound
 }
 serve b "$FW" serve --tcp 9000 --tcp 30090 --tcp 9999 --tcp 2379 --tcp 10250 --tcp 22 --udp 51820 --udp 4789
 serve a "$FW" serve --tcp 9000 --tcp 2379 --udp 51820 --udp 4789
+serve pod "$FW" serve --tcp 2379 --tcp 9000 --udp 4789
 
 OPEN_MS=4000   # generous under load: an accepted probe answers in microseconds
 DROP_MS=800    # a dropped SYN or datagram never answers
@@ -102,6 +118,7 @@ NODES_A=(10.77.0.1 fd77::1)
 # --- before: the probes work and see everything ---------------------------
 check "without the firewall, A reaches B's tcp 2379 over the underlay" probe a open tcp 10.77.0.2 2379
 check "without the firewall, A reaches B's udp 4789 over the underlay" probe a open udp 10.77.0.2 4789
+check "without the firewall, A reaches the pod behind B over the underlay (B routes)" probe a open tcp 10.88.0.2 2379
 # A connection A opened to B:2379 before the firewall existed.
 in_ns a "$FW" hold 10.77.0.2 2379 --go "$W/go" --timeout $DROP_MS >"$W/hold" 2>&1 &
 PIDS+=($!); HOLD=$!
@@ -138,6 +155,14 @@ check "C (not a node) reaches B's tcp 2379 over the underlay" probe c open tcp 1
 check "C (not a node) reaches B's udp 4789 over the underlay" probe c open udp 10.77.0.2 4789
 check "C (not a node) reaches B over IPv6 tcp 22" probe c open tcp fd77::2 22
 
+# Routed traffic (the forward hook).
+check "A's underlay address is dropped on its way through B to the pod's tcp 2379" probe a timeout tcp 10.88.0.2 2379
+check "... and to the pod's udp 4789" probe a timeout udp 10.88.0.2 4789
+check "A reaches the pod behind B over arca0, from its underlay address (only the interface differs)" \
+    probe a open tcp 10.88.0.3 2379 --from 10.77.0.1
+check "C (not a node) reaches the pod behind B over the underlay" probe c open tcp 10.88.0.2 2379
+check "the pod's connection to A's tcp 2379 over the underlay is refused by B" probe pod refused tcp 10.77.0.1 2379
+check "the pod reaches A's bootstrap port tcp 9000 over the underlay (replies pass B)" probe pod open tcp 10.77.0.1 9000
 check "replies to B's connection to A's tcp 9000 arrive" probe b open tcp 10.77.0.1 9000
 check "replies to B's datagram to A's udp 51820 (ephemeral source port) arrive" probe b open udp 10.77.0.1 51820
 check "B's own connection to A's tcp 2379 over the underlay is refused locally" probe b refused tcp 10.77.0.1 2379

@@ -45,6 +45,10 @@ Test(firewall, render_replaces_the_table_in_one_script) {
         cr_assert(strstr(s, "udp dport 51820 accept"));
         cr_assert(strstr(s, "tcp dport { 9000, 9999, 30090 } accept"));
         cr_assert(strstr(s, "counter drop"));
+        cr_assert(strstr(s, "type filter hook input priority filter; policy accept;"));
+        cr_assert(strstr(s, "type filter hook output priority filter; policy accept;"));
+        cr_assert(strstr(s, "type filter hook forward priority filter; policy accept;"));
+        cr_assert(strstr(s, "meta l4proto tcp counter reject with tcp reset"));
 }
 
 Test(firewall, render_sorts_merges_and_maps_v4_in_v6) {

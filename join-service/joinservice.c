@@ -677,16 +677,14 @@ static void run_sweep(struct join_service *s, struct registry *reg, struct job *
                 /* A refresh or another join service's sweep meanwhile wins. */
                 r = registry_expire_member(reg, &members[i], &e);
                 if (r >= 0) {
-                        char *p = j->log + strlen(j->log);
-                        size_t left = sizeof(j->log) - (size_t) (p - j->log);
+                        size_t used;
 
                         if (expired++ == 0)
                                 job_log(j, LOG_INFO, "Removed members without a refresh for %u s:",
                                         s->opt.member_timeout);
-                        else
-                                p = j->log + strlen(j->log), left = sizeof(j->log) - strlen(j->log);
-                        snprintf(p, left, " %s (last seen %lld s ago)", members[i].name,
-                                 (long long) (now - members[i].last_seen));
+                        used = strlen(j->log);
+                        snprintf(j->log + used, sizeof(j->log) - used, " %s (last seen %lld s ago)",
+                                 members[i].name, (long long) (now - members[i].last_seen));
                 } else if (r != -ESTALE && r != -ENOENT)
                         job_log(j, LOG_ERR, "Cannot remove member %s: %s", members[i].name, errmsg_str(&e));
         }

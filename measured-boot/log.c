@@ -32,8 +32,9 @@ static void help(void) {
                "                       events produce the unexpected value\n"
                "  --signature SIG      verify the policy's detached signature first (with --pubkey)\n"
                "  --pubkey PEM         the owner's ECDSA P-256 public key\n"
-               "  --pcrs FILE          the PCR values the machine reported (\"N HEX\" per line,\n"
-               "                       SHA-256): does the log reproduce them?\n"
+               "  --pcrs FILE          the PCR values the machine reported (SHA-256): \"N HEX\"\n"
+               "                       per line or tpm2_pcrread's output. Does the log\n"
+               "                       reproduce them?\n"
                "  --uki FILE           compare the log event by event with what booting this UKI\n"
                "                       measures (arca-measure predict): names the first event\n"
                "                       of each PCR that differs\n"
@@ -41,9 +42,12 @@ static void help(void) {
                "  --secure-boot        for --uki: the machine booted with Secure Boot on\n");
 }
 
+/* "N HEX" per line (as /sys/class/tpm/tpm0/pcr-sha256/N gives them), or
+ * the output of `tpm2_pcrread` ("sha256:" then "  N : 0xHEX"; other banks'
+ * sections are skipped). */
 static int load_pcrs_file(const char *path, uint8_t out[POLICY_PCR_COUNT][32]) {
         _cleanup_free_ char *buf = NULL;
-        bool seen[POLICY_PCR_COUNT] = {};
+        bool seen[POLICY_PCR_COUNT] = {}, in_sha256 = true;
         unsigned line = 0;
         size_t n;
         char *s, *save = NULL;
@@ -55,16 +59,27 @@ static int load_pcrs_file(const char *path, uint8_t out[POLICY_PCR_COUNT][32]) {
         for (s = strtok_r(buf, "\n", &save); s; s = strtok_r(NULL, "\n", &save)) {
                 unsigned long i;
                 char *end, *hex;
+                size_t len;
 
                 line++;
                 s[strcspn(s, "\r")] = 0;
-                if (!*s)
+                s += strspn(s, " \t");
+                len = strlen(s);
+                if (len == 0)
+                        continue;
+                if (s[len - 1] == ':' && (s[0] < '0' || s[0] > '9')) { /* a bank header */
+                        in_sha256 = streq(s, "sha256:");
+                        continue;
+                }
+                if (!in_sha256)
                         continue;
                 i = strtoul(s, &end, 10);
-                if (end == s || *end != ' ' || i >= POLICY_PCR_COUNT)
+                if (end == s || (*end != ' ' && *end != ':') || i >= POLICY_PCR_COUNT)
                         return log_error_errno(-EBADMSG, "\"%s\" line %u: expected \"N HEX\" with N 0-23.", path,
                                                line);
-                hex = end + 1;
+                hex = end + strspn(end, " :");
+                if (hex[0] == '0' && (hex[1] == 'x' || hex[1] == 'X'))
+                        hex += 2;
                 if (hex_decode_exact(hex, out[i], 32) < 0)
                         return log_error_errno(-EBADMSG, "\"%s\" line %u: PCR %lu is not 64 hex digits.", path,
                                                line, i);
@@ -74,7 +89,7 @@ static int load_pcrs_file(const char *path, uint8_t out[POLICY_PCR_COUNT][32]) {
         }
         for (unsigned i = 0; i < POLICY_PCR_COUNT; i++)
                 if (!seen[i])
-                        return log_error_errno(-EBADMSG, "\"%s\": PCR %u is missing.", path, i);
+                        return log_error_errno(-EBADMSG, "\"%s\": PCR %u is missing (SHA-256 bank).", path, i);
         return 0;
 }
 

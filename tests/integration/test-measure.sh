@@ -182,5 +182,38 @@ refused "predict refuses a non-ASCII .cmdline (not modelled)" "not ASCII" "$MEAS
 head -c 100 /dev/urandom >"$W/junk.log"
 refused "log refuses a log that is not crypto-agile" "Cannot read the event log" "$MEASURE" log "$W/junk.log"
 
+# --- arca-measure log on a recorded real boot ------------------------------------
+LOGS=$here/tests/data/eventlog
+rec=$LOGS/ovmf-uki-direct.bin
+if out=$("$MEASURE" log -q "$rec" --pcrs "$LOGS/ovmf-uki-direct-pcrs.txt" 2>&1) &&
+    echo "$out" | grep -q '^the log reproduces the reported values'; then
+    ok "log --pcrs: the recorded boot's log reproduces the guest's PCRs (\"N HEX\" lines)"
+else fail "log --pcrs: the recorded boot's log reproduces the guest's PCRs" "$out"; fi
+{ echo "  sha1:"; echo "    0 : 0x$(printf '%040d' 0)"; echo "  sha256:"
+  sed 's/^\([0-9]*\) \(.*\)/    \1 : 0x\2/' "$LOGS/ovmf-uki-direct-pcrs.txt" | tr 'a-f' 'A-F'; } >"$W/pcrread.txt"
+if "$MEASURE" log -q "$rec" --pcrs "$W/pcrread.txt" >/dev/null 2>&1; then ok "log --pcrs reads tpm2_pcrread's output (sha256 section only)"
+else fail "log --pcrs reads tpm2_pcrread's output (sha256 section only)"; fi
+awk '$1 == 9 { $2 = sprintf("%064d", 0) } { print }' "$LOGS/ovmf-uki-direct-pcrs.txt" >"$W/pcrs-9.txt"
+refused "log --pcrs with PCR 9 changed: exit 1, names PCR 9 alone" "^PCR 9: the log does not reproduce" \
+    "$MEASURE" log -q "$rec" --pcrs "$W/pcrs-9.txt"
+if out=$("$MEASURE" log -q "$rec" --pcrs "$W/pcrs-9.txt" 2>&1); [ "$(echo "$out" | grep -c 'does not reproduce')" = 1 ]; then
+    ok "  ... and no other PCR"
+else fail "  ... and no other PCR" "$out"; fi
+grep -v '^20 ' "$LOGS/ovmf-uki-direct-pcrs.txt" >"$W/pcrs-short.txt"
+refused "log --pcrs refuses a file without PCR 20" "PCR 20 is missing" "$MEASURE" log -q "$rec" --pcrs "$W/pcrs-short.txt"
+events=$("$MEASURE" log "$rec" | grep -v '^#' | grep -vc ':sha256=')
+if "$MEASURE" log -o json "$rec" >"$W/log.jsonl" 2>"$W/err" &&
+    python3 - "$W/log.jsonl" "$events" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+objs = [json.loads(l) for l in lines]
+ev = [o for o in objs if "index" in o]
+assert len(ev) == int(sys.argv[2]), (len(ev), sys.argv[2])
+assert all(set(("pcr", "type", "digests", "description")) <= set(o) for o in ev)
+assert len(objs[-1]["replayed"]["sha256"]) == 24
+PY
+then ok "log -o json: one JSON object per event with pcr, type, digests, description, then the replayed banks"
+else fail "log -o json: one JSON object per event with pcr, type, digests, description, then the replayed banks" "$(cat "$W/err")"; fi
+
 echo "1..$n"
 exit $failed

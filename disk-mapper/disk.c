@@ -97,6 +97,28 @@ static int run_path(const struct disk_config *c, const char *name, char *buf, si
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Check buf; if the two header copies disagree or one is damaged (an update
+ * interrupted between the two header writes), continue with the newer copy
+ * that passes every check on its own (in buf only: the disk is not
+ * written). */
+static int check_or_repair(uint8_t *buf, size_t len, struct luks2_info *ret, struct errmsg *e) {
+        struct errmsg first = {}, again = {};
+        uint64_t seqid = 0;
+        int r;
+
+        r = luks2_header_check(buf, len, ret, &first);
+        if (r >= 0)
+                return 0;
+        if (luks2_header_repair(buf, len, &seqid, NULL) > 0 && luks2_header_check(buf, len, ret, &again) >= 0) {
+                log_warning("%s; continuing with the newer valid header copy (seqid %llu).", errmsg_str(&first),
+                            (unsigned long long) seqid);
+                return 0;
+        }
+        if (e)
+                *e = first;
+        return r;
+}
+
 /* Read and check the header region; on success *ret holds data_offset
  * bytes: both headers and the keyslots area, exactly as checked. */
 static int read_checked_header(int fd, uint8_t **ret, struct luks2_info *ret_info, struct errmsg *e) {
@@ -118,7 +140,7 @@ static int read_checked_header(int fd, uint8_t **ret, struct luks2_info *ret_inf
         r = read_at(fd, buf, 2 * hdr_size, 0);
         if (r < 0)
                 return errmsg_set(e, r, "Cannot read the LUKS2 headers: %s", strerror(-r));
-        r = luks2_header_check(buf, 2 * hdr_size, &first, e);
+        r = check_or_repair(buf, 2 * hdr_size, &first, e);
         if (r < 0)
                 return r;
         free(buf);
@@ -130,7 +152,7 @@ static int read_checked_header(int fd, uint8_t **ret, struct luks2_info *ret_inf
         r = read_at(fd, buf, first.data_offset, 0);
         if (r < 0)
                 return errmsg_set(e, r, "Cannot read the header region: %s", strerror(-r));
-        r = luks2_header_check(buf, first.data_offset, &info, e);
+        r = check_or_repair(buf, first.data_offset, &info, e);
         if (r < 0)
                 return r;
         if (info.data_offset != first.data_offset)

@@ -444,6 +444,64 @@ int luks2_header_check(const uint8_t *buf, size_t len, struct luks2_info *ret, s
         return 0;
 }
 
+static void put_be64(uint8_t *p, uint64_t v) {
+        for (int i = 7; i >= 0; i--, v >>= 8)
+                p[i] = (uint8_t) v;
+}
+
+static bool copy_valid(const uint8_t *h, uint64_t hdr_size, uint64_t offset) {
+        return check_binary(h, hdr_size, offset, "", NULL) >= 0 &&
+               json_check_sized((const char *) h + LUKS2_BIN_HEADER_SIZE, hdr_size - LUKS2_BIN_HEADER_SIZE, hdr_size,
+                                NULL, NULL) >= 0;
+}
+
+int luks2_header_repair(uint8_t *buf, size_t len, uint64_t *ret_seqid, struct errmsg *e) {
+        uint8_t *pri = buf, *sec, *from, *to;
+        uint64_t hdr_size, to_offset;
+        bool pv, sv;
+        EVP_MD_CTX *ctx;
+        unsigned dlen = 0;
+        bool ok;
+        int r;
+
+        r = luks2_header_size(buf, len, &hdr_size, e);
+        if (r < 0)
+                return r;
+        if (len / 2 < hdr_size)
+                return errmsg_set(e, EBADMSG, "LUKS2 header: %zu bytes, need both headers", len);
+        sec = buf + hdr_size;
+        pv = copy_valid(pri, hdr_size, 0);
+        sv = copy_valid(sec, hdr_size, hdr_size);
+        if (!pv && !sv)
+                return errmsg_set(e, EBADMSG, "LUKS2 header: neither copy passes the checks");
+        if (pv && sv && be64(pri + OFF_SEQID) == be64(sec + OFF_SEQID) &&
+            memcmp(pri + LUKS2_BIN_HEADER_SIZE, sec + LUKS2_BIN_HEADER_SIZE, hdr_size - LUKS2_BIN_HEADER_SIZE) == 0 &&
+            memcmp(pri + OFF_UUID, sec + OFF_UUID, 40) == 0)
+                return 0; /* nothing to repair */
+        if (pv && sv && be64(pri + OFF_SEQID) == be64(sec + OFF_SEQID))
+                return errmsg_set(e, EBADMSG, "LUKS2 header: two different copies with the same seqid");
+        /* The newer valid copy wins, as in libcryptsetup. */
+        if (pv && (!sv || be64(pri + OFF_SEQID) > be64(sec + OFF_SEQID)))
+                from = pri, to = sec, to_offset = hdr_size;
+        else
+                from = sec, to = pri, to_offset = 0;
+        memcpy(to, from, hdr_size);
+        memcpy(to, to_offset ? magic_secondary : magic_primary, 6);
+        put_be64(to + OFF_HDR_OFFSET, to_offset);
+        memset(to + OFF_CSUM, 0, CSUM_FIELD_SIZE);
+        ctx = EVP_MD_CTX_new();
+        if (!ctx)
+                return -ENOMEM;
+        ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, to, hdr_size) == 1 &&
+             EVP_DigestFinal_ex(ctx, to + OFF_CSUM, &dlen) == 1 && dlen == 32;
+        EVP_MD_CTX_free(ctx);
+        if (!ok)
+                return errmsg_set(e, EIO, "LUKS2 header: cannot compute SHA-256");
+        if (ret_seqid)
+                *ret_seqid = be64(from + OFF_SEQID);
+        return 1;
+}
+
 int luks2_token_parse(const char *json, size_t len, bool *ret_initialized, struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         bool init = false;

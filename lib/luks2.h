@@ -64,6 +64,14 @@ int luks2_header_size(const uint8_t *buf, size_t len, uint64_t *ret, struct errm
  * 2 * hdr_size bytes of the disk or more) and the JSON's shape. */
 int luks2_header_check(const uint8_t *buf, size_t len, struct luks2_info *ret, struct errmsg *e);
 
+/* When the two copies disagree (an update was interrupted between writing
+ * one and the other) or one is damaged: overwrite the other copy in buf
+ * with the newer copy (higher seqid) among those that pass every check on
+ * their own, as libcryptsetup would pick it. Returns 1 if buf was changed
+ * (*ret_seqid: the copy used), 0 if both copies agree already, or an
+ * error if neither passes. Check buf with luks2_header_check afterwards. */
+int luks2_header_repair(uint8_t *buf, size_t len, uint64_t *ret_seqid, struct errmsg *e);
+
 /* Check the JSON metadata alone (len bytes, NUL padding allowed). */
 int luks2_json_check(const char *json, size_t len, struct luks2_info *ret, struct errmsg *e);
 

@@ -48,9 +48,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 1:
                 r = luks2_token_parse((const char *) data + 1, size - 1, &init, &e);
                 break;
-        case 2:
+        case 2: {
+                uint8_t *copy;
                 r = luks2_header_check(data + 1, size - 1, &info, &e);
+                copy = malloc(size - 1 ? size - 1 : 1);
+                if (!copy)
+                        return 0;
+                memcpy(copy, data + 1, size - 1);
+                if (luks2_header_repair(copy, size - 1, NULL, NULL) > 0)
+                        (void) luks2_header_check(copy, size - 1, &info, NULL);
+                free(copy);
                 break;
+        }
         case 3: {
                 uint8_t *b;
                 if (size - 1 > HDR - 4096)

@@ -7,9 +7,11 @@
 #           equals HKDF computed by the openssl tool; stock `cryptsetup open`
 #           with that key reads the data; a wrong key is refused and the disk
 #           untouched; disk B with a stock cipher_null LUKS2 header is
-#           refused and untouched.
+#           refused and untouched; the old primary header written back (a
+#           re-key interrupted between its two header writes): the newer
+#           valid copy wins.
 #   boot 2  disk D blank: qemu is killed during the initial wipe.
-#   boot 3  disk A initialized: waits for its key; `arca recover` with an
+#   boot 3  disk A initialized (through the newer header copy): waits for its key; `arca recover` with an
 #           unmatched policy sends nothing, with another cluster's secrets
 #           is refused, with the owner's secrets opens it; data intact;
 #           PCR 15 = node lock with the cluster ID. Disk D: reformatted
@@ -93,6 +95,7 @@ dd if=/dev/urandom of=/run/state/data bs=64k count=32 2>/dev/null
 sha256sum /run/state/data | cut -d' ' -f1 >/run/state/data.sha256
 sync
 cp /run/arca-disk/initial-key /tmp/initial.key
+head -c 16384 /dev/vda >/tmp/old-primary
 derive "$UUID" >/tmp/derived.key
 head -c 32 /dev/urandom >/tmp/wrong.key
 # The real bootstrapper: the host initializes it with `arca init`; its
@@ -160,6 +163,17 @@ if ! $DM --device /dev/vdb --name other --state-dir /run/other --bind none $MKFS
 else
     vmtest_fail cipher-null-refused-disk-untouched "$(cat /tmp/err)"
 fi
+# As if the power failed between the re-key's two header writes: the old
+# primary header (uninitialized, its keyslot area wiped) with the new
+# secondary. The newer valid copy must win; boot 3 then opens the disk
+# through it.
+dd if=/tmp/old-primary of=/dev/vda conv=notrunc,fsync 2>/dev/null
+if $DM --device /dev/vda check >/tmp/out 2>/tmp/err && grep -q '^state=initialized' /tmp/out &&
+    grep -q 'newer valid header copy' /tmp/err; then
+    vmtest_ok interrupted-rekey-uses-newer-copy
+else
+    vmtest_fail interrupted-rekey-uses-newer-copy "$(cat /tmp/out /tmp/err)"
+fi
 EOF
 
 # --- boot 2: killed during the wipe ---------------------------------------------------
@@ -226,7 +240,7 @@ EOF
 truncate -s 160M "$W/a.img"  # etcd preallocates a 64 MiB WAL
 truncate -s 24M "$W/b.img"
 truncate -s 48M "$W/d.img"
-echo "1..22"
+echo "1..23"
 
 # vTPM with an AK certified by the platform CA, as the cloud would provide.
 P=$(vm_free_port)
@@ -262,7 +276,8 @@ fi
 wait $bootpid
 echo "# boot 1: $((SECONDS - t)) s"
 vm_tap "$W/log1" format-mount bind-mounts token-uninitialized rekey-by-bootstrapper rekey rekey-refuses-other-key \
-    stock-cryptsetup-open initial-key-gone wrong-key-refused-disk-untouched cipher-null-refused-disk-untouched
+    stock-cryptsetup-open initial-key-gone wrong-key-refused-disk-untouched cipher-null-refused-disk-untouched \
+    interrupted-rekey-uses-newer-copy
 # PCR 15 after TPM2_PCR_Event(15, cluster ID): extend of SHA-256(cluster ID).
 CID=$(tr -d ' \n' <"$W/owner/arca-cluster.json" 2>/dev/null | sed -n 's/.*"clusterId":"\([0-9a-f]*\)".*/\1/p')
 hexbin() { printf "$(sed 's/../\\x&/g')"; }

@@ -66,8 +66,8 @@ static const char *unusable(const struct node_addr *a) {
         const uint8_t *b = a->bytes;
 
         if (a->family == AF_INET) {
-                if (memcmp(b, zero, 4) == 0 || b[0] == 0)
-                        return "unspecified address";
+                if (b[0] == 0)
+                        return "unspecified address"; /* 0.0.0.0/8 */
                 if (b[0] == 127)
                         return "loopback address";
                 if (b[0] >= 224 && b[0] < 240)

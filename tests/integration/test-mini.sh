@@ -39,9 +39,22 @@ trap cleanup EXIT
 # A /24 of our own per cluster: the second octet from our pid, the third per cluster.
 NET=$((100 + $$ % 120))
 mini() { "$B/arca" mini "$@"; }
+# Every process in cluster NAME's namespaces (swtpm, bootstrappers, join
+# services, etcd, wireguard-go), remembered before down.
+PIDS=""
+remember() {
+    PIDS=$(for ns in $(ip netns list 2>/dev/null | awk -v p="^arca-$1-" '$1 ~ p {print $1}'); do
+        ip netns pids "$ns" 2>/dev/null; done)
+}
 # Nothing of cluster NAME left: namespaces, processes, bridge, state.
 gone() {
-    local name=$1
+    local name=$1 p
+    for p in $PIDS; do # a zombie is dead, waiting for init to reap it
+        case $(ps -o stat= -p "$p" 2>/dev/null) in
+        "" | Z*) ;;
+        *) echo "# process $p ($(ps -o comm= -p "$p")) is still alive"; return 1 ;;
+        esac
+    done
     ! ip netns list 2>/dev/null | grep -q "^arca-$name-" &&
         ! pgrep -f "/run/arca-mini/$name/" >/dev/null &&
         [ ! -e "/sys/class/net/arca-$name" ] &&
@@ -50,7 +63,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..23"
+echo "1..24"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -85,6 +98,8 @@ check "status fails when one node's measurements drift" test $rc -ne 0
 check "and names that node refused, with the PCR" \
     grep -qE "^w2 .* REFUSED" "$W/status-drift.out" && grep -q "w2: .*PCR 9" "$W/status-drift.out"
 
+remember "$A"
+check "(the cluster runs processes in its namespaces: $(echo $PIDS | wc -w))" test -n "$PIDS"
 mini down --name "$A" >"$W/down3.out" 2>&1
 check "down removes the 3-node cluster" test $? -eq 0
 check "nothing is left: no namespace, process, interface or state" gone "$A"
@@ -114,6 +129,7 @@ rc=$?
 check "a node whose PCR 15 is not this cluster's lock: status fails, the node shows OTHER, 5/6 joined" \
     test $rc -ne 0 -a -n "$(grep -E '^w4 .* verified +[0-9a-f]{12} \(OTHER\)' "$W/status-lock.out")" -a \
          -n "$(grep '6/6 nodes verified, 5/6 joined' "$W/status-lock.out")"
+remember "$B6"
 mini down --name "$B6" >/dev/null 2>&1
 check "down removes the 6-node cluster, nothing left" gone "$B6"
 t6=$((SECONDS - t))
@@ -125,6 +141,7 @@ pid=$!
 # Kill it while nodes are being created (namespaces exist, TPMs starting).
 for _ in $(seq 200); do [ "$(ip netns list 2>/dev/null | grep -c "^arca-$C-")" -ge 2 ] && break; sleep 0.01; done
 kill -9 $pid; wait $pid 2>/dev/null
+remember "$C"
 mini down --name "$C" >"$W/downkill1.out" 2>&1
 check "down after an up killed while creating nodes succeeds" test $? -eq 0
 check "and leaves nothing behind" gone "$C"
@@ -138,6 +155,7 @@ kill -9 $pid; wait $pid 2>/dev/null
 running() { pgrep -f "$1" >/dev/null; }
 check "(the second up was killed after init, with etcd and join services running)" \
     running "/run/arca-mini/$D/nodes/cp1/state/etcd"
+remember "$D"
 mini down --name "$D" >"$W/downkill2.out" 2>&1
 check "down after an up killed while nodes join leaves nothing behind" gone "$D"
 mini down --name "$D" >"$W/downtwice.out" 2>&1

@@ -573,8 +573,8 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         (void) mini_probe(c, st, true, false, c->mesh);
         printf("\n");
         mini_print_table(c, st);
-        printf("\nCluster \"%s\" formed in %.1f s: %u nodes joined, each attested (PCR 15 = this cluster's lock)%s.\n",
-               c->name, mini_now() - t0, c->n_nodes,
+        printf("\nCluster \"%s\" formed in %.1f s: %u node%s joined, each attested (PCR 15 = this cluster's lock)%s.\n",
+               c->name, mini_now() - t0, c->n_nodes, c->n_nodes == 1 ? "" : "s",
                c->mesh ? ", every node reaches every peer over the WireGuard mesh" : "");
         print_hints(c, nameopt);
         return 0;
@@ -772,13 +772,13 @@ int verb_mini(int argc, char **argv) {
                 case ARG_STATE: o.state_dir = optarg; break;
                 case ARG_CP:
                         if (parse_count(optarg, &o.control_planes) < 0) {
-                                log_error("Invalid --control-planes \"%s\".", optarg);
+                                log_error("Invalid --control-planes \"%s\": 1 to %d.", optarg, MINI_MAX_NODES);
                                 return 2;
                         }
                         break;
                 case ARG_W:
                         if (parse_count(optarg, &o.workers) < 0) {
-                                log_error("Invalid --workers \"%s\".", optarg);
+                                log_error("Invalid --workers \"%s\": 0 to %d.", optarg, MINI_MAX_NODES - 1);
                                 return 2;
                         }
                         break;

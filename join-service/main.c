@@ -4,6 +4,7 @@
  * initialized or has joined as a control-plane node. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,10 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         signal(SIGPIPE, SIG_IGN);
+        /* One malloc arena for the loop and all workers: the workers are
+         * mostly waiting on etcd, and an arena per thread would keep its
+         * own free memory (resident) for each. */
+        mallopt(M_ARENA_MAX, 1);
         base = event_base_new();
         if (!base)
                 return log_oom(), 1;

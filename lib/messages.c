@@ -322,30 +322,64 @@ static int peers_parse(json_object *arr, struct mesh_peer **ret, size_t *ret_n, 
         return 0;
 }
 
-/* Add "peers" to o. More than MSG_MAX_PEERS is a caller's error (-E2BIG):
- * the list is never cut short. */
-static int peers_add(json_object *o, const struct mesh_peer *peers, size_t n) {
-        json_object *arr;
+/* Serialize o with a "peers" array appended as its last member. The peer
+ * list is written directly, not through json-c objects: an answer names
+ * every member of the cluster (thousands), and a json-c object per field
+ * costs about ten times the text. Every field is checked by the validator
+ * its parser uses, and those admit no character JSON would escape, so the
+ * text is exactly what json-c would write. More than MSG_MAX_PEERS is a
+ * caller's error (-E2BIG): the list is never cut short; an invalid field
+ * is -EINVAL. */
+#define PEER_FMT                                                                                            \
+        "{\"name\":\"%s\",\"role\":\"%s\",\"wireguardPublicKey\":\"%s\",\"endpoint\":\"%s\",\"meshAddress\":\"%s\"}"
+
+static int serialize_with_peers(json_object *o, const struct mesh_peer *peers, size_t n, char **ret) {
+        char *head = NULL, *out, *p;
+        size_t head_len, size;
         int r;
 
-        if (n > MSG_MAX_PEERS)
+        if (n > MSG_MAX_PEERS) {
+                json_wipe_strings(o);
                 return -E2BIG;
-        arr = json_object_new_array_ext((int) n);
-        if ((r = json_add(o, "peers", arr)) < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
-                json_object *p = json_object_new_object();
-                if (!p || json_object_array_add(arr, p) < 0) {
-                        json_object_put(p);
-                        return -ENOMEM;
-                }
-                if ((r = json_add_string(p, "name", peers[i].name)) < 0 ||
-                    (r = json_add_string(p, "role", peers[i].role)) < 0 ||
-                    (r = json_add_string(p, "wireguardPublicKey", peers[i].wg_public_key)) < 0 ||
-                    (r = json_add_string(p, "endpoint", peers[i].endpoint)) < 0 ||
-                    (r = json_add_string(p, "meshAddress", peers[i].mesh_address)) < 0)
-                        return r;
         }
+        size = STRLEN(",\"peers\":[]}") + 1;
+        for (size_t i = 0; i < n; i++) {
+                const struct mesh_peer *q = &peers[i];
+
+                if (!valid_node_name(q->name) || !valid_role(q->role) || !valid_wg_key(q->wg_public_key) ||
+                    !valid_endpoint(q->endpoint) || !valid_address(q->mesh_address)) {
+                        json_wipe_strings(o);
+                        return -EINVAL;
+                }
+                size += STRLEN(PEER_FMT) + 1 + strlen(q->name) + strlen(q->role) + strlen(q->wg_public_key) +
+                        strlen(q->endpoint) + strlen(q->mesh_address);
+        }
+        r = json_serialize_secret(o, &head);
+        if (r < 0)
+                return r;
+        head_len = strlen(head);
+        if (head_len < 2 || head[head_len - 1] != '}') {
+                secret_free(head, head_len);
+                return -EINVAL;
+        }
+        out = malloc(head_len + size);
+        if (!out) {
+                secret_free(head, head_len);
+                return -ENOMEM;
+        }
+        /* "{...}" -> "{...,"peers":[...]}" ("{"peers":[...]}" for an empty o). */
+        memcpy(out, head, head_len - 1);
+        p = out + head_len - 1;
+        p += sprintf(p, "%s\"peers\":[", head_len > 2 ? "," : "");
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        *p++ = ',';
+                p += sprintf(p, PEER_FMT, peers[i].name, peers[i].role, peers[i].wg_public_key, peers[i].endpoint,
+                             peers[i].mesh_address);
+        }
+        strcpy(p, "]}");
+        secret_free(head, head_len);
+        *ret = out;
         return 0;
 }
 
@@ -438,9 +472,7 @@ int join_response_serialize(const struct join_response *m, char **ret) {
                 if ((r = json_add(cp, "params", params)) < 0)
                         goto fail;
         }
-        if ((r = peers_add(o, m->peers, m->n_peers)) < 0)
-                goto fail;
-        return json_serialize_secret(o, ret);
+        return serialize_with_peers(o, m->peers, m->n_peers, ret);
 fail:
         json_wipe_strings(o);
         return r;
@@ -584,8 +616,7 @@ int mesh_response_serialize(const struct mesh_response *m, char **ret) {
                 return -ENOMEM;
         if ((r = json_add_string(o, "meshAddress", m->mesh_address)) < 0 ||
             (r = json_add_string(o, "meshCidr", m->mesh_cidr)) < 0 ||
-            (r = json_add_int(o, "refreshIntervalSeconds", m->refresh_interval)) < 0 ||
-            (r = peers_add(o, m->peers, m->n_peers)) < 0)
+            (r = json_add_int(o, "refreshIntervalSeconds", m->refresh_interval)) < 0)
                 return r;
-        return json_serialize_secret(o, ret);
+        return serialize_with_peers(o, m->peers, m->n_peers, ret);
 }

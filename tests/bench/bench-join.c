@@ -9,7 +9,10 @@
  *            handshake and attestation, a registry read and no write
  *   rss      peak RSS (VmHWM) of arca-join-service after both runs and of
  *            arca-bootstrapper after init and a burst of GET
- *            /v1/attestation (target <= 10 MiB each)
+ *            /v1/attestation (target <= 10 MiB each), and what each is
+ *            made of now: private pages (heap, stacks, written library
+ *            data), shared pages (library code mapped by other processes
+ *            too), PSS, and the largest files
  * and where the CPU went (per join: join service, etcd, joiners, swtpms),
  * since all of it shares this machine's cores.
  *
@@ -868,6 +871,66 @@ static int attestation_burst(const struct cluster *c, struct verifier *v, unsign
         return 0;
 }
 
+/* Resident pages of one process now: private (only this process: heap,
+ * stacks, written library data) and shared (library code other processes
+ * map too), the libraries that weigh most, and PSS. */
+static void print_rss_breakdown(const char *what, pid_t pid) {
+        struct lib {
+                char name[64];
+                long kb;
+        } libs[96] = {};
+        size_t n_libs = 0;
+        char path[64], line[512], cur[64] = "";
+        long priv = proc_kb(pid, "smaps_rollup", "Private_Clean") + proc_kb(pid, "smaps_rollup", "Private_Dirty");
+        long shared = proc_kb(pid, "smaps_rollup", "Shared_Clean") + proc_kb(pid, "smaps_rollup", "Shared_Dirty");
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/smaps", (int) pid);
+        f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f)) {
+                char *slash;
+                long kb;
+
+                if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ')) {
+                        /* A mapping's first line: the file is the last field. */
+                        slash = strrchr(line, '/');
+                        snprintf(cur, sizeof(cur), "%s", slash ? slash + 1 : "");
+                        cur[strcspn(cur, "\n")] = 0;
+                        continue;
+                }
+                if (!cur[0] || sscanf(line, "Rss: %ld kB", &kb) != 1)
+                        continue;
+                for (size_t i = 0;; i++) {
+                        if (i == n_libs) {
+                                if (n_libs == ELEMENTSOF(libs))
+                                        break;
+                                snprintf(libs[n_libs++].name, sizeof(libs[0].name), "%s", cur);
+                        }
+                        if (streq(libs[i].name, cur)) {
+                                libs[i].kb += kb;
+                                break;
+                        }
+                }
+        }
+        if (f)
+                fclose(f);
+        printf("rss: %s now %.1f MiB: private %.1f MiB (heap, stacks, library data), shared %.1f MiB (library "
+               "code; PSS %.1f MiB); largest files:",
+               what, (double) proc_kb(pid, "status", "VmRSS") / 1024, (double) priv / 1024,
+               (double) shared / 1024, (double) proc_kb(pid, "smaps_rollup", "Pss") / 1024);
+        for (int k = 0; k < 5; k++) {
+                size_t best = n_libs;
+                for (size_t i = 0; i < n_libs; i++)
+                        if (libs[i].kb > 0 && (best == n_libs || libs[i].kb > libs[best].kb))
+                                best = i;
+                if (best == n_libs)
+                        break;
+                printf(" %s %.1f", libs[best].name, (double) libs[best].kb / 1024);
+                libs[best].kb = -1;
+        }
+        printf(" MiB\n");
+}
+
 static const char *met(bool ok) {
         return ok ? "met" : "MISSED";
 }
@@ -984,15 +1047,8 @@ int main(void) {
                TARGET_RSS_MIB, met(js_kb <= TARGET_RSS_MIB * 1024 && boot_kb <= TARGET_RSS_MIB * 1024));
         /* What the peak is made of: mapped shared-library pages count in
          * full, though other processes share them (PSS divides them). */
-        printf("rss: now: arca-join-service %.1f MiB anonymous + %.1f MiB files (shared libraries), PSS "
-               "%.1f MiB; "
-               "arca-bootstrapper %.1f + %.1f MiB, PSS %.1f MiB\n",
-               (double) proc_kb(c.join_service, "status", "RssAnon") / 1024,
-               (double) proc_kb(c.join_service, "status", "RssFile") / 1024,
-               (double) proc_kb(c.join_service, "smaps_rollup", "Pss") / 1024,
-               (double) proc_kb(c.bootstrapper, "status", "RssAnon") / 1024,
-               (double) proc_kb(c.bootstrapper, "status", "RssFile") / 1024,
-               (double) proc_kb(c.bootstrapper, "smaps_rollup", "Pss") / 1024);
+        print_rss_breakdown("arca-join-service", c.join_service);
+        print_rss_breakdown("arca-bootstrapper", c.bootstrapper);
         r = 0;
         goto out;
 fail:

@@ -1070,14 +1070,39 @@ Test(join_response, largest_peer_list_fits) {
                 struct mesh_peer *p = &m.peers[i];
                 snprintf(p->name, sizeof(p->name), "%0*zu", NODE_NAME_MAX, i);
                 strcpy(p->role, "control-plane");
-                snprintf(p->endpoint, sizeof(p->endpoint), "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.%zu.%zu]:65535",
-                         i / 256 % 256, i % 256);
-                snprintf(p->mesh_address, sizeof(p->mesh_address), "ffff:ffff:ffff:ffff:ffff:ffff:255.255.%zu.%zu",
-                         i / 256 % 256, i % 256);
+                /* The longest canonical IPv6 text: 8 groups of 4 digits. */
+                snprintf(p->endpoint, sizeof(p->endpoint), "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:%zx]:65535",
+                         0xf000 + i);
+                snprintf(p->mesh_address, sizeof(p->mesh_address), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:%zx",
+                         0xf000 + i);
         }
         cr_assert_eq(join_response_serialize(&m, &s), 0);
         cr_assert_leq(strlen(s), (size_t) MSG_MAX_PEERS_SIZE);
         cr_assert_leq((size_t) MSG_MAX_PEERS_SIZE, (size_t) ATLS_HTTP_MAX_RESPONSE);
+        join_response_done(&m);
+}
+
+/* Peer lists are written directly: a field its parser would refuse is
+ * refused by the serializer too, never written unescaped. */
+Test(join_response, serializer_refuses_invalid_peer_fields) {
+        static const char *const bad[] = { "a\"b", "a\\b", "A", "" };
+        struct join_response m;
+        char *s = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                sample_join_response(&m, false, 2);
+                snprintf(m.peers[1].name, sizeof(m.peers[1].name), "%s", bad[i]);
+                cr_assert_eq(join_response_serialize(&m, &s), -EINVAL, "peer name \"%s\" written", bad[i]);
+                cr_assert_null(s);
+                join_response_done(&m);
+        }
+        sample_join_response(&m, false, 2);
+        strcpy(m.peers[0].endpoint, "10.0.0.1:\"1");
+        cr_assert_eq(join_response_serialize(&m, &s), -EINVAL);
+        join_response_done(&m);
+        sample_join_response(&m, false, 2);
+        strcpy(m.peers[0].wg_public_key, "AAAA\\AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        cr_assert_eq(join_response_serialize(&m, &s), -EINVAL);
         join_response_done(&m);
 }
 

@@ -6,6 +6,8 @@
  *   arca-testnode join   --join HOST:PORT --tcti T --platform-ca F --name N
  *                        --role R --disk-uuid U [--endpoint IP:PORT]
  *   arca-testnode rejoin --join HOST:PORT --tcti T --platform-ca F --disk-uuid U
+ *   arca-testnode mesh   --join HOST:PORT --tcti T --platform-ca F --name N
+ *                        [--endpoint IP:PORT] [--wg-key B64]   (mesh refresh)
  *
  * It verifies the join service like a node does (its own PCRs 0-14, PCR 15
  * free), or only its AK chain and quote with --any-pcrs. Exit 0 with the JSON body on stdout for HTTP 200; 1 otherwise with
@@ -29,10 +31,12 @@ int main(int argc, char **argv) {
                 { "platform-ca", required_argument, NULL, 'c' }, { "name", required_argument, NULL, 'n' },
                 { "role", required_argument, NULL, 'r' },      { "disk-uuid", required_argument, NULL, 'u' },
                 { "endpoint", required_argument, NULL, 'e' },  { "any-pcrs", no_argument, NULL, 'a' },
+                { "wg-key", required_argument, NULL, 'k' },
                 {},
         };
         const char *join = NULL, *tcti = NULL, *ca = NULL, *name = "probe", *role = "worker",
-                   *uuid = "00000000-0000-4000-8000-000000000000", *endpoint = "127.0.0.1:51820";
+                   *uuid = "00000000-0000-4000-8000-000000000000", *endpoint = "127.0.0.1:51820",
+                   *wg_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         struct tpm_ctx *tpm = NULL;
         struct attester *attester = NULL;
         struct verifier *verifier = NULL;
@@ -61,6 +65,7 @@ int main(int argc, char **argv) {
                 case 'u': uuid = optarg; break;
                 case 'e': endpoint = optarg; break;
                 case 'a': any_pcrs = true; break;
+                case 'k': wg_key = optarg; break;
                 default: return 2;
                 }
         if (!join || !ca)
@@ -82,13 +87,18 @@ int main(int argc, char **argv) {
                 snprintf(m.disk_uuid, sizeof(m.disk_uuid), "%s", uuid);
                 snprintf(m.node_name, sizeof(m.node_name), "%s", name);
                 snprintf(m.endpoint, sizeof(m.endpoint), "%s", endpoint);
-                snprintf(m.wg_public_key, sizeof(m.wg_public_key), "%s",
-                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+                snprintf(m.wg_public_key, sizeof(m.wg_public_key), "%s", wg_key);
                 r = join_request_serialize(&m, &body);
         } else if (strcmp(verb, "rejoin") == 0) {
                 struct rejoin_request m = {};
                 snprintf(m.disk_uuid, sizeof(m.disk_uuid), "%s", uuid);
                 r = rejoin_request_serialize(&m, &body);
+        } else if (strcmp(verb, "mesh") == 0) {
+                struct mesh_request m = {};
+                snprintf(m.node_name, sizeof(m.node_name), "%s", name);
+                snprintf(m.wg_public_key, sizeof(m.wg_public_key), "%s", wg_key);
+                snprintf(m.endpoint, sizeof(m.endpoint), "%s", endpoint);
+                r = mesh_request_serialize(&m, &body);
         } else
                 return 2;
         if (r < 0)

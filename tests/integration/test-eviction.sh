@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Mesh refresh and eviction in network namespaces (TAP): a first node
+# (arca-bootstrapper, etcd driver and its join service) and two probe nodes,
+# each in its own network namespace with its own swtpm. The probes join,
+# take their node lock as a node does (TPM2_PCR_Event(15, cluster ID), here
+# with tpm2_pcrevent) and refresh (POST /v1/mesh). Checks: a refresh returns
+# the peers and records the node's new key; a refresh under another
+# member's name or before the node lock is refused and removes nobody; a
+# probe whose swtpm gets PCR 4 extended (tpm2_pcrextend) is evicted at its
+# next refresh and vanishes from the other's peers. Attacks on the evidence
+# (replay, nonce, AK chain, signature) and expiry after --member-timeout
+# are in test-mesh-server (C, same binaries).
+B=${ARCA_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+T=$B/tests/tools
+
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); echo "not ok $n - $*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+skip_all() { echo "1..1"; echo "ok 1 # SKIP $*"; exit 0; }
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root for network namespaces"
+command -v ip >/dev/null || skip_all "ip (iproute2) is not installed"
+ip netns add "arca-probe-$$" 2>/dev/null || skip_all "cannot create network namespaces here"
+ip netns del "arca-probe-$$"
+[ -x /usr/bin/swtpm ] || skip_all "swtpm is not installed (package swtpm)"
+[ -x /usr/bin/etcd ] || skip_all "etcd-server is not installed (package etcd-server)"
+command -v etcdctl >/dev/null || skip_all "etcdctl is not installed (package etcd-client)"
+command -v tpm2_pcrextend >/dev/null || skip_all "tpm2-tools is not installed"
+[ -x "$B/arca-bootstrapper" ] && [ -x "$B/arca-join-service" ] && [ -x "$T/arca-testnode" ] ||
+    skip_all "binaries missing in $B (run make tests)"
+
+W=$(mktemp -d /tmp/arca-evict.XXXXXX)
+P=arca$$
+NETS=()
+cleanup() {
+    for ns in "${NETS[@]}"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -CONT 2>/dev/null
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    done
+    sleep 0.2
+    for ns in "${NETS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    [ -n "${KEEP:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+
+# --- underlay: a bridge in a switch namespace, one veth per host -----------------
+SW=$P-sw
+ip netns add "$SW"; NETS+=("$SW")
+ip -n "$SW" link add br0 type bridge
+ip -n "$SW" link set br0 up
+host() { # host NAME ADDRESS
+    local ns=$P-$1
+    ip netns add "$ns"; NETS+=("$ns")
+    ip link add "v$$$1" type veth peer name eth0 netns "$ns"
+    ip link set "v$$$1" netns "$SW"
+    ip -n "$SW" link set "v$$$1" master br0 up
+    ip -n "$ns" addr add "$2/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+}
+in_ns() { local ns=$P-$1; shift; ip netns exec "$ns" "$@"; }
+
+TCTI=swtpm:host=127.0.0.1,port=2321
+tpm() { # tpm NAME: a fresh swtpm in the host's namespace, AK certified by the platform CA
+    mkdir -p "$W/$1/tpm"
+    in_ns "$1" swtpm socket --tpm2 --server type=tcp,port=2321,bindaddr=127.0.0.1 \
+        --ctrl type=tcp,port=2322,bindaddr=127.0.0.1 --tpmstate dir="$W/$1/tpm" \
+        --flags not-need-init,startup-clear >/dev/null 2>&1 &
+    for _ in $(seq 100); do in_ns "$1" tpm2_pcrread -T "swtpm:port=2321" sha256:0 >/dev/null 2>&1 && break; sleep 0.05; done
+    TSS2_LOG=all+none in_ns "$1" "$B/arca" platform provision --ca-dir "$W/ca" --tcti "$TCTI" >/dev/null
+}
+extend() { # extend NAME PCR
+    in_ns "$1" tpm2_pcrextend -T "swtpm:port=2321" "$2:sha256=$(echo "drift $2" | sha256sum | cut -d' ' -f1)"
+}
+pcr() { in_ns "$1" tpm2_pcrread -T "swtpm:port=2321" "sha256:$2" | sed -n 's/.*0x\([0-9A-F]*\).*/\1/p'; }
+
+CA=$W/ca/platform-ca.pem
+bootstrapper() { # bootstrapper NAME ADDRESS [options...]
+    local name=$1 addr=$2; shift 2
+    mkdir -p "$W/$name/state"
+    TSS2_LOG=all+none in_ns "$name" "$B/arca-bootstrapper" --tcti "$TCTI" --state-dir "$W/$name/state" \
+        --node-name "$name" --underlay "$addr" --platform-ca "$CA" --join-service "$B/arca-join-service" \
+        "$@" >"$W/$name.log" 2>&1 &
+    eval "PID_$name=$!"
+}
+wait_for() { # wait_for SECONDS command...: poll until the command succeeds
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.2; done
+}
+logged() { grep -q -- "$2" "$W/$1.log"; }
+etcdq() { in_ns owner env ETCDCTL_API=3 etcdctl --endpoints "http://10.251.0.11:2379" "$@"; }
+member_count() { etcdq get --prefix "/arca/members/$1" --keys-only | grep -cx "/arca/members/$1"; }
+field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; } # first occurrence: the top level
+b64hex() { base64 -d | od -An -v -tx1 | tr -d ' \n'; }
+derive() { # derive MASTER_HEX SALT_HEX ID -> hex
+    openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt "hexkey:$1" -kdfopt "hexsalt:$2" \
+        -kdfopt "info:key-$3" HKDF | tr -d ':\n' | tr 'A-F' 'a-f'
+}
+probe() { # probe NS join|rejoin args...: the test node's raw answer
+    local ns=$1; shift
+    TSS2_LOG=all+none in_ns "$ns" "$T/arca-testnode" "$@" --tcti "$TCTI" --platform-ca "$CA"
+}
+
+lockpcr() { # lockpcr NAME JOIN_JSON: the node lock, as the bootstrapper takes it
+    field clusterId <"$2" | base64 -d >"$W/$1.cid"
+    in_ns "$1" tpm2_pcrevent -T "swtpm:port=2321" 15 "$W/$1.cid" >/dev/null
+}
+K1=QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=
+K2=QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=
+
+echo "1..10"
+mkdir -p "$W/ca" "$W/owner"
+"$B/arca" platform create-ca --dir "$W/ca" >/dev/null
+host owner 10.251.0.2
+host cp1 10.251.0.11
+host p1 10.251.0.31
+host p2 10.251.0.32
+for h in cp1 p1 p2; do tpm $h; done
+"$B/arca" config generate --dir "$W/owner" --name evict --init 10.251.0.11 --driver etcd \
+    --platform-ca ../ca/platform-ca.pem >"$W/generate.out"
+HASH=$(sed -n 's/^init-secret-hash: //p' "$W/generate.out")
+zero=0000000000000000000000000000000000000000000000000000000000000000
+{
+    echo "{"
+    for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13; do echo "  \"$i\": {\"expected\": \"$zero\", \"warnOnly\": false},"; done
+    echo "  \"14\": {\"expected\": \"$zero\", \"warnOnly\": false}"
+    echo "}"
+} >"$W/owner/measurements.json"
+bootstrapper cp1 10.251.0.11 --listen 10.251.0.11 --init-secret-hash "$HASH"
+wait_for 20 logged cp1 READY
+in_ns owner "$B/arca" init --config "$W/owner/arca.conf" >"$W/init.out" 2>&1
+wait_for 20 logged cp1 "Join service started"
+U1=11111111-2222-4333-8444-555555555551
+U2=11111111-2222-4333-8444-555555555552
+JS=10.251.0.11:30090
+wait_for 20 probe p1 join --join $JS --name p1 --role worker --disk-uuid $U1 --endpoint 10.251.0.31:51820 \
+    >"$W/p1.json" 2>"$W/p1.err"
+probe p2 join --join $JS --name p2 --role worker --disk-uuid $U2 --endpoint 10.251.0.32:51820 \
+    >"$W/p2.json" 2>"$W/p2.err"
+
+# 1-2: refused before the node lock, nobody removed
+probe p1 mesh --join $JS --name p1 --wg-key $K1 --endpoint 10.251.0.31:51820 >"$W/early.out" 2>&1
+check "a refresh before the node lock is refused naming PCR 15" grep -q "HTTP 403.*PCR 15.*has not taken its node lock" "$W/early.out"
+check "and p1 stays a member" test "$(member_count p1)" = 1
+
+lockpcr p1 "$W/p1.json"
+lockpcr p2 "$W/p2.json"
+
+# 3-5: a refresh returns the peers and records the new key
+probe p1 mesh --join $JS --name p1 --wg-key $K1 --endpoint 10.251.0.31:51821 >"$W/m1.json" 2>"$W/m1.err"
+check "p1's refresh answers with its join address" \
+    test -n "$(field meshAddress <"$W/m1.json")" -a "$(field meshAddress <"$W/m1.json")" = "$(field meshAddress <"$W/p1.json")"
+check "and lists cp1 and p2 as peers" eval 'grep -q "\"name\":\"cp1\"" "$W/m1.json" && grep -q "\"name\":\"p2\"" "$W/m1.json"'
+check "the registry holds p1's new key and endpoint" \
+    eval 'etcdq get /arca/members/p1 --print-value-only | grep -q "$K1.*10.251.0.31:51821"'
+
+# 6: another member's name
+probe p2 mesh --join $JS --name p1 --wg-key $K2 --endpoint 10.251.0.32:51820 >"$W/steal.out" 2>&1
+check "p2 refreshing as p1 is refused and p1's entry is unchanged" \
+    eval 'grep -q "HTTP 403.*another attestation key" "$W/steal.out" && etcdq get /arca/members/p1 --print-value-only | grep -q "$K1"'
+
+# 7-10: p1's measurements drift: evicted at its next refresh
+extend p1 4
+probe p1 mesh --join $JS --name p1 --wg-key $K1 --endpoint 10.251.0.31:51821 --any-pcrs >"$W/drift.out" 2>&1
+check "the drifted node's refresh is refused naming PCR 4" grep -q "PCR 4: expected" "$W/cp1.log"
+check "p1 is evicted from the registry (record and address)" \
+    wait_for 10 eval 'test "$(member_count p1)" = 0 && test -z "$(etcdq get /arca/mesh-nodes/p1 --print-value-only)"'
+probe p2 mesh --join $JS --name p2 --wg-key $K2 --endpoint 10.251.0.32:51820 >"$W/m2.json" 2>"$W/m2.err"
+check "p2's next refresh no longer lists p1" \
+    eval 'grep -q "\"name\":\"cp1\"" "$W/m2.json" && ! grep -q "\"name\":\"p1\"" "$W/m2.json"'
+check "p2 stays a member" test "$(member_count p2)" = 1

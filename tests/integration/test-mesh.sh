@@ -47,6 +47,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # --- underlay: a bridge in a switch namespace, one veth per host -----------------
 SW=$P-sw
@@ -144,12 +145,14 @@ check "three nodes: a reaches c, b reaches c, c reaches a and b" \
 # Figures (not checks): 32 MiB over TCP from a to b (bash /dev/tcp into
 # busybox nc), over arca0 and over the underlay with the same tools; the
 # ratio is the mesh's cost relative to that reference, measured in this run.
-xfer_ms() { # xfer_ms ADDRESS PORT: milliseconds until b has received 32 MiB from a
-    in_ns b sh -c "busybox nc -l -p $2 | wc -c; date +%s%N" >"$W/xfer.$2" 2>/dev/null &
-    local srv=$! t0
-    sleep 0.3
-    t0=$(date +%s%N)
-    in_ns a bash -c "dd if=/dev/zero bs=1M count=32 2>/dev/null >/dev/tcp/$1/$2" 2>/dev/null
+xfer_ms() { # xfer_ms ADDRESS PORT: milliseconds until b has received 32 MiB from a (0: no figure)
+    in_ns b timeout 20 sh -c "busybox nc -l -p $2 | wc -c; date +%s%N" >"$W/xfer.$2" 2>/dev/null &
+    local srv=$! t0 i
+    for i in 1 2 3 4 5 6 7 8 9 10; do # until the listener accepts
+        sleep 0.2
+        t0=$(date +%s%N)
+        in_ns a timeout 20 bash -c "dd if=/dev/zero bs=1M count=32 2>/dev/null >/dev/tcp/$1/$2" 2>/dev/null && break
+    done
     wait $srv
     if [ "$(head -1 "$W/xfer.$2")" = 33554432 ]; then echo $((($(tail -1 "$W/xfer.$2") - t0) / 1000000)); else echo 0; fi
 }

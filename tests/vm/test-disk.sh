@@ -15,8 +15,9 @@
 #           unmatched policy sends nothing, with another cluster's secrets
 #           is refused, with the owner's secrets opens it; data intact;
 #           PCR 15 = node lock with the cluster ID. Disk D: reformatted
-#           cleanly. Disk A closed, one byte flipped on the raw disk: reading
-#           it gives an integrity error, never data.
+#           cleanly. Disk E (data, no LUKS header): refused, untouched.
+#           Disk A closed, one byte flipped on the raw disk: reading it
+#           gives an integrity error, never data.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/vm-lib.sh"
@@ -216,6 +217,14 @@ if grep -q '^state=uninitialized' /tmp/check &&
 else
     vmtest_fail interrupted-wipe-reformatted "$(cat /tmp/check /tmp/out 2>/dev/null)"
 fi
+# Disk E: not blank (data at 2 MiB), no LUKS header: never formatted.
+HE=$(disk_hash /dev/vdc)
+if ! $DM --device /dev/vdc --name e --state-dir /run/e --run-dir /run/arca-e --bind none $MKFS setup >/dev/null 2>/tmp/err &&
+    grep -q 'neither blank nor an arca state disk' /tmp/err && [ "$(disk_hash /dev/vdc)" = "$HE" ]; then
+    vmtest_ok foreign-data-refused-disk-untouched
+else
+    vmtest_fail foreign-data-refused-disk-untouched "$(cat /tmp/err)"
+fi
 # Flip one byte of disk A's data area while it is closed.
 UUID=$($DM --device /dev/vda uuid)
 $DM --device /dev/vda close 2>/dev/console
@@ -240,7 +249,9 @@ EOF
 truncate -s 160M "$W/a.img"  # etcd preallocates a 64 MiB WAL
 truncate -s 24M "$W/b.img"
 truncate -s 48M "$W/d.img"
-echo "1..23"
+truncate -s 8M "$W/e.img"
+head -c 4096 /dev/urandom | dd of="$W/e.img" bs=4096 seek=512 conv=notrunc status=none
+echo "1..24"
 
 # vTPM with an AK certified by the platform CA, as the cloud would provide.
 P=$(vm_free_port)
@@ -295,7 +306,7 @@ else vm_tap_line FAIL "qemu killed during the initial wipe (exit $rc)"; vm_log_t
 HP=$(vm_free_port)
 vm_build_initramfs "$W/initrd3" "$W/boot3.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
 t=$SECONDS
-vm_boot --log "$W/log3" --initrd "$W/initrd3" --disk "$W/a.img" --disk "$W/d.img" --tpm "$W/tpm" \
+vm_boot --log "$W/log3" --initrd "$W/initrd3" --disk "$W/a.img" --disk "$W/d.img" --disk "$W/e.img" --tpm "$W/tpm" \
     --net-user "hostfwd=tcp:127.0.0.1:$HP-:9999" --timeout 300 &
 bootpid=$!
 for _ in $(seq 600); do
@@ -322,7 +333,8 @@ else
 fi
 wait $bootpid
 echo "# boot 3: $((SECONDS - t)) s"
-vm_tap "$W/log3" recovered-open data-intact header-untouched-by-recovery interrupted-wipe-reformatted flipped-byte-read-error
+vm_tap "$W/log3" recovered-open data-intact header-untouched-by-recovery interrupted-wipe-reformatted \
+    foreign-data-refused-disk-untouched flipped-byte-read-error
 got=$(tr -d '\r' <"$W/log3" | sed -n 's/^VMTEST note pcr15=//p' | tr 'A-F' 'a-f')
 if [ "$got" = "$PCR15" ]; then vm_tap_line OK "PCR 15 holds the node lock with the cluster ID"
 else vm_tap_line FAIL "PCR 15 holds the node lock with the cluster ID (got '$got', expected $PCR15)"; fi

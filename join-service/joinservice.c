@@ -117,6 +117,8 @@ static int http_status(int r) {
                 return 403;
         case -EINVAL:
                 return 400;
+        case -EBUSY: /* another control-plane join under way: retry later */
+                return 503;
         default:
                 return 500;
         }

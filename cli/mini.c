@@ -270,6 +270,8 @@ static int start_node(struct mini_cluster *c, const struct mini_node *n, const c
                 argv[k++] = "--mesh";
                 argv[k++] = "auto";
         }
+        if (c->firewall)
+                argv[k++] = "--firewall";
         if (hash) {
                 argv[k++] = "--init-secret-hash";
                 argv[k++] = (char *) hash;
@@ -437,6 +439,10 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         }
         mesh_why = mesh_support(c);
         c->mesh = !o->no_mesh && (o->mesh || !mesh_why);
+        /* The etcd driver still speaks etcd between control-plane nodes
+         * over the underlay (docs/FIREWALL.md), which the firewall drops:
+         * with one control-plane node there is no such traffic. */
+        c->firewall = c->mesh && o->control_planes == 1;
         if (o->driver)
                 snprintf(c->driver, sizeof(c->driver), "%s", o->driver);
         else
@@ -508,6 +514,14 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                                                                   : "wireguard-go: this kernel has no WireGuard");
         else
                 printf("  mesh:          none (%s)\n", o->no_mesh ? "--no-mesh" : mesh_why);
+        if (c->firewall)
+                printf("  firewall:      nftables table inet arca on every node: between nodes' underlay addresses only "
+                       "WireGuard and the arca ports (9000, 30090, 9999); everything else over arca0\n");
+        else
+                printf("  firewall:      off (%s)\n",
+                       !c->mesh ? "it needs the mesh"
+                                : "with several control-plane nodes etcd still talks over the underlay, which the "
+                                  "firewall would drop; see docs/FIREWALL.md");
         printf("  measurements:  PCR %d = arca-bootstrapper, PCR %d = arca-join-service (the binaries in %s); "
                "PCRs 0-14 enforced\n",
                MINI_PCR_BOOTSTRAPPER, MINI_PCR_JOIN_SERVICE, c->bin_dir);

@@ -57,6 +57,7 @@ struct mini_cluster {
         char bridge[IFNAMSIZ];
         char driver[16];
         bool mesh; /* the nodes run the WireGuard mesh (arca-bootstrapper --mesh) */
+        bool firewall; /* and table inet arca (arca-bootstrapper --firewall) */
         unsigned n_cp, n_workers, n_nodes;
         struct mini_node *nodes;
         const struct mini_node_ops *ops;

@@ -63,7 +63,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..24"
+echo "1..29"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -88,6 +88,26 @@ check "and shows the arca verify command line" \
 mini up --name "$A" --subnet "10.$NET.2.0/24" >"$W/up-again.out" 2>&1
 check "a second up of the same cluster is refused and names down" \
     grep -q "exists already.*arca mini down --name $A" "$W/up-again.out"
+
+# The firewall (one control plane: on): between nodes' underlay addresses
+# only WireGuard and the arca ports; the same port over arca0 passes; a
+# machine that is not a node (this host) is not affected.
+FW=$B/tests/tools/arca-fwtest
+CP1=10.$NET.1.11
+CP1_MESH=$(awk '$1 == "cp1" {print $4}' "$W/status3.out")
+check "up says the firewall is on" grep -q "firewall:      nftables table inet arca on every node" "$W/up3.out"
+ip netns exec "arca-$A-cp1" "$FW" serve --tcp 7777 >"$W/serve.out" 2>&1 &
+SERVE=$!
+for _ in $(seq 50); do grep -q ready "$W/serve.out" && break; sleep 0.1; done
+probe() { ip netns exec "arca-$A-$1" "$FW" tcp "$2" 7777 --timeout 2000; }
+check "w1 -> cp1 tcp 7777 over the underlay: refused by w1's own firewall" test "$(probe w1 "$CP1")" = refused
+check "w1 -> cp1 tcp 7777 over arca0 passes" test "$(probe w1 "$CP1_MESH")" = open
+check "this host (not a node) -> cp1 tcp 7777 over the underlay passes" \
+    test "$("$FW" tcp "$CP1" 7777 --timeout 2000)" = open
+ip netns exec "arca-$A-w1" nft delete table inet arca
+check "without w1's own table, cp1's firewall drops it: w1 -> cp1 tcp 7777 times out" \
+    test "$(probe w1 "$CP1")" = timeout
+kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null
 
 # Attacker's side: a node whose measurements drift is refused by status.
 ip netns exec "arca-$A-w2" tpm2_pcrextend -T swtpm:port=2321 \

@@ -63,7 +63,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..29"
+echo "1..31"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -112,11 +112,36 @@ kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null
 # Attacker's side: a node whose measurements drift is refused by status.
 ip netns exec "arca-$A-w2" tpm2_pcrextend -T swtpm:port=2321 \
     "9:sha256=$(echo drift | sha256sum | cut -d' ' -f1)" >/dev/null 2>&1
+drift_t0=$SECONDS
 mini status --name "$A" >"$W/status-drift.out" 2>&1
 rc=$?
 check "status fails when one node's measurements drift" test $rc -ne 0
 check "and names that node refused, with the PCR" \
     grep -qE "^w2 .* REFUSED" "$W/status-drift.out" && grep -q "w2: .*PCR 9" "$W/status-drift.out"
+
+# ... and evicted: at its next refresh the join service removes it, and every
+# other node drops it at its own next refresh, so within two refresh
+# intervals (the join service's default, 10 s, +-20 % jitter each).
+wg_peers() { # wg_peers NODE: how many WireGuard peers the node's arca0 has
+    local pid
+    pid=$(pgrep -of "/run/arca-mini/$A/nodes/$1/state") || { echo -1; return; }
+    nsenter -t "$pid" -m -n wg show arca0 peers 2>/dev/null | grep -c .
+}
+if command -v wg >/dev/null && grep -q "mesh:          WireGuard" "$W/up3.out"; then
+    evicted=
+    while [ $((SECONDS - drift_t0)) -lt 27 ]; do
+        if [ "$(wg_peers cp1)" = 1 ] && [ "$(wg_peers w1)" = 1 ]; then
+            evicted=$((SECONDS - drift_t0)); break
+        fi
+        sleep 0.5
+    done
+    echo "# drifted node dropped by every peer after ${evicted:-more than 27} s (2 refresh intervals: 20-24 s)"
+    check "the drifted node is dropped by every peer within two refresh intervals" test -n "$evicted"
+    check "and the others keep each other" test "$(wg_peers cp1)" = 1 -a "$(wg_peers w1)" = 1
+else
+    skip "eviction by every peer (wg from wireguard-tools is missing, or the nodes run no mesh)"
+    skip "and the others keep each other"
+fi
 
 remember "$A"
 check "(the cluster runs processes in its namespaces: $(echo $PIDS | wc -w))" test -n "$PIDS"

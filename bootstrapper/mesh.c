@@ -186,9 +186,11 @@ static void schedule(struct mesh *m) {
         uint32_t rnd = 0;
         struct timeval tv;
 
-        /* +-20 % so that nodes booted together do not refresh in step. */
+        /* 80-100 % of the interval, so that nodes booted together do not
+         * refresh in step, and a drifted node is still dropped by every
+         * peer within two intervals (its own refresh, then theirs). */
         (void) secret_random(&rnd, sizeof(rnd));
-        ms = base - base / 5 + rnd % (2 * (base / 5) + 1);
+        ms = base - rnd % (base / 5 + 1);
         tv = (struct timeval){ .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
         evtimer_add(m->timer, &tv);
 }

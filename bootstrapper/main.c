@@ -140,10 +140,9 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         o->port = (uint16_t) v;
                         break;
                 case ARG_AK:
-                        if (parse_u32(optarg, UINT32_MAX, &v) < 0 || (v >> 24) != 0x81)
+                        if (tpm_parse_persistent_handle(optarg, &n->ak_handle) < 0)
                                 return log_error_errno(EINVAL, "Invalid --ak-handle \"%s\": expected 0x81xxxxxx",
                                                        optarg);
-                        n->ak_handle = v;
                         break;
                 case ARG_CHECK:
                         o->check_config = true;

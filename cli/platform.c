@@ -102,7 +102,6 @@ int verb_platform(int argc, char **argv) {
         };
         const char *dir = NULL, *tcti = NULL, *sub;
         uint32_t ak = TPM_AK_HANDLE;
-        char *end;
         int c;
 
         if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
@@ -120,9 +119,7 @@ int verb_platform(int argc, char **argv) {
                         tcti = optarg;
                         break;
                 case 'a':
-                        errno = 0;
-                        ak = (uint32_t) strtoul(optarg, &end, 0);
-                        if (errno || *end || (ak >> 24) != 0x81) {
+                        if (tpm_parse_persistent_handle(optarg, &ak) < 0) {
                                 log_error("Invalid --ak-handle \"%s\": expected 0x81xxxxxx.", optarg);
                                 return 2;
                         }

@@ -144,11 +144,9 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         o->variant = optarg;
                         break;
                 case ARG_AK:
-                        errno = 0;
-                        v = strtoul(optarg, &end, 0);
-                        if (errno || *end || (v >> 24) != 0x81 || v > UINT32_MAX)
-                                return log_error_errno(EINVAL, "Invalid --ak-handle \"%s\"", optarg);
-                        o->ak_handle = (uint32_t) v;
+                        if (tpm_parse_persistent_handle(optarg, &o->ak_handle) < 0)
+                                return log_error_errno(EINVAL, "Invalid --ak-handle \"%s\": expected 0x81xxxxxx",
+                                                       optarg);
                         break;
                 case ARG_LISTEN:
                         o->listen = strcmp(optarg, "none") == 0 ? NULL : optarg;

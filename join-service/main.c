@@ -98,13 +98,10 @@ int main(int argc, char **argv) {
                         o.variant = optarg;
                         break;
                 case ARG_AK:
-                        errno = 0;
-                        v = strtoul(optarg, &end, 0);
-                        if (errno || *end || (v >> 24) != 0x81 || v > UINT32_MAX) {
-                                log_error("Invalid --ak-handle \"%s\".", optarg);
+                        if (tpm_parse_persistent_handle(optarg, &o.ak_handle) < 0) {
+                                log_error("Invalid --ak-handle \"%s\": expected 0x81xxxxxx.", optarg);
                                 return 2;
                         }
-                        o.ak_handle = (uint32_t) v;
                         break;
                 case ARG_LISTEN:
                         o.listen = optarg;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tpm.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,20 @@ struct tpm_ctx *tpm_free(struct tpm_ctx *t) {
                 Tss2_TctiLdr_Finalize(&t->tcti);
         free(t);
         return NULL;
+}
+
+int tpm_parse_persistent_handle(const char *s, uint32_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (!s || !isxdigit((unsigned char) s[0])) /* no sign, no blanks, not empty */
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno || *end || v > UINT32_MAX || (v >> 24) != 0x81)
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        return 0;
 }
 
 int tpm_open(const char *tcti, struct tpm_ctx **ret, struct errmsg *e) {

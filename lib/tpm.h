@@ -37,6 +37,10 @@ void tpm_quote_done(struct tpm_quote *q);
 const char *tpm_tcti_default(const char *tcti);
 
 int tpm_open(const char *tcti, struct tpm_ctx **ret, struct errmsg *e);
+
+/* A persistent handle as written on a command line ("0x81000003" or
+ * decimal): -EINVAL unless it is a whole number in 0x81000000-0x81ffffff. */
+int tpm_parse_persistent_handle(const char *s, uint32_t *ret);
 struct tpm_ctx *tpm_free(struct tpm_ctx *t);
 
 static inline void tpm_freep(struct tpm_ctx **t) {

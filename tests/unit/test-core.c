@@ -10,6 +10,7 @@
 #include "hkdf.h"
 #include "json-util.h"
 #include "macro.h"
+#include "tpm.h"
 #include "secret.h"
 
 /* Decode a hex literal of the test vectors; aborts the test on bad input. */
@@ -461,4 +462,22 @@ Test(json_parse, refuses_ambiguous_documents) {
         /* Same key in sibling objects, escapes in values: fine. */
         struct errmsg e = {};
         cr_assert_eq(parse("[{\"a\": 1}, {\"a\": 1}, {\"b\": {\"a\": \"\\\\\\\"\\u00e9\"}}]", &e), 0, "%s", e.text);
+}
+
+Test(tpm, persistent_handle_from_command_line) {
+        static const char *const bad[] = {
+                "", "0x", "-0x81000003", " 0x81000003", "+0x81000003", "0x81000003x", "0x80ffffff",
+                "0x82000000", "0x181000003", "0x10000000081000003", "81000003",
+        };
+        uint32_t h = 0;
+
+        cr_assert_eq(tpm_parse_persistent_handle("0x81000003", &h), 0);
+        cr_assert_eq(h, UINT32_C(0x81000003));
+        cr_assert_eq(tpm_parse_persistent_handle("2164260868", &h), 0); /* decimal 0x81000004 */
+        cr_assert_eq(h, UINT32_C(0x81000004));
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                h = 7;
+                cr_assert_eq(tpm_parse_persistent_handle(bad[i], &h), -EINVAL, "accepted \"%s\"", bad[i]);
+                cr_assert_eq(h, 7, "\"%s\" changed the result", bad[i]);
+        }
 }

@@ -431,34 +431,6 @@ static void run_join(struct join_service *s, struct registry *reg, struct job *j
         job_log(j, LOG_INFO, "Node %s joined as %s.", j->in.join.node_name, j->in.join.role);
 }
 
-static void handle_join(struct evhttp_request *req, void *arg) {
-        struct join_service *s = arg;
-        const struct verify_report *rep;
-        struct join_request m = {};
-        struct errmsg e = {};
-        struct job *j;
-        char *body = NULL;
-        size_t len;
-        int r;
-
-        if (accept_request(s, req, LOCK_FREE, &rep, &body, &len) < 0)
-                return;
-        r = join_request_parse(body, len, &m, &e);
-        free(body);
-        if (r < 0) {
-                log_warning("Refused a join request: %s", errmsg_str(&e));
-                http_reply_error(req, 400, "%s", errmsg_str(&e));
-                return;
-        }
-        j = job_new(JOB_JOIN, req, rep);
-        if (!j) {
-                http_reply_error(req, 500, "out of memory");
-                return;
-        }
-        j->in.join = m;
-        work_pool_submit(s->pool, &j->item);
-}
-
 /* --- rejoin ------------------------------------------------------------------------ */
 
 static void run_rejoin(struct join_service *s, struct registry *reg, struct job *j) {
@@ -494,33 +466,6 @@ static void run_rejoin(struct join_service *s, struct registry *reg, struct job 
         }
         j->status = 200;
         job_log(j, LOG_INFO, "Disk %s of node %s rejoined.", uuid, owner);
-}
-
-static void handle_rejoin(struct evhttp_request *req, void *arg) {
-        struct join_service *s = arg;
-        const struct verify_report *rep;
-        struct rejoin_request m = {};
-        struct errmsg e = {};
-        struct job *j;
-        char *body = NULL;
-        size_t len;
-        int r;
-
-        if (accept_request(s, req, LOCK_FREE, &rep, &body, &len) < 0)
-                return;
-        r = rejoin_request_parse(body, len, &m, &e);
-        free(body);
-        if (r < 0) {
-                http_reply_error(req, 400, "%s", errmsg_str(&e));
-                return;
-        }
-        j = job_new(JOB_REJOIN, req, rep);
-        if (!j) {
-                http_reply_error(req, 500, "out of memory");
-                return;
-        }
-        j->in.rejoin = m;
-        work_pool_submit(s->pool, &j->item);
 }
 
 /* --- mesh refresh ---------------------------------------------------------------------- */
@@ -603,32 +548,62 @@ static void run_mesh(struct join_service *s, struct registry *reg, struct job *j
         job_log(j, LOG_DEBUG, "Mesh refresh of %s.", j->in.mesh.node_name);
 }
 
-static void handle_mesh(struct evhttp_request *req, void *arg) {
-        struct join_service *s = arg;
+/* --- requests ------------------------------------------------------------------------ */
+
+/* Every request: attested on this connection with the node lock the
+ * endpoint wants (join, rejoin: free; mesh: ours), its body parsed into the
+ * job, then run by a worker. */
+static void submit_request(struct join_service *s, struct evhttp_request *req, enum job_kind kind) {
         const struct verify_report *rep;
-        struct mesh_request m = {};
         struct errmsg e = {};
         struct job *j;
         char *body = NULL;
         size_t len;
         int r;
 
-        if (accept_request(s, req, LOCK_OURS, &rep, &body, &len) < 0)
+        if (accept_request(s, req, kind == JOB_MESH ? LOCK_OURS : LOCK_FREE, &rep, &body, &len) < 0)
                 return;
-        r = mesh_request_parse(body, len, &m, &e);
-        free(body);
-        if (r < 0) {
-                log_warning("Refused a mesh request: %s", errmsg_str(&e));
-                http_reply_error(req, 400, "%s", errmsg_str(&e));
-                return;
-        }
-        j = job_new(JOB_MESH, req, rep);
+        j = job_new(kind, req, rep);
         if (!j) {
+                free(body);
                 http_reply_error(req, 500, "out of memory");
                 return;
         }
-        j->in.mesh = m;
+        switch (kind) {
+        case JOB_JOIN:
+                r = join_request_parse(body, len, &j->in.join, &e);
+                break;
+        case JOB_REJOIN:
+                r = rejoin_request_parse(body, len, &j->in.rejoin, &e);
+                break;
+        case JOB_MESH:
+                r = mesh_request_parse(body, len, &j->in.mesh, &e);
+                break;
+        default:
+                r = errmsg_set(&e, EINVAL, "no such request");
+        }
+        free(body);
+        if (r < 0) {
+                log_warning("Refused a %s request: %s", kind == JOB_JOIN ? "join" : kind == JOB_REJOIN ? "rejoin" : "mesh",
+                            errmsg_str(&e));
+                http_reply_error(req, 400, "%s", errmsg_str(&e));
+                secret_wipe(j, sizeof(*j));
+                free(j);
+                return;
+        }
         work_pool_submit(s->pool, &j->item);
+}
+
+static void handle_join(struct evhttp_request *req, void *arg) {
+        submit_request(arg, req, JOB_JOIN);
+}
+
+static void handle_rejoin(struct evhttp_request *req, void *arg) {
+        submit_request(arg, req, JOB_REJOIN);
+}
+
+static void handle_mesh(struct evhttp_request *req, void *arg) {
+        submit_request(arg, req, JOB_MESH);
 }
 
 /* --- eviction and expiry ----------------------------------------------------------- */

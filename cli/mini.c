@@ -61,6 +61,8 @@ static void help(void) {
                "  --no-mesh              do not run the WireGuard mesh on the nodes\n"
                "  --mesh                 run it even if the binaries look unable to form a\n"
                "                         full mesh (default: run it when they can)\n"
+               "  (with the mesh and one control-plane node, every node also runs the nftables\n"
+               "  firewall, table inet arca: docs/MINI.md)\n"
                "  --vm                   nodes as qemu guests (not available yet)\n",
                MINI_NAME_MAX, MINI_STATE_ROOT);
 }

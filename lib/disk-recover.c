@@ -12,20 +12,11 @@ void recover_request_done(struct recover_request *m) {
         secret_wipe(m, sizeof(*m));
 }
 
-static int parse_object(const char *buf, size_t len, const char *const *fields, json_object **ret, struct errmsg *e) {
-        json_object *o = NULL;
-        int r;
+/* Every recovery message is a few hundred bytes. */
+#define RECOVER_MSG_MAX 4096
 
-        r = json_parse(buf, len, &o, e);
-        if (r < 0)
-                return r;
-        r = json_check_fields(o, fields, e);
-        if (r < 0) {
-                json_object_put(o);
-                return r;
-        }
-        *ret = o;
-        return 0;
+static int parse_object(const char *buf, size_t len, const char *const *fields, json_object **ret, struct errmsg *e) {
+        return json_parse_object(buf, len, RECOVER_MSG_MAX, fields, ret, e);
 }
 
 int recover_request_parse(const char *buf, size_t len, struct recover_request *ret, struct errmsg *e) {

@@ -308,6 +308,25 @@ int json_check_fields(json_object *o, const char *const *allowed, struct errmsg 
         return 0;
 }
 
+int json_parse_object(const char *buf, size_t len, size_t max, const char *const *allowed, json_object **ret,
+                      struct errmsg *e) {
+        json_object *o = NULL;
+        int r;
+
+        if (len > max)
+                return errmsg_set(e, EFBIG, "message larger than %zu bytes", max);
+        r = json_parse(buf, len, &o, e);
+        if (r < 0)
+                return r;
+        r = json_check_fields(o, allowed, e);
+        if (r < 0) {
+                json_object_put(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
 void json_wipe_strings(json_object *o) {
         switch (json_object_get_type(o)) {
         case json_type_string:

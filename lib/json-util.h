@@ -34,6 +34,10 @@ int json_get_bytes_exact(json_object *o, const char *field, void *out, size_t n,
 int json_get_string_buf(json_object *o, const char *field, char *buf, size_t size, struct errmsg *e);
 /* Refuse any member of object o that is not listed (NULL-terminated). */
 int json_check_fields(json_object *o, const char *const *allowed, struct errmsg *e);
+/* A message's top level: at most max bytes, parsed by json_parse, an object
+ * with only the allowed fields (NULL-terminated). */
+int json_parse_object(const char *buf, size_t len, size_t max, const char *const *allowed, json_object **ret,
+                      struct errmsg *e);
 
 /* Overwrite every string value in o (recursively) before it is freed: for
  * documents that carried secrets. */

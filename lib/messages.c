@@ -35,28 +35,8 @@ static bool valid_san(const char *s) {
         return valid_address(s) || valid_node_name(s);
 }
 
-/* Parse the top level: an object with exactly the allowed fields. */
-static int parse_top_max(const char *buf, size_t len, size_t max, const char *const *fields, json_object **ret,
-                         struct errmsg *e) {
-        json_object *o = NULL;
-        int r;
-
-        if (len > max)
-                return errmsg_set(e, EFBIG, "message larger than %zu bytes", max);
-        r = json_parse(buf, len, &o, e);
-        if (r < 0)
-                return r;
-        r = json_check_fields(o, fields, e);
-        if (r < 0) {
-                json_object_put(o);
-                return r;
-        }
-        *ret = o;
-        return 0;
-}
-
 static int parse_top(const char *buf, size_t len, const char *const *fields, json_object **ret, struct errmsg *e) {
-        return parse_top_max(buf, len, MSG_MAX_SIZE, fields, ret, e);
+        return json_parse_object(buf, len, MSG_MAX_SIZE, fields, ret, e);
 }
 
 /* Free a parsed message object, wiping the secrets json-c still holds. */
@@ -394,7 +374,7 @@ int join_response_parse(const char *buf, size_t len, struct join_response *ret, 
         bool has_secret, has_salt;
         int r;
 
-        r = parse_top_max(buf, len, MSG_MAX_PEERS_SIZE, fields, &o, e);
+        r = json_parse_object(buf, len, MSG_MAX_PEERS_SIZE, fields, &o, e);
         if (r < 0)
                 return finish(NULL, r, e, "join response");
         if ((r = json_get_bytes_exact(o, "diskKey", m.disk_key, KEY_SIZE, e)) < 0 ||
@@ -587,7 +567,7 @@ int mesh_response_parse(const char *buf, size_t len, struct mesh_response *ret, 
         int64_t interval;
         int r;
 
-        r = parse_top_max(buf, len, MSG_MAX_PEERS_SIZE, fields, &o, e);
+        r = json_parse_object(buf, len, MSG_MAX_PEERS_SIZE, fields, &o, e);
         if (r < 0)
                 return finish(NULL, r, e, "mesh response");
         if ((r = get_checked(o, "meshAddress", m.mesh_address, sizeof(m.mesh_address), valid_address, e)) < 0 ||

@@ -349,6 +349,30 @@ Test(json_parse, depth_bound) {
         cr_assert_eq(parse(very, NULL), -EBADMSG);
 }
 
+/* A message's top level: size bound first, then an object with only the
+ * allowed members; every refusal says which. */
+Test(json_parse, object_with_allowed_fields) {
+        static const char *const fields[] = { "a", "b", NULL };
+        static const char ok[] = "{\"a\": 1}", extra[] = "{\"a\": 1, \"evil\": 2}";
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        json_object *none = NULL;
+        struct errmsg e = {};
+
+        cr_assert_eq(json_parse_object(ok, strlen(ok), 64, fields, &o, &e), 0, "%s", e.text);
+        cr_assert(json_object_is_type(o, json_type_object));
+
+        e = (struct errmsg){};
+        cr_assert_eq(json_parse_object(extra, strlen(extra), 64, fields, &none, &e), -EBADMSG);
+        cr_assert_not_null(strstr(e.text, "unknown field 'evil'"), "%s", e.text);
+        e = (struct errmsg){};
+        cr_assert_eq(json_parse_object("[1]", 3, 64, fields, &none, &e), -EBADMSG);
+        cr_assert_not_null(strstr(e.text, "expected a JSON object"), "%s", e.text);
+        e = (struct errmsg){};
+        cr_assert_eq(json_parse_object(ok, strlen(ok), strlen(ok) - 1, fields, &none, &e), -EFBIG);
+        cr_assert_not_null(strstr(e.text, "larger than"), "%s", e.text);
+        cr_assert_null(none);
+}
+
 /* --- errmsg -------------------------------------------------------------- */
 
 Test(errmsg, first_writer_wins) {

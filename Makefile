@@ -101,6 +101,12 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(HELPER_OBJS) $(LI
 	$(E) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRITERION_LIBS)
 
+# Tests of a component's module link that module's object too.
+$(BUILD)/tests/integration/test-keywait: $(BUILD)/tests/integration/test-keywait.o $(BUILD)/disk-mapper/keywait.o \
+		$(HELPER_OBJS) $(LIBARCA)
+	$(E) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRITERION_LIBS)
+
 $(BUILD)/tests/fuzz/%-replay: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay-main.o $(LIBARCA)
 	$(E) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

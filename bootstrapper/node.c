@@ -19,7 +19,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "openssl-util.h"
-#include "platform.h"
+#include "peer-verifier.h"
 #include "registry.h"
 #include "secret.h"
 #include "tpm.h"
@@ -51,12 +51,8 @@ int parse_pcr_list(const char *s, uint32_t *ret) {
         return 0;
 }
 
-/* A peer runs the same image as we do: its PCRs in `mask` equal ours. PCR
- * 15 is never among them (a join service has taken its node lock). */
+/* A peer runs the same image as we do (lib/peer-verifier.h). */
 static int make_peer_verifier(struct node *n, struct errmsg *e) {
-        _cleanup_(X509_STORE_freep) X509_STORE *roots = NULL;
-        uint8_t pcrs[TPM_PCR_COUNT][TPM_DIGEST_SIZE];
-        struct policy p = {};
         uint32_t mask;
         int r;
 
@@ -65,19 +61,7 @@ static int make_peer_verifier(struct node *n, struct errmsg *e) {
         r = parse_pcr_list(n->opt.peer_pcrs, &mask);
         if (r < 0)
                 return errmsg_set(e, r, "Invalid PCR list \"%s\"", n->opt.peer_pcrs);
-        mask &= ~(UINT32_C(1) << NODE_LOCK_PCR);
-        r = tpm_pcr_read(n->tpm, pcrs, e);
-        if (r < 0)
-                return r;
-        for (unsigned i = 0; i < TPM_PCR_COUNT; i++)
-                if (mask & (UINT32_C(1) << i)) {
-                        p.pcr[i].set = true;
-                        memcpy(p.pcr[i].expected, pcrs[i], TPM_DIGEST_SIZE);
-                }
-        r = platform_roots_load(n->opt.platform_ca, &roots, e);
-        if (r < 0)
-                return r;
-        return verifier_new(n->opt.variant, &p, roots, &n->peer_verifier, e);
+        return peer_verifier_new(n->tpm, n->opt.variant, n->opt.platform_ca, mask, &n->peer_verifier, e);
 }
 
 int node_disk_uuid(struct node *n, struct errmsg *e) {

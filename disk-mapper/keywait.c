@@ -2,8 +2,14 @@
 #include "keywait.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "atls-curl.h"
 #include "attest.h"
@@ -13,13 +19,13 @@
 #include "log.h"
 #include "messages.h"
 #include "openssl-util.h"
-#include "platform.h"
+#include "peer-verifier.h"
 #include "secret.h"
 #include "tpm.h"
 
-/* PCRs a join service must share with this node for rejoin (PCR 15, the
- * node lock, differs by design). */
-#define REJOIN_PEER_PCRS 0x7fffu
+/* What the rejoin worker sends when a join service answered: the index of
+ * that join service and the disk key, in one write (atomic on a pipe). */
+#define WORKER_MSG_SIZE (1 + KEY_SIZE)
 
 struct keywait {
         const struct keywait_config *c;
@@ -27,12 +33,32 @@ struct keywait {
         struct attester *attester;
         struct verifier *peer_verifier;
         struct atls_config server_atls;
-        struct atls_config client_atls;
-        struct event *rejoin_timer;
+        pid_t worker;
+        int worker_fd;
+        struct event *worker_ev;
+        uint8_t msg[WORKER_MSG_SIZE];
+        size_t msg_len;
         const char *source;
         bool done;
-        struct errmsg last;
 };
+
+static void worker_stop(struct keywait *w) {
+        if (w->worker_ev) {
+                event_free(w->worker_ev);
+                w->worker_ev = NULL;
+        }
+        if (w->worker_fd >= 0) {
+                close(w->worker_fd);
+                w->worker_fd = -1;
+        }
+        if (w->worker > 0) {
+                kill(w->worker, SIGKILL);
+                (void) waitpid(w->worker, NULL, 0);
+                w->worker = 0;
+        }
+        secret_wipe(w->msg, sizeof(w->msg));
+        w->msg_len = 0;
+}
 
 static void handle_attestation(struct evhttp_request *req, void *arg) {
         struct keywait *w = arg;
@@ -59,6 +85,8 @@ static void finish(struct keywait *w, const char *source) {
 
         w->done = true;
         w->source = source;
+        /* A rejoin attempt in flight is of no use any more. */
+        worker_stop(w);
         event_base_loopexit(w->base, &tv);
 }
 
@@ -124,7 +152,17 @@ static void handle_unknown(struct evhttp_request *req, void *arg) {
         http_reply_error(req, 404, "no such endpoint: %s", evhttp_request_get_uri(req));
 }
 
-static int try_rejoin(struct keywait *w, const char *endpoint, struct errmsg *e) {
+/* --- the rejoin worker -------------------------------------------------------
+ * Rejoin requests block (one aTLS connection each, up to rejoin_timeout_ms),
+ * so they run in a child process: a slow or unreachable join service never
+ * delays the recovery server, and a recovery that wins ends the worker at
+ * once (SIGKILL) instead of waiting for its request to time out. The child
+ * has its own TPM context and attester (the TPM's resource manager
+ * serialises the two processes' commands); it only ever sends a disk key
+ * back, and the parent alone tries keys on the disk. */
+
+static int try_rejoin(const struct keywait_config *c, struct atls_config *atls, const char *endpoint,
+                      uint8_t ret_key[KEY_SIZE], struct errmsg *e) {
         _cleanup_free_ char *url = NULL, *body = NULL;
         struct rejoin_request req = {};
         struct rejoin_response resp = {};
@@ -133,11 +171,12 @@ static int try_rejoin(struct keywait *w, const char *endpoint, struct errmsg *e)
 
         if (asprintf(&url, "https://%s/v1/rejoin", endpoint) < 0)
                 return -ENOMEM;
-        snprintf(req.disk_uuid, sizeof(req.disk_uuid), "%s", w->c->disk_uuid);
+        snprintf(req.disk_uuid, sizeof(req.disk_uuid), "%s", c->disk_uuid);
         r = rejoin_request_serialize(&req, &body);
         if (r < 0)
                 return r;
-        r = atls_http_request(&w->client_atls, url, "POST", body, strlen(body), 10000, &http, e);
+        r = atls_http_request(atls, url, "POST", body, strlen(body),
+                              c->rejoin_timeout_ms ? c->rejoin_timeout_ms : 10000, &http, e);
         if (r < 0)
                 goto out;
         if (http.status != 200) {
@@ -146,11 +185,8 @@ static int try_rejoin(struct keywait *w, const char *endpoint, struct errmsg *e)
                 goto out;
         }
         r = rejoin_response_parse(http.body, http.body_size, &resp, e);
-        if (r < 0)
-                goto out;
-        r = w->c->try_key(w->c->userdata, resp.disk_key, e);
-        if (r == -EPERM)
-                errmsg_prefix(e, "the disk key from %s", endpoint);
+        if (r >= 0)
+                memcpy(ret_key, resp.disk_key, KEY_SIZE);
 out:
         rejoin_response_done(&resp);
         if (http.body)
@@ -159,41 +195,115 @@ out:
         return r;
 }
 
-static void on_rejoin(evutil_socket_t fd, short what, void *arg) {
-        struct keywait *w = arg;
-        struct timeval tv = { .tv_sec = w->c->rejoin_interval_s ? w->c->rejoin_interval_s : 5 };
-
-        for (size_t i = 0; i < w->c->n_join && !w->done; i++) {
-                struct errmsg e = {};
-                int r = try_rejoin(w, w->c->join[i], &e);
-                if (r >= 0) {
-                        log_info("Disk %s unlocked by rejoin through %s.", w->c->disk_uuid, w->c->join[i]);
-                        finish(w, "rejoin");
-                        return;
-                }
-                log_warning("Rejoin through %s failed: %s", w->c->join[i], errmsg_str(&e));
+static int write_all(int fd, const void *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return -EPIPE;
+                p = (const uint8_t *) p + k;
+                n -= (size_t) k;
         }
-        evtimer_add(w->rejoin_timer, &tv);
+        return 0;
 }
 
-static int make_peer_verifier(struct keywait *w, struct errmsg *e) {
-        _cleanup_(X509_STORE_freep) X509_STORE *roots = NULL;
-        uint8_t pcrs[TPM_PCR_COUNT][TPM_DIGEST_SIZE];
-        struct policy p = {};
+static _Noreturn void worker_main(struct keywait *w, int fd) {
+        const struct keywait_config *c = w->c;
+        struct tpm_ctx *tpm = NULL;
+        struct attester *attester = NULL;
+        struct atls_config atls;
+        struct errmsg e = {};
+        struct timespec pause = { .tv_sec = c->rejoin_interval_s ? c->rejoin_interval_s : 5 };
         int r;
 
-        r = tpm_pcr_read(w->c->tpm, pcrs, e);
-        if (r < 0)
-                return r;
-        for (unsigned i = 0; i < TPM_PCR_COUNT; i++)
-                if (REJOIN_PEER_PCRS & (1u << i)) {
-                        p.pcr[i].set = true;
-                        memcpy(p.pcr[i].expected, pcrs[i], TPM_DIGEST_SIZE);
+        /* Never outlive the disk-mapper. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+                _exit(1);
+        r = tpm_open(c->tcti, &tpm, &e);
+        if (r >= 0)
+                r = attester_new(c->variant, tpm, c->ak_handle, &attester, &e);
+        if (r < 0) {
+                log_error_errno(r, "Rejoin worker: %s", errmsg_str(&e));
+                _exit(1);
+        }
+        atls = (struct atls_config){ .attester = attester, .verifier = w->peer_verifier };
+        for (;;) {
+                for (size_t i = 0; i < c->n_join; i++) {
+                        uint8_t msg[WORKER_MSG_SIZE];
+
+                        e = (struct errmsg){};
+                        r = try_rejoin(c, &atls, c->join[i], msg + 1, &e);
+                        if (r < 0) {
+                                log_warning("Rejoin through %s failed: %s", c->join[i], errmsg_str(&e));
+                                continue;
+                        }
+                        msg[0] = (uint8_t) i;
+                        r = write_all(fd, msg, sizeof(msg));
+                        secret_wipe(msg, sizeof(msg));
+                        if (r < 0)
+                                _exit(0); /* the parent is gone or done */
                 }
-        r = platform_roots_load(w->c->platform_ca, &roots, e);
-        if (r < 0)
-                return r;
-        return verifier_new(w->c->variant, &p, roots, &w->peer_verifier, e);
+                while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+                        ;
+                pause = (struct timespec){ .tv_sec = c->rejoin_interval_s ? c->rejoin_interval_s : 5 };
+        }
+}
+
+static void on_worker(evutil_socket_t fd, short what, void *arg) {
+        struct keywait *w = arg;
+        struct errmsg e = {};
+        const char *via;
+        ssize_t n;
+        int r;
+
+        n = read(fd, w->msg + w->msg_len, sizeof(w->msg) - w->msg_len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return;
+        if (n <= 0) {
+                log_error("The rejoin worker exited; only recovery can unlock disk %s now.", w->c->disk_uuid);
+                worker_stop(w);
+                if (!w->c->listen)
+                        event_base_loopexit(w->base, NULL);
+                return;
+        }
+        w->msg_len += (size_t) n;
+        if (w->msg_len < sizeof(w->msg))
+                return;
+        w->msg_len = 0;
+        via = w->msg[0] < w->c->n_join ? w->c->join[w->msg[0]] : "?";
+        r = w->c->try_key(w->c->userdata, w->msg + 1, &e);
+        secret_wipe(w->msg, sizeof(w->msg));
+        if (r < 0) {
+                log_warning("The disk key from %s: %s", via, errmsg_str(&e));
+                return;
+        }
+        log_info("Disk %s unlocked by rejoin through %s.", w->c->disk_uuid, via);
+        finish(w, "rejoin");
+}
+
+static int worker_start(struct keywait *w, struct errmsg *e) {
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return errmsg_set(e, errno, "pipe: %s", strerror(errno));
+        fflush(stdout);
+        fflush(stderr);
+        w->worker = fork();
+        if (w->worker < 0) {
+                int r = -errno;
+                close(p[0]);
+                close(p[1]);
+                w->worker = 0;
+                return errmsg_set(e, r, "fork: %s", strerror(-r));
+        }
+        if (w->worker == 0) {
+                close(p[0]);
+                worker_main(w, p[1]);
+        }
+        close(p[1]);
+        w->worker_fd = p[0];
+        return 0;
 }
 
 static void on_atls_failure(const char *what, const char *reason, void *userdata) {
@@ -201,16 +311,28 @@ static void on_atls_failure(const char *what, const char *reason, void *userdata
 }
 
 int keywait_run(const struct keywait_config *c, const char **ret_source, struct errmsg *e) {
-        struct keywait w = { .c = c };
+        struct keywait w = { .c = c, .worker_fd = -1 };
         struct http_server *http = NULL;
         SSL_CTX *ctx = NULL;
         int r;
 
         if (!c->listen && c->n_join == 0)
                 return errmsg_set(e, EINVAL, "neither a recovery server nor a join service to get the key from");
+        if (c->n_join > 0) {
+                if (!c->platform_ca)
+                        return errmsg_set(e, EINVAL, "rejoin needs the platform CA (--platform-ca)");
+                r = peer_verifier_new(c->tpm, c->variant, c->platform_ca, PEER_PCRS_DEFAULT, &w.peer_verifier, e);
+                if (r < 0)
+                        return r;
+                /* Before the event base and the server exist: the child
+                 * inherits neither. */
+                r = worker_start(&w, e);
+                if (r < 0)
+                        goto out;
+        }
         r = attester_new(c->variant, c->tpm, c->ak_handle, &w.attester, e);
         if (r < 0)
-                return r;
+                goto out;
         w.base = event_base_new();
         if (!w.base) {
                 r = -ENOMEM;
@@ -230,21 +352,12 @@ int keywait_run(const struct keywait_config *c, const char **ret_source, struct 
                 http_server_default(http, handle_unknown, &w);
                 log_info("Disk %s is initialized: waiting for its key (recovery server on %s:%u%s).", c->disk_uuid,
                          c->listen, http_server_port(http), c->n_join ? ", rejoin" : "");
-                printf("WAITING recover-port=%u disk=%s\n", http_server_port(http), c->disk_uuid);
-                fflush(stdout);
+                if (c->ready)
+                        c->ready(c->userdata, http_server_port(http));
         }
-        if (c->n_join > 0) {
-                struct timeval now = { 0 };
-                if (!c->platform_ca) {
-                        r = errmsg_set(e, EINVAL, "rejoin needs the platform CA (--platform-ca)");
-                        goto out;
-                }
-                r = make_peer_verifier(&w, e);
-                if (r < 0)
-                        goto out;
-                w.client_atls = (struct atls_config){ .attester = w.attester, .verifier = w.peer_verifier };
-                w.rejoin_timer = evtimer_new(w.base, on_rejoin, &w);
-                if (!w.rejoin_timer || evtimer_add(w.rejoin_timer, &now) < 0) {
+        if (w.worker > 0) {
+                w.worker_ev = event_new(w.base, w.worker_fd, EV_READ | EV_PERSIST, on_worker, &w);
+                if (!w.worker_ev || event_add(w.worker_ev, NULL) < 0) {
                         r = -ENOMEM;
                         goto out;
                 }
@@ -257,8 +370,7 @@ int keywait_run(const struct keywait_config *c, const char **ret_source, struct 
         *ret_source = w.source;
         r = 0;
 out:
-        if (w.rejoin_timer)
-                event_free(w.rejoin_timer);
+        worker_stop(&w);
         http_server_free(http);
         SSL_CTX_free(ctx);
         if (w.base)

@@ -7,9 +7,11 @@
  *     own disk key (lib/keys);
  *   - rejoin: POST /v1/rejoin to each configured join service (mutual aTLS,
  *     the join service verified as "same image": our PCRs 0-14, AK
- *     certified by the platform CA), which answers with the disk key.
- * Each candidate key goes to try_key; the first one it accepts ends the
- * wait. */
+ *     certified by the platform CA), which answers with the disk key. The
+ *     requests run in a child process (its own TPM context), so a slow or
+ *     unreachable join service never holds up the recovery server.
+ * Each candidate key goes to try_key, always in the calling thread; the
+ * first one it accepts ends the wait (and the rejoin child). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,6 +29,7 @@ typedef int (*keywait_try_t)(void *userdata, const uint8_t key[KEY_SIZE], struct
 
 struct keywait_config {
         struct tpm_ctx *tpm; /* borrowed */
+        const char *tcti;    /* the same TPM, opened again by the rejoin child */
         const char *variant;
         uint32_t ak_handle;
         const char *listen; /* recovery server address; NULL: no server */
@@ -34,9 +37,12 @@ struct keywait_config {
         const char *join[KEYWAIT_MAX_JOIN];
         size_t n_join;
         const char *platform_ca; /* needed for rejoin */
-        unsigned rejoin_interval_s;
+        unsigned rejoin_interval_s; /* pause between rounds (default 5) */
+        long rejoin_timeout_ms;     /* per request (default 10000) */
         char disk_uuid[UUID_STRING_SIZE];
         keywait_try_t try_key;
+        /* Optional: the recovery server listens on `port`. */
+        void (*ready)(void *userdata, uint16_t port);
         void *userdata;
 };
 

@@ -31,6 +31,7 @@ struct options {
         size_t n_join;
         const char *platform_ca;
         const char *uuid;
+        char uuid_waiting[UUID_STRING_SIZE];
         bool no_node_lock;
         bool binds_set;
 };
@@ -203,6 +204,13 @@ static int try_key(void *userdata, const uint8_t key[KEY_SIZE], struct errmsg *e
         return disk_open(&o->disk, key, KEY_SIZE, NULL, e);
 }
 
+static void on_ready(void *userdata, uint16_t port) {
+        struct options *o = userdata;
+
+        printf("WAITING recover-port=%u disk=%s\n", port, o->uuid_waiting);
+        fflush(stdout);
+}
+
 /* Extend PCR 15 with the cluster ID, as a joined node does: the node can
  * then never be initialized or joined again in this boot. */
 static int node_lock(struct options *o, struct tpm_ctx *tpm, struct errmsg *e) {
@@ -253,12 +261,13 @@ static int cmd_setup(struct options *o) {
                 return log_error_errno(r, "Cannot open the TPM: %s", errmsg_str(&e));
         {
                 struct keywait_config kw = {
-                        .tpm = tpm, .variant = o->variant, .ak_handle = o->ak_handle, .listen = o->listen,
+                        .tpm = tpm, .tcti = o->tcti, .ready = on_ready, .variant = o->variant, .ak_handle = o->ak_handle, .listen = o->listen,
                         .port = o->port, .n_join = o->n_join, .platform_ca = o->platform_ca, .try_key = try_key,
                         .userdata = o,
                 };
                 memcpy(kw.join, o->join, sizeof(o->join));
                 snprintf(kw.disk_uuid, sizeof(kw.disk_uuid), "%s", info.uuid);
+                snprintf(o->uuid_waiting, sizeof(o->uuid_waiting), "%s", info.uuid);
                 r = keywait_run(&kw, &source, &e);
                 if (r < 0)
                         return log_error_errno(r, "No key for disk %s: %s", info.uuid, errmsg_str(&e));

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The disk-mapper's key wait (disk-mapper/keywait.c) on a private swtpm:
+ * rejoin requests run in a child process, so a join service that accepts
+ * the connection and never answers does not hold up the recovery server;
+ * a recovery that wins ends the rejoin child at once. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../disk-mapper/keywait.h"
+#include "atls-curl.h"
+#include "attest.h"
+#include "disk-recover.h"
+#include "keys.h"
+#include "policy.h"
+#include "swtpm.h"
+#include "tpm.h"
+
+#define DISK_UUID "0b7e6f2a-4c1d-4e8f-9a3b-5c6d7e8f9a0b"
+
+static struct test_swtpm swtpm;
+static struct test_platform plat;
+static struct tpm_ctx *tpm;
+static uint8_t master[KEY_SIZE], salt[KEY_SIZE], disk_key[KEY_SIZE];
+
+static double now_s(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void setup(void) {
+        struct errmsg e = {};
+        int r;
+
+        setenv("TSS2_LOG", "all+none", 1);
+        r = test_swtpm_start(&swtpm);
+        if (r == -ENOENT)
+                cr_skip_test("swtpm is not installed (package swtpm)");
+        cr_assert_eq(r, 0, "swtpm did not start: %d", r);
+        cr_assert_eq(test_platform_new(&plat), 0);
+        cr_assert_eq(test_platform_provision(&plat, &swtpm), 0);
+        cr_assert_eq(tpm_open(swtpm.tcti, &tpm, &e), 0, "%s", errmsg_str(&e));
+        for (size_t i = 0; i < KEY_SIZE; i++) {
+                master[i] = (uint8_t) (0x11 + i);
+                salt[i] = (uint8_t) (0x77 ^ i);
+        }
+        cr_assert_eq(key_disk(master, salt, DISK_UUID, disk_key), 0);
+}
+
+static void teardown(void) {
+        tpm = tpm_free(tpm);
+        test_swtpm_stop(&swtpm);
+        test_platform_done(&plat);
+}
+
+/* A "join service" that accepts one connection and never answers: the
+ * rejoin child's request hangs in the TLS handshake until its timeout. */
+struct hang {
+        int fd;
+        unsigned port;
+        pthread_t thread;
+        _Atomic double accepted, closed; /* 0 until it happened */
+};
+
+static void *hang_main(void *arg) {
+        struct hang *h = arg;
+        char buf[4096];
+        int c = accept(h->fd, NULL, NULL);
+
+        if (c < 0)
+                return NULL;
+        atomic_store(&h->accepted, now_s());
+        while (read(c, buf, sizeof(buf)) > 0)
+                ;
+        atomic_store(&h->closed, now_s());
+        close(c);
+        return NULL;
+}
+
+static void hang_start(struct hang *h) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+
+        h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(h->fd, 0);
+        cr_assert_eq(bind(h->fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(h->fd, 4), 0);
+        cr_assert_eq(getsockname(h->fd, (struct sockaddr *) &sa, &len), 0);
+        h->port = ntohs(sa.sin_port);
+        cr_assert_eq(pthread_create(&h->thread, NULL, hang_main, h), 0);
+}
+
+static double wait_for(_Atomic double *what, double seconds) {
+        double deadline = now_s() + seconds, v;
+
+        while ((v = atomic_load(what)) == 0 && now_s() < deadline)
+                usleep(10000);
+        return v;
+}
+
+/* The owner's side: `arca recover` in a thread, once the rejoin child is
+ * stuck in its request. */
+struct owner {
+        uint16_t port;
+        struct hang *hang;
+        pthread_t thread;
+        int result;
+        long status;
+        double started, answered;
+        char error[512];
+};
+
+static void *owner_main(void *arg) {
+        struct owner *o = arg;
+        struct recover_request req = {};
+        struct http_response http = {};
+        struct verifier *v = NULL;
+        struct policy p = {};
+        struct atls_config atls;
+        struct errmsg e = {};
+        char url[64], *body = NULL;
+
+        o->result = -EIO;
+        if (wait_for(&o->hang->accepted, 20) == 0) {
+                snprintf(o->error, sizeof(o->error), "the rejoin child never connected to the join service");
+                return NULL;
+        }
+        memcpy(req.master_secret, master, KEY_SIZE);
+        memcpy(req.master_salt, salt, KEY_SIZE);
+        if (verifier_new("qemu-vtpm", &p, plat.roots, &v, &e) < 0 ||
+            recover_request_serialize(&req, &body) < 0) {
+                snprintf(o->error, sizeof(o->error), "client setup: %s", errmsg_str(&e));
+                verifier_free(v);
+                return NULL;
+        }
+        atls = (struct atls_config){ .verifier = v };
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/recover", o->port);
+        o->started = now_s();
+        o->result = atls_http_request(&atls, url, "POST", body, strlen(body), 30000, &http, &e);
+        o->answered = now_s();
+        o->status = http.status;
+        snprintf(o->error, sizeof(o->error), "%s", errmsg_str(&e));
+        http_response_done(&http);
+        free(body);
+        verifier_free(v);
+        return NULL;
+}
+
+struct ctx {
+        struct owner owner;
+        int tries;
+};
+
+static int try_key(void *userdata, const uint8_t key[KEY_SIZE], struct errmsg *e) {
+        struct ctx *c = userdata;
+
+        c->tries++;
+        if (memcmp(key, disk_key, KEY_SIZE) != 0)
+                return errmsg_set(e, EPERM, "the key does not open the disk");
+        return 0;
+}
+
+static void on_ready(void *userdata, uint16_t port) {
+        struct ctx *c = userdata;
+
+        c->owner.port = port;
+        cr_assert_eq(pthread_create(&c->owner.thread, NULL, owner_main, &c->owner), 0);
+}
+
+Test(keywait, recovery_not_held_up_by_a_join_service_that_never_answers, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        struct hang hang = {};
+        struct ctx c = { .owner.hang = &hang };
+        char endpoint[32];
+        struct keywait_config kc = {
+                .tpm = tpm, .tcti = swtpm.tcti, .variant = "qemu-vtpm", .ak_handle = TPM_AK_HANDLE,
+                .listen = "127.0.0.1", .port = 0, .n_join = 1, .platform_ca = plat.ca_pem,
+                .rejoin_timeout_ms = 30000, .try_key = try_key, .ready = on_ready, .userdata = &c,
+        };
+        const char *source = NULL;
+        struct errmsg e = {};
+        double returned;
+        int r;
+
+        hang_start(&hang);
+        snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%u", hang.port);
+        kc.join[0] = endpoint;
+        snprintf(kc.disk_uuid, sizeof(kc.disk_uuid), "%s", DISK_UUID);
+
+        r = keywait_run(&kc, &source, &e);
+        returned = now_s();
+        pthread_join(c.owner.thread, NULL);
+        cr_assert_eq(r, 0, "keywait_run: %s", errmsg_str(&e));
+        cr_assert_eq(c.owner.result, 0, "recover request failed: %s", c.owner.error);
+        cr_assert_eq(c.owner.status, 200, "recover answered %ld", c.owner.status);
+        cr_assert_str_eq(source, "recover");
+        cr_assert_eq(c.tries, 1, "try_key called %d times", c.tries);
+        /* The rejoin request was hanging all the while the owner's request
+         * was served: the recovery server did not wait for it. */
+        double closed = atomic_load(&hang.closed), accepted = atomic_load(&hang.accepted);
+        cr_assert(closed == 0 || closed >= c.owner.started,
+                  "the rejoin request ended (%.2f s) before the recovery request started (%.2f s)",
+                  closed - accepted, c.owner.started - accepted);
+        cr_assert_lt(c.owner.answered - c.owner.started, 5.0, "recovery took %.1f s",
+                     c.owner.answered - c.owner.started);
+        /* The child is gone with keywait_run: its connection closes at once,
+         * not at the 30 s timeout. */
+        closed = wait_for(&hang.closed, 5);
+        cr_assert_neq(closed, 0, "the rejoin child still holds its connection");
+        cr_assert_lt(closed - returned, 2.0, "the connection closed %.1f s after keywait_run returned",
+                     closed - returned);
+        pthread_join(hang.thread, NULL);
+        close(hang.fd);
+}
+
+Test(keywait, rejoin_needs_the_platform_ca, .init = setup, .fini = teardown) {
+        struct ctx c = {};
+        struct keywait_config kc = {
+                .tpm = tpm, .tcti = swtpm.tcti, .variant = "qemu-vtpm", .ak_handle = TPM_AK_HANDLE,
+                .n_join = 1, .join = { "127.0.0.1:1" }, .try_key = try_key, .userdata = &c,
+        };
+        const char *source = NULL;
+        struct errmsg e = {};
+
+        cr_assert_eq(keywait_run(&kc, &source, &e), -EINVAL);
+        cr_assert(strstr(errmsg_str(&e), "platform CA"), "%s", errmsg_str(&e));
+}

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "json-util.h"
 #include "log.h"
 #include "messages.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "encoding.h"
 #include "firewall.h"
 #include "json-util.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "cli.h"
 #include "config.h"
 #include "encoding.h"

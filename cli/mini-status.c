@@ -17,7 +17,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "attest.h"
 #include "config.h"
 #include "encoding.h"

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "cli.h"
 #include "config.h"
 #include "disk-recover.h"

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "attest.h"
 #include "cli.h"
 #include "config.h"

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "attest.h"
 #include "disk-recover.h"
 #include "http-server.h"

@@ -46,7 +46,7 @@ struct atls_config {
 
 /* Make an SSL_CTX for aTLS (server: server=true). cfg must outlive it. */
 int atls_ctx_new(bool server, struct atls_config *cfg, SSL_CTX **ret, struct errmsg *e);
-/* Configure an SSL_CTX created elsewhere (libcurl's). */
+/* Configure an SSL_CTX created elsewhere. */
 int atls_ctx_configure(SSL_CTX *ctx, bool server, struct atls_config *cfg, struct errmsg *e);
 
 /* The verification of this connection's peer; NULL if none took place. */

@@ -3,10 +3,7 @@
  * drivers share: validators, running and spawning programs, plain HTTP. */
 #include "cpdriver.h"
 
-#include "curl-util.h"
-
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http-client.h"
 #include "json-util.h"
 #include "macro.h"
 #include "secret.h"
@@ -743,71 +741,44 @@ int cp_spawn(char *const argv[], const char *log_path, pid_t *ret_pid, struct er
 
 int cp_http_json(const char *method, const char *url, json_object *body, long timeout_ms, json_object **ret,
                  struct errmsg *e) {
-        CURL *curl;
-        struct curl_slist *hdrs = NULL;
-        struct curl_body b = { .max = CP_HTTP_MAX_RESPONSE };
-        char errbuf[CURL_ERROR_SIZE] = "";
-        long status = 0;
-        CURLcode cc;
+        struct http_response resp = {};
+        struct http_request req = {
+                .method = method,
+                .timeout_ms = timeout_ms > 0 ? timeout_ms : 10000L,
+                .max_response = CP_HTTP_MAX_RESPONSE,
+        };
+        struct http_url u;
+        size_t len = 0;
         int r;
 
         if (!streq(method, "GET") && !streq(method, "POST"))
                 return -EINVAL;
-        curl = curl_easy_init();
-        if (!curl)
-                return -ENOMEM;
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        if (!hdrs) {
-                curl_easy_cleanup(curl);
-                return -ENOMEM;
-        }
-        if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-            /* Mesh addresses: never through a proxy from the environment. */
-            curl_easy_setopt(curl, CURLOPT_NOPROXY, "*") != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, curl_body_write) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 10000L) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK) {
-                r = -EOPNOTSUPP;
-                goto out;
-        }
-        if (streq(method, "POST")) {
-                const char *s = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : "{}";
-                if (!s) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                curl_easy_setopt(curl, CURLOPT_POST, 1L);
-                curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, s);
-        }
-        cc = curl_easy_perform(curl);
-        if (cc != CURLE_OK) {
-                r = b.too_large ? errmsg_set(e, EFBIG, "%s: response exceeds %u bytes", url,
-                                             CP_HTTP_MAX_RESPONSE)
-                                : errmsg_set(e,
-                                             cc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
-                                             : cc == CURLE_COULDNT_CONNECT  ? ECONNREFUSED
-                                                                            : EPROTO,
-                                             "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
-                goto out;
-        }
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 200) {
-                char out[256];
-                cp_output_line(b.data ? b.data : "", b.size, out, sizeof(out));
-                r = errmsg_set(e, EPROTO, "%s: HTTP status %ld: %s", url, status, out);
-                goto out;
-        }
-        r = json_parse(b.data ? b.data : "", b.size, ret, e);
+        r = http_url_parse(url, &u, e);
         if (r < 0)
+                return r;
+        if (u.tls)
+                return errmsg_set(e, EINVAL, "%s: the drivers speak plain http to etcd", url);
+        if (streq(method, "POST")) {
+                req.body = body ? json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len) : "{}";
+                if (!req.body)
+                        return -ENOMEM;
+                req.body_size = body ? len : 2;
+        }
+        r = http_request_url(url, NULL, 0, &req, &resp, e);
+        if (r < 0) {
                 errmsg_prefix(e, "%s", url);
-out:
-        free(b.data);
-        curl_slist_free_all(hdrs);
-        curl_easy_cleanup(curl);
+                return r;
+        }
+        if (resp.status != 200) {
+                char out[256];
+                cp_output_line(resp.body, resp.body_size, out, sizeof(out));
+                r = errmsg_set(e, EPROTO, "%s: HTTP status %ld: %s", url, resp.status, out);
+        } else {
+                r = json_parse(resp.body, resp.body_size, ret, e);
+                if (r < 0)
+                        errmsg_prefix(e, "%s", url);
+        }
+        http_response_done(&resp);
         return r;
 }
 

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -11,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "curl-util.h"
 #include "encoding.h"
+#include "http-client.h"
 #include "json-util.h"
 #include "secret.h"
 
@@ -33,10 +32,8 @@ struct registry {
         size_t current; /* the endpoint that answered last */
         char prefix[REGISTRY_PREFIX_MAX + 1];
         long timeout_ms;
-        CURL *curl;
-        struct curl_slist *headers;
-        char errbuf[CURL_ERROR_SIZE];
-        struct curl_body body;
+        SSL_CTX *tls;                  /* https endpoints: etcd's CA, our client certificate */
+        struct http_client **clients;  /* per endpoint, made on first use; keep their connection */
         struct registry_cache *cache; /* borrowed */
 };
 
@@ -568,31 +565,6 @@ int registry_parse_error_response(const char *buf, size_t len, int *ret_grpc_cod
 /* --- transport ---------------------------------------------------------------------- */
 
 
-static int curl_to_errno(CURLcode cc) {
-        switch (cc) {
-        case CURLE_COULDNT_CONNECT:
-                return ECONNREFUSED;
-        case CURLE_OPERATION_TIMEDOUT:
-                return ETIMEDOUT;
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-                return EHOSTUNREACH;
-        case CURLE_SEND_ERROR:
-        case CURLE_RECV_ERROR:
-        case CURLE_GOT_NOTHING:
-                return ECONNRESET;
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_PEER_FAILED_VERIFICATION:
-        case CURLE_SSL_CERTPROBLEM:
-        case CURLE_SSL_CACERT_BADFILE:
-                return EPROTO;
-        case CURLE_OUT_OF_MEMORY:
-                return ENOMEM;
-        default:
-                return EIO;
-        }
-}
-
 static void append(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
 static void append(char *buf, size_t size, const char *fmt, ...) {
         size_t used = strlen(buf);
@@ -621,48 +593,52 @@ static int etcd_post(struct registry *reg, const char *path, json_object *req, c
         for (size_t k = 0; k < reg->n_endpoints; k++) {
                 size_t idx = (reg->current + k) % reg->n_endpoints;
                 const char *ep = reg->endpoints[idx];
-                char url[ENDPOINT_URL_MAX + 32];
+                struct http_request hr = {
+                        .method = "POST",
+                        .path = path,
+                        .body = payload,
+                        .body_size = payload_len,
+                        .timeout_ms = reg->timeout_ms,
+                        .max_response = REGISTRY_MAX_RESPONSE,
+                };
+                struct http_response resp = {};
                 struct errmsg ee = {};
-                long status = 0;
-                CURLcode cc;
                 int code, r;
 
-                snprintf(url, sizeof(url), "%s%s", ep, path);
-                curl_body_reset(&reg->body);
-                reg->errbuf[0] = 0;
-                if (curl_easy_setopt(reg->curl, CURLOPT_URL, url) != CURLE_OK ||
-                    curl_easy_setopt(reg->curl, CURLOPT_POSTFIELDS, payload) != CURLE_OK ||
-                    curl_easy_setopt(reg->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) payload_len) !=
-                            CURLE_OK)
-                        return -ENOMEM;
-                cc = curl_easy_perform(reg->curl);
-                if (reg->body.too_large)
+                if (!reg->clients[idx]) {
+                        r = http_client_new(NULL, ep, reg->tls, HTTP_CLIENT_KEEP_ALIVE | HTTP_CLIENT_VERIFY_HOST,
+                                            &reg->clients[idx], &ee);
+                        if (r < 0)
+                                return errmsg_set(e, r, "etcd %s: %s", ep, ee.text);
+                }
+                r = http_client_run(reg->clients[idx], &hr, &resp, &ee);
+                if (r == -EFBIG)
                         return errmsg_set(e, EFBIG, "etcd %s: response exceeds %u bytes", ep,
                                           REGISTRY_MAX_RESPONSE);
-                if (cc != CURLE_OK) {
-                        last = -curl_to_errno(cc);
-                        append(failures, sizeof(failures), "%s%s: %s", failures[0] ? "; " : "", ep,
-                               reg->errbuf[0] ? reg->errbuf : curl_easy_strerror(cc));
+                if (r < 0) {
+                        last = r;
+                        append(failures, sizeof(failures), "%s%s: %s", failures[0] ? "; " : "", ep, ee.text);
                         continue;
                 }
-                curl_easy_getinfo(reg->curl, CURLINFO_RESPONSE_CODE, &status);
-                if (status == 200) {
+                if (resp.status == 200) {
                         reg->current = idx;
-                        *ret_body = reg->body.data ? TAKE_PTR(reg->body.data) : strdup("");
-                        *ret_size = reg->body.size;
-                        return *ret_body ? 0 : -ENOMEM;
+                        *ret_body = TAKE_PTR(resp.body);
+                        *ret_size = resp.body_size;
+                        return 0;
                 }
-                r = registry_parse_error_response(reg->body.data ? reg->body.data : "", reg->body.size,
-                                                  &code, &ee);
-                if (code == GRPC_UNAVAILABLE || status == 502 || status == 503) {
+                r = registry_parse_error_response(resp.body, resp.body_size, &code, &ee);
+                if (code == GRPC_UNAVAILABLE || resp.status == 502 || resp.status == 503) {
                         /* No leader, or shutting down: another member may serve. */
                         last = r;
                         append(failures, sizeof(failures), "%s%s: HTTP %ld: %s", failures[0] ? "; " : "", ep,
-                               status, ee.text);
+                               resp.status, ee.text);
+                        http_response_done(&resp);
                         continue;
                 }
                 reg->current = idx;
-                return errmsg_set(e, r, "etcd %s: HTTP %ld: %s", ep, status, ee.text);
+                r = errmsg_set(e, r, "etcd %s: HTTP %ld: %s", ep, resp.status, ee.text);
+                http_response_done(&resp);
+                return r;
         }
         return errmsg_set(e, last, "etcd unreachable: %s", failures);
 }
@@ -934,6 +910,7 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
         _cleanup_registry_ struct registry *reg = NULL;
         const char *prefix = cfg->prefix ? cfg->prefix : REGISTRY_DEFAULT_PREFIX;
         size_t plen = strlen(prefix);
+        bool https = false;
         int r;
 
         if (cfg->n_endpoints == 0 || cfg->n_endpoints > REGISTRY_MAX_ENDPOINTS)
@@ -959,13 +936,13 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
                 return -ENOMEM;
         memcpy(reg->prefix, prefix, plen + 1);
         reg->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
-        reg->body.max = REGISTRY_MAX_RESPONSE;
         reg->endpoints = calloc(cfg->n_endpoints, sizeof(char *));
         if (!reg->endpoints)
                 return -ENOMEM;
         for (size_t i = 0; i < cfg->n_endpoints; i++) {
                 const char *ep = cfg->endpoints[i];
                 size_t n = ep ? strlen(ep) : 0;
+                struct http_url u;
                 bool ok = n > 0 && n < ENDPOINT_URL_MAX &&
                           (strncmp(ep, "http://", 7) == 0 || strncmp(ep, "https://", 8) == 0);
 
@@ -981,31 +958,22 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
                 if (!reg->endpoints[i])
                         return -ENOMEM;
                 reg->n_endpoints++;
+                if (http_url_parse(reg->endpoints[i], &u, NULL) < 0)
+                        return errmsg_set(e, EINVAL, "registry: etcd endpoint \"%s\" is not a valid URL",
+                                          PRINTABLE(ep));
+                https = https || u.tls;
         }
 
-        reg->curl = curl_easy_init();
-        if (!reg->curl)
+        reg->clients = calloc(reg->n_endpoints, sizeof(struct http_client *));
+        if (!reg->clients)
                 return -ENOMEM;
-        reg->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        if (!reg->headers)
-                return -ENOMEM;
-        if (curl_easy_setopt(reg->curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_POST, 1L) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_HTTPHEADER, reg->headers) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_ERRORBUFFER, reg->errbuf) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_WRITEFUNCTION, curl_body_write) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_WRITEDATA, &reg->body) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_TIMEOUT_MS, reg->timeout_ms) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_CONNECTTIMEOUT_MS, reg->timeout_ms) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-            curl_easy_setopt(reg->curl, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
-            (cfg->ca_file && curl_easy_setopt(reg->curl, CURLOPT_CAINFO, cfg->ca_file) != CURLE_OK) ||
-            (cfg->cert_file && (curl_easy_setopt(reg->curl, CURLOPT_SSLCERT, cfg->cert_file) != CURLE_OK ||
-                                curl_easy_setopt(reg->curl, CURLOPT_SSLKEY, cfg->key_file) != CURLE_OK)))
-                return errmsg_set(e, EOPNOTSUPP, "registry: libcurl refused an option");
+        if (https) {
+                r = http_tls_ctx_new(cfg->ca_file, cfg->cert_file, cfg->key_file, &reg->tls, e);
+                if (r < 0) {
+                        errmsg_prefix(e, "registry");
+                        return r;
+                }
+        }
         *ret = TAKE_PTR(reg);
         return 0;
 }
@@ -1013,13 +981,13 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
 struct registry *registry_free(struct registry *reg) {
         if (!reg)
                 return NULL;
-        if (reg->curl)
-                curl_easy_cleanup(reg->curl);
-        curl_slist_free_all(reg->headers);
+        for (size_t i = 0; reg->clients && i < reg->n_endpoints; i++)
+                http_client_free(reg->clients[i]);
+        free(reg->clients);
+        SSL_CTX_free(reg->tls);
         for (size_t i = 0; i < reg->n_endpoints; i++)
                 free(reg->endpoints[i]);
         free(reg->endpoints);
-        free(reg->body.data);
         free(reg);
         return NULL;
 }

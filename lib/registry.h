@@ -3,7 +3,8 @@
 
 /* The membership registry that every join service reads and writes
  * (DESIGN.md, Mesh): etcd v3, spoken through its JSON gRPC gateway
- * (POST /v3/kv/range and /v3/kv/txn, keys and values base64) with libcurl.
+ * (POST /v3/kv/range and /v3/kv/txn, keys and values base64) with the
+ * libevent HTTP client (http-client.h), one kept connection per endpoint.
  * Keys under a prefix (default "/arca/"):
  *
  *   <prefix>members/<name>         member record (JSON, below)

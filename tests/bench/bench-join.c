@@ -28,7 +28,9 @@
  * or no loopback address has etcd's ports free.
  *
  * Environment: ARCA_BENCH_JOINERS (default 8), ARCA_BENCH_SECONDS per run
- * (default 5), ARCA_BENCH_KEEP=1 keeps the run's directory (logs). */
+ * (default 5), ARCA_BENCH_KEEP=1 keeps the run's directory (logs),
+ * ARCA_BENCH_SMAPS=DIR saves both daemons' /proc/PID/smaps at their peak
+ * there (DIR/arca-join-service.smaps, DIR/arca-bootstrapper.smaps). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -47,9 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "atls.h"
 #include "attest.h"
 #include "cpdriver.h"
@@ -931,6 +931,22 @@ static void print_rss_breakdown(const char *what, pid_t pid) {
         printf(" MiB\n");
 }
 
+/* A copy of /proc/PID/smaps, for a mapping-by-mapping look at the peak. */
+static void save_smaps(const char *what, pid_t pid) {
+        const char *dir = getenv("ARCA_BENCH_SMAPS");
+        _cleanup_free_ char *buf = NULL;
+        char src[64], dst[512];
+        size_t size;
+
+        if (!dir || !*dir)
+                return;
+        snprintf(src, sizeof(src), "/proc/%d/smaps", (int) pid);
+        snprintf(dst, sizeof(dst), "%s/%s.smaps", dir, what);
+        if (read_full_file(src, 64 * 1024 * 1024, &buf, &size) < 0 ||
+            write_file_atomic(dst, buf, size, 0644) < 0)
+                fprintf(stderr, "bench-join: cannot save %s to %s\n", src, dst);
+}
+
 static const char *met(bool ok) {
         return ok ? "met" : "MISSED";
 }
@@ -975,11 +991,6 @@ int main(void) {
                 printf("bench-join: skipped: no loopback address with ports %d, %d and %d free\n", INIT_PORT,
                        ETCD_CLIENT_PORT, ETCD_PEER_PORT);
                 return 77;
-        }
-        /* Before any thread: curl's and OpenSSL's global state. */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                fprintf(stderr, "bench-join: curl_global_init failed\n");
-                return 1;
         }
         r = test_platform_new(&plat);
         if (r < 0) {
@@ -1049,6 +1060,8 @@ int main(void) {
          * full, though other processes share them (PSS divides them). */
         print_rss_breakdown("arca-join-service", c.join_service);
         print_rss_breakdown("arca-bootstrapper", c.bootstrapper);
+        save_smaps("arca-join-service", c.join_service);
+        save_smaps("arca-bootstrapper", c.bootstrapper);
         r = 0;
         goto out;
 fail:
@@ -1058,6 +1071,5 @@ out:
         for (unsigned i = 0; i < n_started; i++)
                 joiner_stop(&joiners[i]);
         test_platform_done(&plat);
-        curl_global_cleanup();
         return r < 0 ? 1 : 0;
 }

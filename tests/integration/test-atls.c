@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Attested TLS end to end: real OpenSSL handshakes over loopback TCP, each
  * side with its own swtpm, the server in a thread. Besides the happy paths
- * (server-attested, mutual, libcurl, the CLI against the bootstrapper), one
+ * (server-attested, mutual, the HTTP client, the CLI against the bootstrapper), one
  * test per way a peer can cheat: replayed evidence, evidence moved to another
  * key, an unknown variant OID, no evidence, TLS 1.2, resumption, a client
  * that sends no nonce. Where a hand-built malicious server is used, an honest
@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "atls.h"
 #include "attest.h"
 #include "http-server.h"
@@ -1002,7 +1002,7 @@ Test(atls, resumption_never_skips_attestation, .init = setup_one, .fini = teardo
         node_close(&srv);
 }
 
-/* --- 10. libcurl against http_server ------------------------------------------------- */
+/* --- 10. the aTLS HTTP client against http_server ------------------------------------------------- */
 
 struct loop {
         struct event_base *base;
@@ -1044,7 +1044,7 @@ static bool json_str_eq(json_object *o, const char *key, const char *want) {
                strcmp(json_object_get_string(v), want) == 0;
 }
 
-Test(atls, curl_request_over_atls, .init = setup_one, .fini = teardown) {
+Test(atls, http_client_request_over_atls, .init = setup_one, .fini = teardown) {
         struct node srv;
         struct atls_config scfg = {}, good = {}, bad = {};
         struct policy wrong = {};
@@ -1104,6 +1104,141 @@ Test(atls, curl_request_over_atls, .init = setup_one, .fini = teardown) {
         verifier_free(good.verifier);
         verifier_free(bad.verifier);
         node_close(&srv);
+}
+
+/* A server that counts the requests it was handed, whatever their path. */
+static void handle_count(struct evhttp_request *req, void *arg) {
+        atomic_uint *n = arg;
+
+        atomic_fetch_add(n, 1);
+        http_reply_error(req, 200, "counted");
+}
+
+struct async_result {
+        struct event_base *base;
+        bool done;
+        int r;
+        long status;
+        char error[512];
+};
+
+static void async_done(int r, struct http_response *resp, const struct errmsg *e, void *userdata) {
+        struct async_result *a = userdata;
+
+        a->done = true;
+        a->r = r;
+        a->status = resp->status;
+        snprintf(a->error, sizeof(a->error), "%s", errmsg_str(e));
+        http_response_done(resp);
+        event_base_loopbreak(a->base);
+}
+
+/* The client verifies the server's evidence before it writes anything:
+ * a POST to a server whose PCR 0 is not what the policy wants never
+ * reaches it (blocking and from an event loop), while the same request
+ * with the right policy does. */
+Test(atls, refused_evidence_sends_nothing, .init = setup_one, .fini = teardown) {
+        static const char body[] = "{\"secret\": \"must not leave\"}";
+        struct node srv;
+        struct atls_config scfg = {}, good = {}, bad = {};
+        struct policy wrong = {};
+        struct http_server *hs = NULL;
+        struct http_response resp = {};
+        struct atls_call *call = NULL;
+        struct async_result a = {};
+        struct loop l = {};
+        struct errmsg e = {};
+        struct timeval tv = { .tv_usec = 20000 };
+        atomic_uint handled = 0;
+        char url[128];
+        SSL_CTX *sctx;
+        int r;
+
+        node_open(&srv, &tpm_a);
+        scfg.attester = srv.attester;
+        sctx = atls_ctx(true, &scfg);
+        l.base = event_base_new();
+        cr_assert_not_null(l.base);
+        cr_assert_eq(http_server_new(l.base, sctx, "127.0.0.1", 0, &hs, &e), 0, "%s", errmsg_str(&e));
+        http_server_default(hs, handle_count, &handled);
+        l.tick = event_new(l.base, -1, EV_PERSIST, loop_tick, &l);
+        cr_assert_eq(event_add(l.tick, &tv), 0);
+        cr_assert_eq(pthread_create(&l.thread, NULL, loop_thread, &l), 0);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/join", http_server_port(hs));
+
+        memset(wrong.pcr[0].expected, 0x11, 32);
+        wrong.pcr[0].set = true;
+        bad.verifier = make_verifier(&wrong);
+        r = atls_http_request(&bad, url, "POST", body, strlen(body), 10000, &resp, &e);
+        cr_assert_eq(r, -EPERM, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "PCR 0"), "%s", e.text);
+        cr_assert_null(resp.body);
+
+        /* The same from an event loop of the caller's. */
+        a.base = event_base_new();
+        cr_assert_not_null(a.base);
+        e = (struct errmsg){};
+        r = atls_http_start(a.base, &bad, url, "POST", body, strlen(body), 10000, async_done, &a, &call, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        event_base_dispatch(a.base);
+        cr_assert(a.done);
+        cr_assert_eq(a.r, -EPERM, "%d %s", a.r, a.error);
+        cr_assert_not_null(strstr(a.error, "PCR 0"), "%s", a.error);
+        call = atls_call_free(call);
+        usleep(100000); /* the server thread has seen all it will see */
+        cr_assert_eq(atomic_load(&handled), 0, "a request reached a server that failed verification");
+
+        /* Honest policy: the request arrives (so the counter counts). */
+        good.verifier = make_default_verifier();
+        a.done = false;
+        r = atls_http_start(a.base, &good, url, "POST", body, strlen(body), 10000, async_done, &a, &call, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        event_base_dispatch(a.base);
+        cr_assert(a.done);
+        cr_assert_eq(a.r, 0, "%d %s", a.r, a.error);
+        cr_assert_eq(a.status, 200);
+        cr_assert(good.last_verified);
+        call = atls_call_free(call);
+        cr_assert_eq(atomic_load(&handled), 1);
+
+        atomic_store(&l.stop, true);
+        cr_assert_eq(pthread_join(l.thread, NULL), 0);
+        event_base_free(a.base);
+        event_free(l.tick);
+        http_server_free(hs);
+        event_base_free(l.base);
+        SSL_CTX_free(sctx);
+        verifier_free(good.verifier);
+        verifier_free(bad.verifier);
+        node_close(&srv);
+}
+
+/* A server that accepts TCP and never starts TLS: the request's deadline
+ * covers the handshake. */
+Test(atls, handshake_is_bounded_by_the_deadline, .init = setup_common) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof(sa);
+        struct atls_config cfg = {};
+        struct http_response resp = {};
+        struct errmsg e = {};
+        struct timespec t0, t1;
+        char url[128];
+        int fd, r;
+
+        cfg.verifier = make_default_verifier();
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(fd, 4), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/attestation", ntohs(sa.sin_port));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = atls_http_request(&cfg, url, "GET", NULL, 0, 400, &resp, &e);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cr_assert_eq(r, -ETIMEDOUT, "%d %s", r, errmsg_str(&e));
+        cr_assert_lt((double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9, 5.0);
+        cr_assert_eq(cfg.n_verifications, 0);
+        close(fd);
+        verifier_free(cfg.verifier);
 }
 
 /* --- 11. the CLI against the bootstrapper ------------------------------------------- */

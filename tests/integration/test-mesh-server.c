@@ -32,9 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "atls.h"
 #include "attest.h"
 #include "encoding.h"

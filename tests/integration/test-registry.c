@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include "http-client.h"
 
 #include "encoding.h"
 #include "etcd.h"
@@ -100,26 +100,14 @@ static struct registry_member join_node(struct registry *rg, const char *name, c
 
 /* --- raw etcd access, to check what the registry left in the store ------------ */
 
-static size_t collect(char *p, size_t size, size_t n, void *arg) {
-        char **buf = arg;
-        size_t have = *buf ? strlen(*buf) : 0, len = size * n;
-        char *nb = realloc(*buf, have + len + 1);
-
-        if (!nb)
-                return 0;
-        memcpy(nb + have, p, len);
-        nb[have + len] = 0;
-        *buf = nb;
-        return len;
-}
-
 /* Range [key, key + 1 at the last byte) over the gateway, parsed by the
  * registry's own parser. */
 static void raw_prefix(const char *key, struct registry_range *ret) {
-        _cleanup_free_ char *k64 = NULL, *e64 = NULL, *body = NULL, *resp = NULL;
+        _cleanup_free_ char *k64 = NULL, *e64 = NULL, *body = NULL;
+        struct http_request req = { .method = "POST", .timeout_ms = 5000, .max_response = 64 * 1024 * 1024 };
+        struct http_response resp = {};
         char end[256], url[128];
         struct errmsg e = {};
-        CURL *c;
 
         snprintf(end, sizeof(end), "%s", key);
         end[strlen(end) - 1]++;
@@ -127,17 +115,13 @@ static void raw_prefix(const char *key, struct registry_range *ret) {
         cr_assert_eq(base64_encode(end, strlen(end), &e64), 0);
         cr_assert(asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\"}", k64, e64) > 0);
         snprintf(url, sizeof(url), "%s/v3/kv/range", etcd.endpoint);
-        c = curl_easy_init();
-        cr_assert(c);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-        cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-        curl_easy_cleanup(c);
-        cr_assert(resp);
-        cr_assert_eq(registry_parse_range_response(resp, strlen(resp), 100000, ret, &e), 0, "%s",
+        req.body = body;
+        req.body_size = strlen(body);
+        cr_assert_eq(http_request_url(url, NULL, 0, &req, &resp, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(resp.status, 200);
+        cr_assert_eq(registry_parse_range_response(resp.body, resp.body_size, 100000, ret, &e), 0, "%s",
                      errmsg_str(&e));
+        http_response_done(&resp);
 }
 
 static size_t count_keys(const char *prefix) {

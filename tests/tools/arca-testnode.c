@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "attest.h"
 #include "errmsg.h"
 #include "messages.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "encoding.h"
 #include "json-util.h"
 #include "macro.h"

@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "http-client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "openssl-util.h"
+#include "secret.h"
+
+struct http_client {
+        struct event_base *base;
+        bool own_base;
+        SSL_CTX *ssl_ctx;
+        unsigned flags;
+        struct http_url url;
+        char origin[HTTP_CLIENT_HOST_MAX + 16];
+
+        struct evhttp_connection *conn;
+        bool conn_down;         /* went down (or never came up): a new one for the next request */
+        unsigned conn_requests; /* requests answered on conn */
+
+        struct event *timer;  /* the request's deadline */
+        struct event *finish; /* hands the outcome to the caller outside libevent's callbacks */
+
+        /* The request in progress. */
+        bool busy;
+        struct evhttp_request *req;
+        enum evhttp_cmd_type method;
+        char *path;
+        char *body;
+        size_t body_size;
+        char content_type[64];
+        size_t max_response;
+        long timeout_ms;
+        bool reused;  /* sent on a connection that answered before */
+        bool retried; /* resent once after the server closed a kept connection */
+        bool error_set;
+        enum evhttp_request_error error;
+        int sys_errno;
+        http_done_t done;
+        void *userdata;
+        int result;
+        struct errmsg e;
+        struct http_response resp;
+};
+
+void http_response_done(struct http_response *r) {
+        if (!r)
+                return;
+        /* Answers carry keys (join, rejoin). */
+        if (r->body)
+                secret_wipe(r->body, r->body_size);
+        free(r->body);
+        *r = (struct http_response){};
+}
+
+/* --- URLs ------------------------------------------------------------------------ */
+
+int http_url_parse(const char *url, struct http_url *ret, struct errmsg *e) {
+        struct evhttp_uri *u;
+        struct http_url out = {};
+        const char *scheme, *host, *path, *query;
+        int port;
+        size_t n;
+
+        if (!url)
+                return errmsg_set(e, EINVAL, "no URL");
+        for (const char *p = url; *p; p++)
+                if ((unsigned char) *p <= 0x20 || (unsigned char) *p >= 0x7f)
+                        return errmsg_set(e, EINVAL, "URL holds a space or control character");
+        u = evhttp_uri_parse_with_flags(url, 0);
+        if (!u)
+                return errmsg_set(e, EINVAL, "\"%.200s\" is not a URL", url);
+        scheme = evhttp_uri_get_scheme(u);
+        host = evhttp_uri_get_host(u);
+        port = evhttp_uri_get_port(u);
+        path = evhttp_uri_get_path(u);
+        query = evhttp_uri_get_query(u);
+        if (!scheme || (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+                evhttp_uri_free(u);
+                return errmsg_set(e, EINVAL, "\"%.200s\": only http:// and https:// URLs", url);
+        }
+        out.tls = strcasecmp(scheme, "https") == 0;
+        if (!host || !host[0] || evhttp_uri_get_userinfo(u) || evhttp_uri_get_fragment(u)) {
+                evhttp_uri_free(u);
+                return errmsg_set(e, EINVAL, "\"%.200s\": a URL needs a host (no user, no fragment)", url);
+        }
+        n = strlen(host);
+        if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+                host++;
+                n -= 2;
+        }
+        if (n > HTTP_CLIENT_HOST_MAX) {
+                evhttp_uri_free(u);
+                return errmsg_set(e, EINVAL, "\"%.200s\": host name too long", url);
+        }
+        memcpy(out.host, host, n);
+        out.port = port > 0 && port <= 65535 ? (uint16_t) port : out.tls ? 443 : 80;
+        if (port == 0 || port > 65535) {
+                evhttp_uri_free(u);
+                return errmsg_set(e, EINVAL, "\"%.200s\": invalid port", url);
+        }
+        if ((size_t) snprintf(out.path, sizeof(out.path), "%s%s%s", path ? path : "", query ? "?" : "",
+                              query ? query : "") >= sizeof(out.path)) {
+                evhttp_uri_free(u);
+                return errmsg_set(e, EINVAL, "\"%.200s\": path too long", url);
+        }
+        evhttp_uri_free(u);
+        *ret = out;
+        return 0;
+}
+
+static bool is_ip_literal(const char *host) {
+        unsigned char buf[sizeof(struct in6_addr)];
+        return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* --- connections -------------------------------------------------------------------- */
+
+static void close_cb(struct evhttp_connection *conn, void *arg) {
+        struct http_client *c = arg;
+        c->conn_down = true;
+}
+
+static void conn_free(struct http_client *c) {
+        if (c->conn)
+                evhttp_connection_free(c->conn);
+        c->conn = NULL;
+        c->conn_down = false;
+        c->conn_requests = 0;
+}
+
+static int conn_new(struct http_client *c, struct errmsg *e) {
+        struct bufferevent *bev;
+        /* evhttp's own per-operation timeout stays behind the request's
+         * deadline (timer_cb), which reports it. */
+        long ms = c->timeout_ms + 1000;
+        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+        conn_free(c);
+        if (c->url.tls) {
+                SSL *ssl = SSL_new(c->ssl_ctx);
+
+                if (!ssl)
+                        return openssl_error(e, ENOMEM, "cannot create a TLS connection");
+                if (c->flags & HTTP_CLIENT_VERIFY_HOST) {
+                        X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+                        bool ip = is_ip_literal(c->url.host);
+
+                        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                        if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(param, c->url.host)
+                                : X509_VERIFY_PARAM_set1_host(param, c->url.host, 0)) != 1 ||
+                            (!ip && SSL_set_tlsext_host_name(ssl, c->url.host) != 1)) {
+                                SSL_free(ssl);
+                                return openssl_error(e, EINVAL, "cannot set the TLS host name to verify");
+                        }
+                }
+                bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+                if (!bev) {
+                        SSL_free(ssl);
+                        return errmsg_set(e, ENOMEM, "%s: cannot create a TLS bufferevent", c->origin);
+                }
+        } else {
+                bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+                if (!bev)
+                        return errmsg_set(e, ENOMEM, "%s: cannot create a bufferevent", c->origin);
+        }
+        /* Takes the bufferevent, also on failure? No: free it ourselves then. */
+        c->conn = evhttp_connection_base_bufferevent_new(c->base, NULL, bev, c->url.host, c->url.port);
+        if (!c->conn) {
+                bufferevent_free(bev);
+                return errmsg_set(e, ENOMEM, "%s: cannot create an HTTP connection", c->origin);
+        }
+        evhttp_connection_set_retries(c->conn, 0);
+        evhttp_connection_set_timeout_tv(c->conn, &tv);
+        evhttp_connection_set_max_headers_size(c->conn, HTTP_CLIENT_MAX_HEADERS);
+        evhttp_connection_set_closecb(c->conn, close_cb, c);
+        return 0;
+}
+
+/* --- one request --------------------------------------------------------------------- */
+
+static void request_forget(struct http_client *c) {
+        c->busy = false;
+        c->req = NULL;
+        c->path = mfree(c->path);
+        /* Requests carry secrets (init, recover). */
+        if (c->body)
+                secret_wipe(c->body, c->body_size);
+        c->body = mfree(c->body);
+        c->body_size = 0;
+        if (c->timer)
+                evtimer_del(c->timer);
+        if (c->finish)
+                event_del(c->finish);
+}
+
+/* The outcome is set; tell the caller from the loop. */
+static void conclude(struct http_client *c, int r) {
+        c->result = r;
+        c->req = NULL; /* evhttp frees or has freed it */
+        if (c->timer)
+                evtimer_del(c->timer);
+        event_active(c->finish, EV_TIMEOUT, 1);
+}
+
+static void error_cb(enum evhttp_request_error error, void *arg) {
+        struct http_client *c = arg;
+
+        /* errno still tells why a connect failed. */
+        c->sys_errno = errno;
+        c->error = error;
+        c->error_set = true;
+}
+
+static int tls_failure(struct http_client *c, SSL *ssl) {
+        unsigned long err = 0, last;
+        char buf[256] = "";
+        long vr;
+
+        while (c->conn && (last = bufferevent_get_openssl_error(evhttp_connection_get_bufferevent(c->conn))))
+                err = last;
+        vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (vr != X509_V_OK && vr != X509_V_ERR_APPLICATION_VERIFICATION)
+                return errmsg_set(&c->e, EPROTO, "%s: TLS certificate verification failed: %s", c->origin,
+                                  X509_verify_cert_error_string(vr));
+        if (err) {
+                ERR_error_string_n(err, buf, sizeof(buf));
+                return errmsg_set(&c->e, EPROTO, "%s: TLS handshake failed: %s", c->origin, buf);
+        }
+        return 0;
+}
+
+static int failure(struct http_client *c, SSL *ssl, bool handshake_done) {
+        int r;
+
+        if (c->url.tls && !handshake_done) {
+                r = tls_failure(c, ssl);
+                if (r < 0)
+                        return r;
+        }
+        /* evhttp reports a refused connect without its error callback. */
+        if (!c->error_set)
+                return errmsg_set(&c->e, ECONNREFUSED, "%s: cannot connect: connection refused", c->origin);
+        switch (c->error) {
+        case EVREQ_HTTP_TIMEOUT:
+                return errmsg_set(&c->e, ETIMEDOUT, "%s: no answer within %ld ms", c->origin, c->timeout_ms);
+        case EVREQ_HTTP_DATA_TOO_LONG:
+                return errmsg_set(&c->e, EFBIG, "%s: response exceeds %zu bytes (or its headers %u)", c->origin,
+                                  c->max_response, HTTP_CLIENT_MAX_HEADERS);
+        case EVREQ_HTTP_INVALID_HEADER:
+                return errmsg_set(&c->e, EPROTO, "%s: malformed HTTP response", c->origin);
+        case EVREQ_HTTP_EOF:
+        case EVREQ_HTTP_BUFFER_ERROR:
+        default:
+                if (c->sys_errno == ECONNREFUSED || c->sys_errno == EHOSTUNREACH ||
+                    c->sys_errno == ENETUNREACH || c->sys_errno == ETIMEDOUT)
+                        return errmsg_set(&c->e, c->sys_errno, "%s: cannot connect: %s", c->origin,
+                                          strerror(c->sys_errno));
+                if (c->url.tls && !handshake_done)
+                        return errmsg_set(&c->e, ECONNRESET, "%s: connection closed before the TLS handshake "
+                                                             "completed", c->origin);
+                return errmsg_set(&c->e, ECONNRESET, "%s: connection closed before a complete answer",
+                                  c->origin);
+        }
+}
+
+static int send_request(struct http_client *c, struct errmsg *e);
+
+static void request_cb(struct evhttp_request *req, void *arg) {
+        struct http_client *c = arg;
+        struct evbuffer *in;
+        SSL *ssl = http_client_ssl(c);
+        bool handshake_done = !ssl || SSL_is_init_finished(ssl);
+        int code = req ? evhttp_request_get_response_code(req) : 0;
+        size_t len;
+
+        c->req = NULL;
+        if (!req || code == 0) {
+                c->conn_down = true;
+                /* A kept connection the server closed meanwhile: once more
+                 * on a new one (from the finish callback). */
+                if (c->reused && !c->retried && c->error_set &&
+                    (c->error == EVREQ_HTTP_EOF || c->error == EVREQ_HTTP_BUFFER_ERROR)) {
+                        c->retried = true;
+                        c->result = -EAGAIN;
+                        event_active(c->finish, EV_TIMEOUT, 1);
+                        return;
+                }
+                conclude(c, failure(c, ssl, handshake_done));
+                return;
+        }
+        in = evhttp_request_get_input_buffer(req);
+        len = evbuffer_get_length(in);
+        if (len > c->max_response) {
+                c->conn_down = true;
+                conclude(c, errmsg_set(&c->e, EFBIG, "%s: response exceeds %zu bytes", c->origin, c->max_response));
+                return;
+        }
+        c->resp.body = malloc(len + 1);
+        if (!c->resp.body) {
+                conclude(c, -ENOMEM);
+                return;
+        }
+        if (evbuffer_remove(in, c->resp.body, len) != (int) len) {
+                c->resp.body = mfree(c->resp.body);
+                conclude(c, errmsg_set(&c->e, EIO, "%s: cannot read the response", c->origin));
+                return;
+        }
+        c->resp.body[len] = 0;
+        c->resp.body_size = len;
+        c->resp.status = code;
+        c->conn_requests++;
+        conclude(c, 0);
+}
+
+static void finish_cb(evutil_socket_t fd, short what, void *arg) {
+        struct http_client *c = arg;
+        struct http_response resp;
+        struct errmsg e;
+        http_done_t done = c->done;
+        void *userdata = c->userdata;
+        int r = c->result;
+
+        if (r == -EAGAIN) {
+                struct errmsg e2 = {};
+                c->error_set = false;
+                r = send_request(c, &e2);
+                if (r >= 0)
+                        return;
+                c->e = e2;
+        }
+        if (!(c->flags & HTTP_CLIENT_KEEP_ALIVE) || c->conn_down)
+                conn_free(c);
+        resp = c->resp;
+        c->resp = (struct http_response){};
+        e = c->e;
+        request_forget(c);
+        /* Last: the callback may free or reuse the client. */
+        done(r, &resp, &e, userdata);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg) {
+        struct http_client *c = arg;
+
+        if (c->req)
+                evhttp_cancel_request(c->req); /* resets the connection; no request callback */
+        c->req = NULL;
+        c->conn_down = true;
+        conclude(c, errmsg_set(&c->e, ETIMEDOUT, "%s: no complete answer within %ld ms", c->origin, c->timeout_ms));
+}
+
+static int send_request(struct http_client *c, struct errmsg *e) {
+        struct evkeyvalq *h;
+        struct evhttp_request *req;
+        char host[HTTP_CLIENT_HOST_MAX + 16];
+
+        if (!c->conn || c->conn_down || !(c->flags & HTTP_CLIENT_KEEP_ALIVE)) {
+                int r = conn_new(c, e);
+                if (r < 0)
+                        return r;
+        }
+        c->reused = c->conn_requests > 0;
+        evhttp_connection_set_max_body_size(c->conn, (ev_ssize_t) c->max_response);
+        req = evhttp_request_new(request_cb, c);
+        if (!req)
+                return errmsg_set(e, ENOMEM, "%s: cannot create a request", c->origin);
+        evhttp_request_set_error_cb(req, error_cb);
+        h = evhttp_request_get_output_headers(req);
+        snprintf(host, sizeof(host), strchr(c->url.host, ':') ? "[%s]:%u" : "%s:%u", c->url.host, c->url.port);
+        if (evhttp_add_header(h, "Host", host) < 0 || evhttp_add_header(h, "Accept", "application/json") < 0 ||
+            (c->method == EVHTTP_REQ_POST && evhttp_add_header(h, "Content-Type", c->content_type) < 0) ||
+            (!(c->flags & HTTP_CLIENT_KEEP_ALIVE) && evhttp_add_header(h, "Connection", "close") < 0) ||
+            (c->body_size > 0 && evbuffer_add(evhttp_request_get_output_buffer(req), c->body, c->body_size) < 0)) {
+                evhttp_request_free(req);
+                return errmsg_set(e, ENOMEM, "%s: cannot build the request", c->origin);
+        }
+        c->error_set = false;
+        c->sys_errno = 0;
+        if (evhttp_make_request(c->conn, req, c->method, c->path) < 0) {
+                /* evhttp freed the request. */
+                c->conn_down = true;
+                return errmsg_set(e, ECONNREFUSED, "%s: cannot connect", c->origin);
+        }
+        c->req = req;
+        return 0;
+}
+
+int http_client_start(struct http_client *c, const struct http_request *req, http_done_t done, void *userdata,
+                      struct errmsg *e) {
+        struct timeval tv;
+        int r;
+
+        if (c->busy)
+                return errmsg_set(e, EBUSY, "%s: a request is in progress", c->origin);
+        if (!req->method || !req->path || req->path[0] != '/' || !done)
+                return errmsg_set(e, EINVAL, "invalid HTTP request");
+        if (streq(req->method, "GET"))
+                c->method = EVHTTP_REQ_GET;
+        else if (streq(req->method, "POST"))
+                c->method = EVHTTP_REQ_POST;
+        else
+                return errmsg_set(e, EINVAL, "HTTP method \"%.16s\" is not supported", req->method);
+        c->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : HTTP_CLIENT_DEFAULT_TIMEOUT_MS;
+        c->max_response = req->max_response ? req->max_response : HTTP_CLIENT_DEFAULT_MAX_RESPONSE;
+        snprintf(c->content_type, sizeof(c->content_type), "%s",
+                 req->content_type ? req->content_type : "application/json");
+        c->path = strdup(req->path);
+        c->body_size = req->body ? req->body_size : 0;
+        c->body = c->body_size ? malloc(c->body_size) : NULL;
+        if (!c->path || (c->body_size && !c->body)) {
+                request_forget(c);
+                return -ENOMEM;
+        }
+        if (c->body_size)
+                memcpy(c->body, req->body, c->body_size);
+        c->done = done;
+        c->userdata = userdata;
+        c->retried = false;
+        c->result = 0;
+        c->e = (struct errmsg){};
+        c->resp = (struct http_response){};
+        c->busy = true;
+        r = send_request(c, e);
+        if (r < 0) {
+                if (c->conn_down)
+                        conn_free(c);
+                request_forget(c);
+                return r;
+        }
+        tv = (struct timeval){ .tv_sec = c->timeout_ms / 1000, .tv_usec = (c->timeout_ms % 1000) * 1000 };
+        evtimer_add(c->timer, &tv);
+        return 0;
+}
+
+void http_client_cancel(struct http_client *c) {
+        if (!c || !c->busy)
+                return;
+        if (c->req)
+                evhttp_cancel_request(c->req);
+        c->req = NULL;
+        conn_free(c);
+        http_response_done(&c->resp);
+        request_forget(c);
+}
+
+/* --- blocking use ------------------------------------------------------------------------- */
+
+struct run_state {
+        bool done;
+        int r;
+        struct http_response resp;
+        struct errmsg e;
+        struct event_base *base;
+};
+
+static void run_done(int r, struct http_response *resp, const struct errmsg *e, void *userdata) {
+        struct run_state *s = userdata;
+
+        s->done = true;
+        s->r = r;
+        s->resp = *resp;
+        *resp = (struct http_response){};
+        s->e = *e;
+        event_base_loopbreak(s->base);
+}
+
+int http_client_run(struct http_client *c, const struct http_request *req, struct http_response *ret,
+                    struct errmsg *e) {
+        struct run_state s = { .base = c->base };
+        sigset_t pipe_set, old;
+        bool pipe_pending;
+        int r;
+
+        if (!c->own_base)
+                return errmsg_set(e, EINVAL, "http_client_run needs a client with its own event base");
+        /* Writes to a closed peer must fail with EPIPE, not kill the
+         * process: block SIGPIPE here and drop one we caused. */
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        {
+                sigset_t pending;
+                sigpending(&pending);
+                pipe_pending = sigismember(&pending, SIGPIPE);
+        }
+        r = http_client_start(c, req, run_done, &s, e);
+        while (r >= 0 && !s.done)
+                if (event_base_dispatch(c->base) < 0) {
+                        http_client_cancel(c);
+                        r = errmsg_set(e, EIO, "%s: event loop failed", c->origin);
+                }
+        if (!pipe_pending) {
+                struct timespec zero = {};
+                sigset_t pending;
+                sigpending(&pending);
+                if (sigismember(&pending, SIGPIPE))
+                        (void) sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0)
+                return r;
+        if (s.r < 0) {
+                if (e && !e->text[0])
+                        *e = s.e;
+                return s.r;
+        }
+        *ret = s.resp;
+        return 0;
+}
+
+int http_request_url(const char *url, SSL_CTX *ssl_ctx, unsigned flags, const struct http_request *req,
+                     struct http_response *ret, struct errmsg *e) {
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        struct http_url u;
+        struct http_request rq = *req;
+        int r;
+
+        r = http_url_parse(url, &u, e);
+        if (r < 0)
+                return r;
+        r = http_client_new(NULL, url, ssl_ctx, flags & ~HTTP_CLIENT_KEEP_ALIVE, &c, e);
+        if (r < 0)
+                return r;
+        rq.path = u.path[0] ? u.path : "/";
+        return http_client_run(c, &rq, ret, e);
+}
+
+/* --- handle -------------------------------------------------------------------------------- */
+
+int http_client_new(struct event_base *base, const char *origin, SSL_CTX *ssl_ctx, unsigned flags,
+                    struct http_client **ret, struct errmsg *e) {
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        r = http_url_parse(origin, &c->url, e);
+        if (r < 0)
+                return r;
+        if (c->url.tls) {
+                if (!ssl_ctx)
+                        return errmsg_set(e, EINVAL, "https needs a TLS context");
+                if (SSL_CTX_up_ref(ssl_ctx) != 1)
+                        return -ENOMEM;
+                c->ssl_ctx = ssl_ctx;
+        }
+        snprintf(c->origin, sizeof(c->origin), strchr(c->url.host, ':') ? "[%s]:%u" : "%s:%u", c->url.host,
+                 c->url.port);
+        c->flags = flags;
+        c->timeout_ms = HTTP_CLIENT_DEFAULT_TIMEOUT_MS;
+        if (!base) {
+                base = event_base_new();
+                if (!base)
+                        return errmsg_set(e, ENOMEM, "cannot create an event base");
+                c->own_base = true;
+        }
+        c->base = base;
+        c->timer = evtimer_new(base, timer_cb, c);
+        c->finish = event_new(base, -1, 0, finish_cb, c);
+        if (!c->timer || !c->finish)
+                return -ENOMEM;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+struct http_client *http_client_free(struct http_client *c) {
+        if (!c)
+                return NULL;
+        http_client_cancel(c);
+        conn_free(c);
+        if (c->timer)
+                event_free(c->timer);
+        if (c->finish)
+                event_free(c->finish);
+        if (c->own_base && c->base)
+                event_base_free(c->base);
+        SSL_CTX_free(c->ssl_ctx);
+        free(c);
+        return NULL;
+}
+
+const char *http_client_origin(const struct http_client *c) {
+        return c->origin;
+}
+
+SSL *http_client_ssl(const struct http_client *c) {
+        struct bufferevent *bev;
+
+        if (!c->url.tls || !c->conn)
+                return NULL;
+        bev = evhttp_connection_get_bufferevent(c->conn);
+        return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+/* --- X.509 TLS contexts ----------------------------------------------------------------------- */
+
+int http_tls_ctx_new(const char *ca_file, const char *cert_file, const char *key_file, SSL_CTX **ret,
+                     struct errmsg *e) {
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
+
+        if (!cert_file != !key_file)
+                return errmsg_set(e, EINVAL, "a client certificate needs its key and vice versa");
+        ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx)
+                return openssl_error(e, ENOMEM, "cannot create a TLS context");
+        if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+                return openssl_error(e, EIO, "cannot set the TLS version");
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
+                    : SSL_CTX_set_default_verify_paths(ctx) != 1)
+                return openssl_error(e, EIO, ca_file ? "cannot load the CA file" : "cannot load the system's CA certificates");
+        if (cert_file && (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+                          SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+                          SSL_CTX_check_private_key(ctx) != 1))
+                return openssl_error(e, EIO, "cannot use the client certificate and key");
+        *ret = TAKE_PTR(ctx);
+        return 0;
+}

@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The libevent HTTP client (lib/http-client.c) against hand-written servers
+ * on loopback that misbehave on purpose: one that never answers (the
+ * request's deadline), one whose answer is larger than the bound (in one
+ * piece and chunked), one that closes kept connections (reconnect), a
+ * closed port (refused), and several requests at once on one event loop.
+ * Each server runs in a thread of its own and counts what it received. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http-client.h"
+
+enum mode {
+        MODE_SILENT,      /* read the request, never answer */
+        MODE_HUGE,        /* answer with a Content-Length body of `size` bytes */
+        MODE_HUGE_CHUNKED,/* the same, chunked */
+        MODE_ECHO,        /* answer "conn <c> req <r> body <n>", keep the connection */
+        MODE_ECHO_CLOSE,  /* the same, then close the connection (keep-alive not honoured) */
+        MODE_SLOW_ECHO,   /* wait `delay_ms`, then as MODE_ECHO */
+};
+
+struct server {
+        int fd;
+        uint16_t port;
+        enum mode mode;
+        size_t size;
+        unsigned delay_ms;
+        atomic_bool stop;
+        atomic_uint connections, requests;
+        pthread_t thread;
+};
+
+static double now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void write_all(int fd, const void *p, size_t n) {
+        const char *c = p;
+
+        while (n > 0) {
+                ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+                if (w <= 0)
+                        return;
+                c += w;
+                n -= (size_t) w;
+        }
+}
+
+/* Read one request (headers and a Content-Length body); false on EOF or stop. */
+static bool read_request(struct server *s, int fd, size_t *ret_body) {
+        char buf[65536];
+        size_t have = 0;
+
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                char *end;
+                ssize_t n;
+
+                if (atomic_load(&s->stop))
+                        return false;
+                if (poll(&p, 1, 50) <= 0)
+                        continue;
+                n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+                if (n <= 0)
+                        return false;
+                have += (size_t) n;
+                buf[have] = 0;
+                end = strstr(buf, "\r\n\r\n");
+                if (end) {
+                        const char *cl = strcasestr(buf, "Content-Length:");
+                        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
+                        if (have >= (size_t) (end + 4 - buf) + body) {
+                                *ret_body = body;
+                                return true;
+                        }
+                }
+                if (have == sizeof(buf) - 1)
+                        return false;
+        }
+}
+
+static void serve_connection(struct server *s, int fd, unsigned conn) {
+        unsigned req = 0;
+        size_t body;
+
+        while (read_request(s, fd, &body)) {
+                char head[256], msg[128];
+
+                atomic_fetch_add(&s->requests, 1);
+                req++;
+                switch (s->mode) {
+                case MODE_SILENT:
+                        while (!atomic_load(&s->stop))
+                                usleep(10000);
+                        return;
+                case MODE_HUGE: {
+                        char *p = malloc(s->size);
+                        memset(p, 'x', s->size);
+                        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", s->size);
+                        write_all(fd, head, strlen(head));
+                        write_all(fd, p, s->size);
+                        free(p);
+                        return;
+                }
+                case MODE_HUGE_CHUNKED: {
+                        char chunk[4096 + 16];
+                        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+                        write_all(fd, head, strlen(head));
+                        for (size_t sent = 0; sent < s->size && !atomic_load(&s->stop); sent += 4096) {
+                                int n = snprintf(chunk, sizeof(chunk), "1000\r\n");
+                                memset(chunk + n, 'y', 4096);
+                                memcpy(chunk + n + 4096, "\r\n", 2);
+                                write_all(fd, chunk, (size_t) n + 4096 + 2);
+                        }
+                        write_all(fd, "0\r\n\r\n", 5);
+                        return;
+                }
+                case MODE_SLOW_ECHO:
+                        usleep(s->delay_ms * 1000);
+                        /* fall through */
+                case MODE_ECHO:
+                case MODE_ECHO_CLOSE:
+                        snprintf(msg, sizeof(msg), "conn %u req %u body %zu", conn, req, body);
+                        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", strlen(msg));
+                        write_all(fd, head, strlen(head));
+                        write_all(fd, msg, strlen(msg));
+                        if (s->mode == MODE_ECHO_CLOSE)
+                                return;
+                        break;
+                }
+        }
+}
+
+struct conn_arg {
+        struct server *s;
+        int fd;
+        unsigned conn;
+};
+
+static void *conn_thread(void *arg) {
+        struct conn_arg *a = arg;
+
+        serve_connection(a->s, a->fd, a->conn);
+        close(a->fd);
+        free(a);
+        return NULL;
+}
+
+static void *server_thread(void *arg) {
+        struct server *s = arg;
+
+        while (!atomic_load(&s->stop)) {
+                struct pollfd p = { .fd = s->fd, .events = POLLIN };
+                struct conn_arg *a;
+                pthread_t t;
+                int fd;
+
+                if (poll(&p, 1, 50) <= 0)
+                        continue;
+                fd = accept(s->fd, NULL, NULL);
+                if (fd < 0)
+                        continue;
+                a = malloc(sizeof(*a));
+                *a = (struct conn_arg){ .s = s, .fd = fd, .conn = atomic_fetch_add(&s->connections, 1) + 1 };
+                if (pthread_create(&t, NULL, conn_thread, a) != 0) {
+                        close(fd);
+                        free(a);
+                        continue;
+                }
+                pthread_detach(t);
+        }
+        return NULL;
+}
+
+static void server_start(struct server *s, enum mode mode) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof(sa);
+
+        signal(SIGPIPE, SIG_IGN);
+        s->mode = mode;
+        s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(s->fd, 0);
+        cr_assert_eq(bind(s->fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(s->fd, 16), 0);
+        cr_assert_eq(getsockname(s->fd, (struct sockaddr *) &sa, &sl), 0);
+        s->port = ntohs(sa.sin_port);
+        cr_assert_eq(pthread_create(&s->thread, NULL, server_thread, s), 0);
+}
+
+static void server_stop(struct server *s) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+        close(s->fd);
+        /* Connection threads see stop within 50 ms. */
+        usleep(150000);
+}
+
+static void url_of(const struct server *s, const char *path, char *buf, size_t size) {
+        snprintf(buf, size, "http://127.0.0.1:%u%s", s->port, path);
+}
+
+Test(http_client, get_and_post) {
+        struct server s = {};
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&s, MODE_ECHO);
+        url_of(&s, "/x", url, sizeof(url));
+        r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET" }, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_eq(resp.status, 200);
+        cr_assert_str_eq(resp.body, "conn 1 req 1 body 0");
+        http_response_done(&resp);
+        r = http_request_url(url, NULL, 0,
+                             &(struct http_request){ .method = "POST", .body = "{\"a\":1}", .body_size = 7 }, &resp,
+                             &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "conn 2 req 1 body 7");
+        http_response_done(&resp);
+        server_stop(&s);
+}
+
+Test(http_client, deadline_covers_a_server_that_never_answers) {
+        struct server s = {};
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        double t0;
+        int r;
+
+        server_start(&s, MODE_SILENT);
+        url_of(&s, "/", url, sizeof(url));
+        t0 = now();
+        r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET", .timeout_ms = 300 }, &resp, &e);
+        cr_assert_eq(r, -ETIMEDOUT, "%d %s", r, errmsg_str(&e));
+        cr_assert_geq(now() - t0, 0.29);
+        cr_assert_lt(now() - t0, 5.0, "took %.1f s", now() - t0);
+        cr_assert_not_null(strstr(e.text, "300 ms"), "%s", e.text);
+        cr_assert_null(resp.body);
+        cr_assert_eq(atomic_load(&s.requests), 1);
+        server_stop(&s);
+}
+
+static void expect_too_large(enum mode mode) {
+        struct server s = { .size = 256 * 1024 };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&s, mode);
+        url_of(&s, "/", url, sizeof(url));
+        r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET", .max_response = 64 * 1024 },
+                             &resp, &e);
+        cr_assert_eq(r, -EFBIG, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "exceeds 65536 bytes"), "%s", e.text);
+        cr_assert_null(resp.body);
+        /* The same answer within a larger bound is taken. */
+        r = http_request_url(url, NULL, 0,
+                             &(struct http_request){ .method = "GET", .max_response = 512 * 1024 }, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_eq(resp.body_size, 256 * 1024);
+        http_response_done(&resp);
+        server_stop(&s);
+}
+
+Test(http_client, refuses_a_body_over_the_bound) {
+        expect_too_large(MODE_HUGE);
+}
+
+Test(http_client, refuses_a_chunked_body_over_the_bound) {
+        expect_too_large(MODE_HUGE_CHUNKED);
+}
+
+Test(http_client, refused_connection_is_named) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof(sa);
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int fd, r;
+
+        /* A port that was free a moment ago and has no listener. */
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
+        close(fd);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u/", ntohs(sa.sin_port));
+        r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET", .timeout_ms = 5000 }, &resp, &e);
+        cr_assert_eq(r, -ECONNREFUSED, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "127.0.0.1:"), "%s", e.text);
+}
+
+Test(http_client, keeps_the_connection_and_reconnects_when_the_server_closed_it) {
+        struct server keep = {}, closing = {};
+        _cleanup_(http_client_freep) struct http_client *c = NULL, *d = NULL;
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&keep, MODE_ECHO);
+        url_of(&keep, "", url, sizeof(url));
+        cr_assert_eq(http_client_new(NULL, url, NULL, HTTP_CLIENT_KEEP_ALIVE, &c, &e), 0, "%s", errmsg_str(&e));
+        for (unsigned i = 1; i <= 3; i++) {
+                char want[64];
+                r = http_client_run(c, &(struct http_request){ .method = "POST", .path = "/k", .body = "ab", .body_size = 2 },
+                                    &resp, &e);
+                cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+                snprintf(want, sizeof(want), "conn 1 req %u body 2", i);
+                cr_assert_str_eq(resp.body, want);
+                http_response_done(&resp);
+        }
+        cr_assert_eq(atomic_load(&keep.connections), 1);
+
+        /* A server that closes after each answer: each request on a new
+         * connection, none fails. */
+        server_start(&closing, MODE_ECHO_CLOSE);
+        url_of(&closing, "", url, sizeof(url));
+        cr_assert_eq(http_client_new(NULL, url, NULL, HTTP_CLIENT_KEEP_ALIVE, &d, &e), 0, "%s", errmsg_str(&e));
+        for (unsigned i = 1; i <= 3; i++) {
+                r = http_client_run(d, &(struct http_request){ .method = "GET", .path = "/k" }, &resp, &e);
+                cr_assert_eq(r, 0, "request %u: %d %s", i, r, errmsg_str(&e));
+                cr_assert_eq(resp.status, 200);
+                http_response_done(&resp);
+                usleep(20000); /* let the close arrive, or not: both must work */
+        }
+        cr_assert_eq(atomic_load(&closing.connections), 3);
+        server_stop(&keep);
+        server_stop(&closing);
+}
+
+struct pending {
+        struct event_base *base;
+        unsigned left;
+        int r[4];
+        char body[4][64];
+        double done_at[4];
+};
+
+struct slot {
+        struct pending *p;
+        unsigned i;
+};
+
+static void async_done(int r, struct http_response *resp, const struct errmsg *e, void *userdata) {
+        struct slot *s = userdata;
+
+        s->p->r[s->i] = r;
+        s->p->done_at[s->i] = now();
+        if (r == 0)
+                snprintf(s->p->body[s->i], sizeof(s->p->body[0]), "%s", resp->body);
+        http_response_done(resp);
+        if (--s->p->left == 0)
+                event_base_loopbreak(s->p->base);
+}
+
+Test(http_client, requests_run_side_by_side_in_one_event_loop) {
+        struct server s = { .delay_ms = 300 };
+        struct http_client *c[4] = {};
+        struct slot slots[4];
+        struct pending p = { .left = 4 };
+        struct errmsg e = {};
+        char url[128];
+        double t0;
+
+        server_start(&s, MODE_SLOW_ECHO);
+        url_of(&s, "", url, sizeof(url));
+        p.base = event_base_new();
+        cr_assert_not_null(p.base);
+        for (unsigned i = 0; i < 4; i++) {
+                cr_assert_eq(http_client_new(p.base, url, NULL, 0, &c[i], &e), 0, "%s", errmsg_str(&e));
+                /* Blocking use needs a client of its own base. */
+                cr_assert_eq(http_client_run(c[i], &(struct http_request){ .method = "GET", .path = "/" },
+                                             &(struct http_response){}, &e),
+                             -EINVAL);
+        }
+        t0 = now();
+        for (unsigned i = 0; i < 4; i++) {
+                slots[i] = (struct slot){ .p = &p, .i = i };
+                e = (struct errmsg){};
+                cr_assert_eq(http_client_start(c[i], &(struct http_request){ .method = "GET", .path = "/" }, async_done,
+                                               &slots[i], &e),
+                             0, "%s", errmsg_str(&e));
+        }
+        /* One request at a time per client. */
+        cr_assert_eq(http_client_start(c[0], &(struct http_request){ .method = "GET", .path = "/" }, async_done,
+                                       &slots[0], &e),
+                     -EBUSY);
+        event_base_dispatch(p.base);
+        cr_assert_eq(p.left, 0);
+        for (unsigned i = 0; i < 4; i++) {
+                cr_assert_eq(p.r[i], 0, "request %u: %d", i, p.r[i]);
+                cr_assert_not_null(strstr(p.body[i], "req 1 body 0"), "%s", p.body[i]);
+                http_client_free(c[i]);
+        }
+        /* Four answers that each take 300 ms, together in well under 4 x 300 ms. */
+        cr_assert_lt(now() - t0, 1.0, "took %.2f s", now() - t0);
+        event_base_free(p.base);
+        server_stop(&s);
+}
+
+Test(http_client, cancelled_request_calls_nothing) {
+        struct server s = {};
+        struct http_client *c = NULL;
+        struct slot slot;
+        struct pending p = { .left = 1 };
+        struct errmsg e = {};
+        struct timeval tv = { .tv_usec = 200000 };
+        char url[128];
+
+        server_start(&s, MODE_SILENT);
+        url_of(&s, "", url, sizeof(url));
+        p.base = event_base_new();
+        cr_assert_eq(http_client_new(p.base, url, NULL, 0, &c, &e), 0, "%s", errmsg_str(&e));
+        slot = (struct slot){ .p = &p, .i = 0 };
+        cr_assert_eq(http_client_start(c, &(struct http_request){ .method = "GET", .path = "/" }, async_done, &slot, &e),
+                     0);
+        event_base_loopexit(p.base, &tv);
+        event_base_dispatch(p.base);
+        cr_assert_eq(atomic_load(&s.requests), 1);
+        http_client_free(c); /* cancels */
+        event_base_loopexit(p.base, &tv);
+        event_base_dispatch(p.base);
+        cr_assert_eq(p.left, 1, "the callback of a cancelled request ran");
+        event_base_free(p.base);
+        server_stop(&s);
+}
+
+Test(http_client, url_parser_refuses_what_it_cannot_reach) {
+        static const char *const bad[] = {
+                "ftp://127.0.0.1/", "http://", "http://user@127.0.0.1/", "http://127.0.0.1:0/",
+                "http://127.0.0.1:70000/", "http://127.0.0.1/a b", "127.0.0.1:80", "http://127.0.0.1/#frag",
+        };
+        struct http_url u;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct errmsg e = {};
+                cr_assert_lt(http_url_parse(bad[i], &u, &e), 0, "accepted %s", bad[i]);
+                cr_assert_neq(e.text[0], 0);
+        }
+        cr_assert_eq(http_url_parse("https://[::1]:30090/v1/join?x=1", &u, NULL), 0);
+        cr_assert(u.tls);
+        cr_assert_str_eq(u.host, "::1");
+        cr_assert_eq(u.port, 30090);
+        cr_assert_str_eq(u.path, "/v1/join?x=1");
+        cr_assert_eq(http_url_parse("http://10.0.0.1", &u, NULL), 0);
+        cr_assert_eq(u.port, 80);
+        cr_assert_str_eq(u.path, "");
+}

@@ -58,14 +58,8 @@ static void call_done(int r, struct http_response *resp, const struct errmsg *he
 static int call_new(struct event_base *base, struct atls_config *cfg, const char *url, struct atls_call **ret,
                     struct errmsg *e) {
         _cleanup_(atls_call_freep) struct atls_call *c = NULL;
-        struct http_url u;
         int r;
 
-        r = http_url_parse(url, &u, e);
-        if (r < 0)
-                return r;
-        if (!u.tls)
-                return errmsg_set(e, EINVAL, "aTLS needs an https:// URL, not \"%.200s\"", url);
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
@@ -81,16 +75,21 @@ static int call_new(struct event_base *base, struct atls_config *cfg, const char
         return 0;
 }
 
-static int request_of(const char *url, const char *method, const char *body, size_t body_size, long timeout_ms,
-                      struct http_request *ret, char path[static 1024], struct errmsg *e) {
+/* The request and the call for one aTLS request (base NULL: blocking). */
+static int call_prepare(struct event_base *base, struct atls_config *cfg, const char *url, const char *method,
+                        const char *body, size_t body_size, long timeout_ms, struct http_request *ret_req,
+                        char path[static sizeof(((struct http_url *) NULL)->path)], struct atls_call **ret,
+                        struct errmsg *e) {
         struct http_url u;
         int r;
 
         r = http_url_parse(url, &u, e);
         if (r < 0)
                 return r;
+        if (!u.tls)
+                return errmsg_set(e, EINVAL, "aTLS needs an https:// URL, not \"%.200s\"", url);
         memcpy(path, u.path[0] ? u.path : "/", strlen(u.path[0] ? u.path : "/") + 1);
-        *ret = (struct http_request){
+        *ret_req = (struct http_request){
                 .method = method,
                 .path = path,
                 .body = body,
@@ -98,6 +97,11 @@ static int request_of(const char *url, const char *method, const char *body, siz
                 .timeout_ms = timeout_ms,
                 .max_response = ATLS_HTTP_MAX_RESPONSE,
         };
+        r = call_new(base, cfg, url, ret, e);
+        if (r < 0)
+                return r;
+        (*ret)->before = cfg->n_verifications;
+        cfg->last_attest_error = (struct errmsg){};
         return 0;
 }
 
@@ -106,21 +110,16 @@ int atls_http_start(struct event_base *base, struct atls_config *cfg, const char
                     struct atls_call **ret, struct errmsg *e) {
         _cleanup_(atls_call_freep) struct atls_call *c = NULL;
         struct http_request req;
-        char path[1024];
+        char path[sizeof(((struct http_url *) NULL)->path)];
         int r;
 
         if (!base || !done)
                 return -EINVAL;
-        r = request_of(url, method, body, body_size, timeout_ms, &req, path, e);
-        if (r < 0)
-                return r;
-        r = call_new(base, cfg, url, &c, e);
+        r = call_prepare(base, cfg, url, method, body, body_size, timeout_ms, &req, path, &c, e);
         if (r < 0)
                 return r;
         c->done = done;
         c->userdata = userdata;
-        c->before = cfg->n_verifications;
-        cfg->last_attest_error = (struct errmsg){};
         r = http_client_start(c->client, &req, call_done, c, e);
         if (r < 0)
                 return r;
@@ -134,17 +133,12 @@ int atls_http_request(struct atls_config *cfg, const char *url, const char *meth
         struct http_response resp = {};
         struct http_request req;
         struct errmsg he = {};
-        char path[1024];
+        char path[sizeof(((struct http_url *) NULL)->path)];
         int r;
 
-        r = request_of(url, method, body, body_size, timeout_ms, &req, path, e);
+        r = call_prepare(NULL, cfg, url, method, body, body_size, timeout_ms, &req, path, &c, e);
         if (r < 0)
                 return r;
-        r = call_new(NULL, cfg, url, &c, e);
-        if (r < 0)
-                return r;
-        c->before = cfg->n_verifications;
-        cfg->last_attest_error = (struct errmsg){};
         r = http_client_run(c->client, &req, &resp, &he);
         r = judge(c, r, &he);
         if (r < 0) {

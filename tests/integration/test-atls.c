@@ -1044,32 +1044,59 @@ static bool json_str_eq(json_object *o, const char *key, const char *want) {
                strcmp(json_object_get_string(v), want) == 0;
 }
 
-Test(atls, http_client_request_over_atls, .init = setup_one, .fini = teardown) {
+/* An aTLS http_server attested by tpm_a, its loop in a thread: routes
+ * are added between fixture_up and fixture_run. */
+struct fixture {
         struct node srv;
-        struct atls_config scfg = {}, good = {}, bad = {};
-        struct policy wrong = {};
-        struct http_server *hs = NULL;
-        struct http_response resp = {};
-        struct loop l = {};
-        struct errmsg e = {};
+        struct atls_config scfg;
+        SSL_CTX *sctx;
+        struct http_server *hs;
+        struct loop l;
+};
+
+static void fixture_up(struct fixture *f) {
         struct timeval tv = { .tv_usec = 20000 };
+        struct errmsg e = {};
+
+        node_open(&f->srv, &tpm_a);
+        f->scfg = (struct atls_config){ .attester = f->srv.attester };
+        f->sctx = atls_ctx(true, &f->scfg);
+        f->l.base = event_base_new();
+        cr_assert_not_null(f->l.base);
+        cr_assert_eq(http_server_new(f->l.base, f->sctx, "127.0.0.1", 0, &f->hs, &e), 0, "%s", errmsg_str(&e));
+        f->l.tick = event_new(f->l.base, -1, EV_PERSIST, loop_tick, &f->l);
+        cr_assert_not_null(f->l.tick);
+        cr_assert_eq(event_add(f->l.tick, &tv), 0);
+}
+
+static void fixture_run(struct fixture *f) {
+        cr_assert_eq(pthread_create(&f->l.thread, NULL, loop_thread, &f->l), 0);
+}
+
+static void fixture_down(struct fixture *f) {
+        atomic_store(&f->l.stop, true);
+        cr_assert_eq(pthread_join(f->l.thread, NULL), 0);
+        event_free(f->l.tick);
+        http_server_free(f->hs);
+        event_base_free(f->l.base);
+        SSL_CTX_free(f->sctx);
+        node_close(&f->srv);
+}
+
+Test(atls, http_client_request_over_atls, .init = setup_one, .fini = teardown) {
+        struct fixture f = {};
+        struct atls_config good = {}, bad = {};
+        struct policy wrong = {};
+        struct http_response resp = {};
+        struct errmsg e = {};
         char url[128];
         json_object *o;
-        SSL_CTX *sctx;
         int r;
 
-        node_open(&srv, &tpm_a);
-        scfg.attester = srv.attester;
-        sctx = atls_ctx(true, &scfg);
-        l.base = event_base_new();
-        cr_assert_not_null(l.base);
-        cr_assert_eq(http_server_new(l.base, sctx, "127.0.0.1", 0, &hs, &e), 0, "%s", errmsg_str(&e));
-        cr_assert_eq(http_server_route(hs, "/v1/hello", handle_hello, NULL), 0);
-        l.tick = event_new(l.base, -1, EV_PERSIST, loop_tick, &l);
-        cr_assert_not_null(l.tick);
-        cr_assert_eq(event_add(l.tick, &tv), 0);
-        cr_assert_eq(pthread_create(&l.thread, NULL, loop_thread, &l), 0);
-        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/hello", http_server_port(hs));
+        fixture_up(&f);
+        cr_assert_eq(http_server_route(f.hs, "/v1/hello", handle_hello, NULL), 0);
+        fixture_run(&f);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/hello", http_server_port(f.hs));
 
         good.verifier = make_default_verifier();
         r = atls_http_request(&good, url, "GET", NULL, 0, 10000, &resp, &e);
@@ -1095,15 +1122,9 @@ Test(atls, http_client_request_over_atls, .init = setup_one, .fini = teardown) {
         cr_assert_eq(bad.last_report.failed, VERIFY_POLICY);
         cr_assert_null(resp.body);
 
-        atomic_store(&l.stop, true);
-        cr_assert_eq(pthread_join(l.thread, NULL), 0);
-        event_free(l.tick);
-        http_server_free(hs);
-        event_base_free(l.base);
-        SSL_CTX_free(sctx);
+        fixture_down(&f);
         verifier_free(good.verifier);
         verifier_free(bad.verifier);
-        node_close(&srv);
 }
 
 /* A server that counts the requests it was handed, whatever their path. */
@@ -1139,32 +1160,21 @@ static void async_done(int r, struct http_response *resp, const struct errmsg *e
  * with the right policy does. */
 Test(atls, refused_evidence_sends_nothing, .init = setup_one, .fini = teardown) {
         static const char body[] = "{\"secret\": \"must not leave\"}";
-        struct node srv;
-        struct atls_config scfg = {}, good = {}, bad = {};
+        struct fixture f = {};
+        struct atls_config good = {}, bad = {};
         struct policy wrong = {};
-        struct http_server *hs = NULL;
         struct http_response resp = {};
         struct atls_call *call = NULL;
         struct async_result a = {};
-        struct loop l = {};
         struct errmsg e = {};
-        struct timeval tv = { .tv_usec = 20000 };
         atomic_uint handled = 0;
         char url[128];
-        SSL_CTX *sctx;
         int r;
 
-        node_open(&srv, &tpm_a);
-        scfg.attester = srv.attester;
-        sctx = atls_ctx(true, &scfg);
-        l.base = event_base_new();
-        cr_assert_not_null(l.base);
-        cr_assert_eq(http_server_new(l.base, sctx, "127.0.0.1", 0, &hs, &e), 0, "%s", errmsg_str(&e));
-        http_server_default(hs, handle_count, &handled);
-        l.tick = event_new(l.base, -1, EV_PERSIST, loop_tick, &l);
-        cr_assert_eq(event_add(l.tick, &tv), 0);
-        cr_assert_eq(pthread_create(&l.thread, NULL, loop_thread, &l), 0);
-        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/join", http_server_port(hs));
+        fixture_up(&f);
+        http_server_default(f.hs, handle_count, &handled);
+        fixture_run(&f);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/join", http_server_port(f.hs));
 
         memset(wrong.pcr[0].expected, 0x11, 32);
         wrong.pcr[0].set = true;
@@ -1201,16 +1211,10 @@ Test(atls, refused_evidence_sends_nothing, .init = setup_one, .fini = teardown) 
         call = atls_call_free(call);
         cr_assert_eq(atomic_load(&handled), 1);
 
-        atomic_store(&l.stop, true);
-        cr_assert_eq(pthread_join(l.thread, NULL), 0);
+        fixture_down(&f);
         event_base_free(a.base);
-        event_free(l.tick);
-        http_server_free(hs);
-        event_base_free(l.base);
-        SSL_CTX_free(sctx);
         verifier_free(good.verifier);
         verifier_free(bad.verifier);
-        node_close(&srv);
 }
 
 /* A server that accepts TCP and never starts TLS: the request's deadline

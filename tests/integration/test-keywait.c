@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "../../disk-mapper/keywait.h"
-#include "atls-curl.h"
+#include "atls-http.h"
 #include "attest.h"
 #include "disk-recover.h"
 #include "keys.h"

@@ -21,6 +21,10 @@ struct attester {
         struct tpm_ctx *tpm;
         uint32_t ak_handle;
         struct evidence *tmpl; /* AK public and trust material, reused */
+        /* The PCR values of the last quote. A quote whose PCR digest they
+         * match needs no reading of the PCRs (three TPM commands). */
+        uint8_t pcrs[24][32];
+        bool pcrs_valid;
 };
 
 struct verifier {
@@ -144,41 +148,51 @@ int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[
                    const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
                    struct errmsg *e) {
         struct tpm_quote q = {};
-        uint8_t qd[32], pcrs_before[24][32];
+        uint8_t qd[32];
+        unsigned reads = 0;
         int r;
 
         r = attest_qualifying_data(purpose, nonce, user_data, qd);
         if (r < 0)
                 return r;
-        /* A PCR may be extended between reading and quoting; read again
-         * after the quote and retry so the reported values match. */
-        for (unsigned attempt = 0;; attempt++) {
+        /* The quote covers the PCRs as they are when it is made; the
+         * evidence reports values that hash to its PCR digest. Values read
+         * for an earlier quote are reported again if they still hash to
+         * it; otherwise (a PCR was extended since) they are read afresh,
+         * and a PCR extended between reading and quoting makes another
+         * round. */
+        for (;;) {
                 uint8_t digest[32];
                 struct tpm_quote_info info;
 
-                r = tpm_pcr_read(a->tpm, pcrs_before, e);
-                if (r < 0)
-                        return r;
+                if (!a->pcrs_valid) {
+                        r = tpm_pcr_read(a->tpm, a->pcrs, e);
+                        if (r < 0)
+                                return r;
+                        a->pcrs_valid = true;
+                        reads++;
+                }
                 r = tpm_quote(a->tpm, a->ak_handle, qd, sizeof(qd), &q, e);
                 if (r < 0)
                         return r;
                 r = tpm_attest_parse(q.attest, q.attest_size, &info, e);
                 if (r < 0)
                         goto out;
-                r = tpm_pcr_digest((const uint8_t(*)[32]) pcrs_before, digest);
+                r = tpm_pcr_digest((const uint8_t(*)[32]) a->pcrs, digest);
                 if (r < 0)
                         goto out;
                 if (memcmp(digest, info.pcr_digest, 32) == 0)
                         break;
+                a->pcrs_valid = false;
                 tpm_quote_done(&q);
-                if (attempt >= 3) {
+                if (reads >= 4) {
                         r = errmsg_set(e, EAGAIN, "PCRs kept changing while quoting");
                         goto out;
                 }
         }
 
         /* The template holds the static parts; fill in this issue's. */
-        memcpy(a->tmpl->pcrs, pcrs_before, sizeof(pcrs_before));
+        memcpy(a->tmpl->pcrs, a->pcrs, sizeof(a->pcrs));
         memcpy(a->tmpl->user_data, user_data, ATTEST_USER_DATA_SIZE);
         a->tmpl->quote = (struct blob){ q.attest, q.attest_size };
         a->tmpl->signature = (struct blob){ q.signature, q.signature_size };

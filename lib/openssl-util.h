@@ -59,5 +59,7 @@ int ec_p256_generate(EVP_PKEY **ret);
 
 /* SHA-256 of the DER SubjectPublicKeyInfo of a key. */
 int pubkey_spki_sha256(EVP_PKEY *k, uint8_t out[32]);
+/* The same of a certificate's SubjectPublicKeyInfo, as encoded in it. */
+int x509_spki_sha256(const X509 *x, uint8_t out[32]);
 
 int sha256(const void *p, size_t n, uint8_t out[32]);

@@ -295,6 +295,35 @@ Test(attest, honest_evidence_verifies, .init = setup, .fini = teardown) {
 
 /* --- freshness and binding ----------------------------------------------- */
 
+/* One attester, a PCR extended between two issues: the second evidence
+ * reports the new value (read again, not the values of the first quote),
+ * and both verify. */
+Test(attest, reissue_after_pcr_extend_reports_new_values, .init = setup, .fini = teardown) {
+        _cleanup_tpm_ struct tpm_ctx *t = open_tpm();
+        _cleanup_(attester_freep) struct attester *a = NULL;
+        _cleanup_evidence_ struct evidence *ev1 = NULL, *ev2 = NULL;
+        _cleanup_free_ char *doc1 = NULL, *doc2 = NULL;
+        uint8_t now_pcrs[TPM_PCR_COUNT][TPM_DIGEST_SIZE];
+        struct verify_report rep = {};
+        struct errmsg e = {};
+        size_t size1, size2;
+
+        cr_assert_eq(attester_new("qemu-vtpm", t, TPM_AK_HANDLE, &a, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(attester_issue(a, ATTEST_PURPOSE_ATLS, nonce_a, ud_a, &doc1, &size1, &e), 0, "%s",
+                     errmsg_str(&e));
+        assert_verified(verify_default(doc1, size1, &rep), &rep);
+        cr_assert_eq(tpm_pcr_event(t, 16, "drift", 5, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(attester_issue(a, ATTEST_PURPOSE_ATLS, nonce_a, ud_a, &doc2, &size2, &e), 0, "%s",
+                     errmsg_str(&e));
+        assert_verified(verify_default(doc2, size2, &rep), &rep);
+        cr_assert_eq(evidence_parse((const uint8_t *) doc1, size1, &ev1, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(evidence_parse((const uint8_t *) doc2, size2, &ev2, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(tpm_pcr_read(t, now_pcrs, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_neq(memcmp(ev1->pcrs[16], ev2->pcrs[16], TPM_DIGEST_SIZE), 0, "PCR 16 reported unchanged");
+        cr_assert_eq(memcmp(ev2->pcrs[16], now_pcrs[16], TPM_DIGEST_SIZE), 0, "PCR 16 is not the TPM's value");
+        cr_assert_eq(memcmp(ev1->pcrs[0], ev2->pcrs[0], TPM_DIGEST_SIZE), 0);
+}
+
 Test(attest, wrong_nonce_refused, .init = setup, .fini = teardown) {
         _cleanup_free_ char *doc = NULL;
         struct policy pol = default_policy();

@@ -1,55 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Membership on etcd: member records, the member cache, mesh addresses,
+ * joins and disks, each write one transaction (registry-etcd.c sends it). */
 #include "registry.h"
 
 #include <arpa/inet.h>
-#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "encoding.h"
-#include "http-client.h"
 #include "json-util.h"
+#include "registry-internal.h"
 #include "secret.h"
 
-#define DEFAULT_TIMEOUT_MS 5000L
-#define ENDPOINT_URL_MAX 256
-/* A write that loses its comparison is retried on a fresh read; each lost
- * round means another join service's write went through. */
-#define MAX_ROUNDS 64
-#define KEY_BUF (REGISTRY_PREFIX_MAX + 96)
-
-/* gRPC status codes the gateway reports in error bodies. */
-#define GRPC_UNAVAILABLE 14
-
-
-struct registry {
-        char **endpoints;
-        size_t n_endpoints;
-        size_t current; /* the endpoint that answered last */
-        char prefix[REGISTRY_PREFIX_MAX + 1];
-        long timeout_ms;
-        SSL_CTX *tls;                  /* https endpoints: etcd's CA, our client certificate */
-        struct http_client **clients;  /* per endpoint, made on first use; keep their connection */
-        struct registry_cache *cache; /* borrowed */
-};
-
 /* --- small helpers ------------------------------------------------------------ */
-
-/* Copy s for an error message: bounded, control and non-ASCII bytes as '?',
- * so that text from outside cannot forge log lines. */
-static const char *printable(const char *s, size_t len, char *buf, size_t size) {
-        size_t n = 0;
-
-        for (size_t i = 0; i < len && n + 1 < size; i++)
-                buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-        buf[n] = 0;
-        return buf;
-}
-#define PRINTABLE(s) printable((s), strnlen((s), 128), (char[129]){}, 129)
 
 static bool terminated(const char *buf, size_t size) {
         return memchr(buf, 0, size) != NULL;
@@ -213,609 +178,6 @@ int registry_member_to_json(const struct registry_member *m, char **ret, struct 
         return 0;
 }
 
-/* --- etcd responses (pure) ----------------------------------------------------- */
-
-void registry_range_done(struct registry_range *r) {
-        if (!r)
-                return;
-        for (size_t i = 0; i < r->n_kvs; i++) {
-                free(r->kvs[i].key);
-                free(r->kvs[i].value);
-        }
-        free(r->kvs);
-        *r = (struct registry_range){};
-}
-
-void registry_txn_done(struct registry_txn *t) {
-        if (!t)
-                return;
-        for (size_t i = 0; i < t->n_responses; i++)
-                registry_range_done(&t->responses[i].range);
-        free(t->responses);
-        *t = (struct registry_txn){};
-}
-
-/* etcd's int64 fields: a JSON string of decimal digits, omitted when 0. */
-static int get_int64_string(json_object *o, const char *field, bool required, int64_t *ret,
-                            struct errmsg *e) {
-        json_object *v;
-        const char *s;
-        size_t len;
-        int64_t x = 0;
-
-        if (!json_object_object_get_ex(o, field, &v) || !v) {
-                if (required)
-                        return errmsg_set(e, EBADMSG, "missing field '%s'", field);
-                *ret = 0;
-                return 0;
-        }
-        if (!json_object_is_type(v, json_type_string))
-                return errmsg_set(e, EBADMSG, "field '%s' must be an int64 as a string", field);
-        s = json_object_get_string(v);
-        len = (size_t) json_object_get_string_len(v);
-        if (len == 0 || len > 19 || (len > 1 && s[0] == '0'))
-                return errmsg_set(e, EBADMSG, "field '%s' is not a canonical non-negative integer", field);
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return errmsg_set(e, EBADMSG, "field '%s' is not a canonical non-negative integer",
-                                          field);
-                if (x > (INT64_MAX - (s[i] - '0')) / 10)
-                        return errmsg_set(e, EBADMSG, "field '%s' overflows int64", field);
-                x = x * 10 + (s[i] - '0');
-        }
-        *ret = x;
-        return 0;
-}
-
-static int get_bool_optional(json_object *o, const char *field, bool *ret, struct errmsg *e) {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, field, &v) || !v) {
-                *ret = false;
-                return 0;
-        }
-        return json_get_bool(o, field, ret, e);
-}
-
-/* A base64 field decoded into a NUL-terminated heap string. */
-static int get_bytes(json_object *o, const char *field, bool required, size_t max, char **ret,
-                     size_t *ret_size, struct errmsg *e) {
-        _cleanup_free_ uint8_t *d = NULL;
-        json_object *v;
-        size_t n = 0;
-        char *s;
-        int r;
-
-        if (!json_object_object_get_ex(o, field, &v) || !v) {
-                if (required)
-                        return errmsg_set(e, EBADMSG, "missing field '%s'", field);
-        } else {
-                r = json_get_base64(o, field, max, &d, &n, e);
-                if (r < 0)
-                        return r;
-        }
-        s = malloc(n + 1);
-        if (!s)
-                return -ENOMEM;
-        if (n)
-                memcpy(s, d, n);
-        s[n] = 0;
-        *ret = s;
-        *ret_size = n;
-        return 0;
-}
-
-static int parse_kv(json_object *o, struct registry_kv *ret, struct errmsg *e) {
-        struct registry_kv kv = {};
-        int r;
-
-        if (!json_object_is_type(o, json_type_object))
-                return errmsg_set(e, EBADMSG, "not a JSON object");
-        if ((r = get_bytes(o, "key", true, REGISTRY_MAX_KEY, &kv.key, &kv.key_size, e)) < 0 ||
-            (r = get_bytes(o, "value", false, REGISTRY_MAX_VALUE, &kv.value, &kv.value_size, e)) < 0 ||
-            (r = get_int64_string(o, "create_revision", false, &kv.create_revision, e)) < 0 ||
-            (r = get_int64_string(o, "mod_revision", false, &kv.mod_revision, e)) < 0 ||
-            (r = get_int64_string(o, "version", false, &kv.version, e)) < 0) {
-                free(kv.key);
-                free(kv.value);
-                return r;
-        }
-        if (kv.key_size == 0) {
-                free(kv.key);
-                free(kv.value);
-                return errmsg_set(e, EBADMSG, "empty key");
-        }
-        *ret = kv;
-        return 0;
-}
-
-/* The body of a RangeResponse (top level or inside a txn). */
-static int parse_range_object(json_object *o, size_t max_kvs, struct registry_range *ret, struct errmsg *e) {
-        struct registry_range rr = {};
-        json_object *kvs = NULL;
-        size_t n = 0;
-        int r;
-
-        if (!json_object_is_type(o, json_type_object))
-                return errmsg_set(e, EBADMSG, "range response is not a JSON object");
-        if (json_object_object_get_ex(o, "kvs", &kvs) && kvs) {
-                r = json_get_array(o, "kvs", &kvs, e);
-                if (r < 0)
-                        return r;
-                n = json_object_array_length(kvs);
-                if (n > max_kvs)
-                        return errmsg_set(e, EFBIG, "range response holds %zu keys, more than %zu", n,
-                                          max_kvs);
-        }
-        if ((r = get_int64_string(o, "count", false, &rr.count, e)) < 0 ||
-            (r = get_bool_optional(o, "more", &rr.more, e)) < 0)
-                return r;
-        if (rr.count < (int64_t) n)
-                return errmsg_set(e, EBADMSG, "range response counts %lld keys but holds %zu",
-                                  (long long) rr.count, n);
-        if (n > 0) {
-                rr.kvs = calloc(n, sizeof(rr.kvs[0]));
-                if (!rr.kvs)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                r = parse_kv(json_object_array_get_idx(kvs, i), &rr.kvs[i], e);
-                if (r < 0) {
-                        errmsg_prefix(e, "kvs[%zu]", i);
-                        registry_range_done(&rr);
-                        return r;
-                }
-                rr.n_kvs++;
-        }
-        *ret = rr;
-        return 0;
-}
-
-/* Parse and check the envelope shared by all responses: a JSON object with
- * a header carrying the store's revision. */
-static int parse_envelope(const char *buf, size_t len, json_object **ret, int64_t *ret_revision,
-                          struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *o = NULL;
-        json_object *header;
-        int64_t rev;
-        int r;
-
-        if (len > REGISTRY_MAX_RESPONSE)
-                return errmsg_set(e, EFBIG, "response larger than %u bytes", REGISTRY_MAX_RESPONSE);
-        r = json_parse(buf, len, &o, e);
-        if (r < 0)
-                return r;
-        if (!json_object_is_type(o, json_type_object))
-                return errmsg_set(e, EBADMSG, "response is not a JSON object");
-        if ((r = json_get_object(o, "header", &header, e)) < 0 ||
-            (r = get_int64_string(header, "revision", true, &rev, e)) < 0) {
-                errmsg_prefix(e, "header");
-                return r;
-        }
-        if (rev <= 0)
-                return errmsg_set(e, EBADMSG, "header: revision must be positive");
-        *ret = TAKE_PTR(o);
-        *ret_revision = rev;
-        return 0;
-}
-
-int registry_parse_range_response(const char *buf, size_t len, size_t max_kvs, struct registry_range *ret,
-                                  struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *o = NULL;
-        struct registry_range rr = {};
-        int64_t rev;
-        int r;
-
-        r = parse_envelope(buf, len, &o, &rev, e);
-        if (r >= 0)
-                r = parse_range_object(o, max_kvs, &rr, e);
-        if (r < 0) {
-                errmsg_prefix(e, "etcd range response");
-                return r;
-        }
-        rr.revision = rev;
-        *ret = rr;
-        return 0;
-}
-
-static int parse_op_response(json_object *o, size_t max_kvs, struct registry_op_response *ret,
-                             struct errmsg *e) {
-        struct registry_op_response op = {};
-        json_object *v;
-        int r, found = 0;
-
-        if (!json_object_is_type(o, json_type_object))
-                return errmsg_set(e, EBADMSG, "not a JSON object");
-        json_object_object_foreach(o, key, val) {
-                (void) val;
-                if (streq(key, "response_range"))
-                        op.type = REGISTRY_OP_RANGE;
-                else if (streq(key, "response_put"))
-                        op.type = REGISTRY_OP_PUT;
-                else if (streq(key, "response_delete_range"))
-                        op.type = REGISTRY_OP_DELETE_RANGE;
-                else
-                        return errmsg_set(e, EBADMSG, "unexpected field '%.64s'", key);
-                found++;
-        }
-        if (found != 1)
-                return errmsg_set(e, EBADMSG, "expected exactly one response, got %d", found);
-        switch (op.type) {
-        case REGISTRY_OP_RANGE:
-                r = json_get_object(o, "response_range", &v, e);
-                if (r >= 0)
-                        r = parse_range_object(v, max_kvs, &op.range, e);
-                break;
-        case REGISTRY_OP_PUT:
-                r = json_get_object(o, "response_put", &v, e);
-                break;
-        case REGISTRY_OP_DELETE_RANGE:
-                r = json_get_object(o, "response_delete_range", &v, e);
-                if (r >= 0)
-                        r = get_int64_string(v, "deleted", false, &op.deleted, e);
-                break;
-        default:
-                r = -EINVAL;
-        }
-        if (r < 0)
-                return r;
-        *ret = op;
-        return 0;
-}
-
-int registry_parse_txn_response(const char *buf, size_t len, size_t max_kvs, struct registry_txn *ret,
-                                struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *o = NULL;
-        struct registry_txn t = {};
-        json_object *arr = NULL;
-        size_t n = 0;
-        int r;
-
-        r = parse_envelope(buf, len, &o, &t.revision, e);
-        if (r >= 0)
-                r = get_bool_optional(o, "succeeded", &t.succeeded, e);
-        if (r >= 0 && json_object_object_get_ex(o, "responses", &arr) && arr) {
-                r = json_get_array(o, "responses", &arr, e);
-                if (r >= 0) {
-                        n = json_object_array_length(arr);
-                        if (n > REGISTRY_MAX_TXN_OPS)
-                                r = errmsg_set(e, EBADMSG, "more than %u responses", REGISTRY_MAX_TXN_OPS);
-                }
-        }
-        if (r >= 0 && n > 0) {
-                t.responses = calloc(n, sizeof(t.responses[0]));
-                if (!t.responses)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = parse_op_response(json_object_array_get_idx(arr, i), max_kvs, &t.responses[i], e);
-                if (r < 0)
-                        errmsg_prefix(e, "responses[%zu]", i);
-                else
-                        t.n_responses++;
-        }
-        if (r < 0) {
-                registry_txn_done(&t);
-                errmsg_prefix(e, "etcd txn response");
-                return r;
-        }
-        *ret = t;
-        return 0;
-}
-
-static int grpc_to_errno(int64_t code) {
-        switch (code) {
-        case 1:
-                return ECANCELED;
-        case 3:
-                return EINVAL;
-        case 4:
-                return ETIMEDOUT;
-        case 5:
-                return ENOENT;
-        case 6:
-                return EEXIST;
-        case 7:
-                return EACCES;
-        case 8:
-                return ENOSPC;
-        case 9:
-                return EBUSY;
-        case 10:
-                return EAGAIN;
-        case 11:
-                return ERANGE;
-        case 12:
-                return EOPNOTSUPP;
-        case 14:
-                return EAGAIN;
-        case 16:
-                return EACCES;
-        case 2:
-        case 13:
-        case 15:
-                return EIO;
-        default:
-                return EPROTO;
-        }
-}
-
-int registry_parse_error_response(const char *buf, size_t len, int *ret_grpc_code, struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *o = NULL;
-        struct errmsg inner = {};
-        const char *msg;
-        int64_t code;
-        char tmp[201], why[101];
-
-        *ret_grpc_code = -1;
-        if (len > REGISTRY_MAX_RESPONSE || json_parse(buf, len, &o, &inner) < 0 ||
-            !json_object_is_type(o, json_type_object) || json_get_int(o, "code", &code, &inner) < 0 ||
-            json_get_string(o, "message", &msg, &inner) < 0)
-                return errmsg_set(
-                        e, EPROTO, "not an etcd error response (%s): \"%s\"",
-                        printable(errmsg_str(&inner), strlen(errmsg_str(&inner)), why, sizeof(why)),
-                        printable(buf, len, tmp, sizeof(tmp)));
-        if (code < 0 || code > 16)
-                return errmsg_set(e, EPROTO, "etcd error with unknown code %lld", (long long) code);
-        *ret_grpc_code = (int) code;
-        return errmsg_set(e, grpc_to_errno(code), "%s (gRPC code %d)",
-                          printable(msg, strlen(msg), tmp, sizeof(tmp)), (int) code);
-}
-
-/* --- transport ---------------------------------------------------------------------- */
-
-
-static void append(char *buf, size_t size, const char *fmt, ...) _printf_(3, 4);
-static void append(char *buf, size_t size, const char *fmt, ...) {
-        size_t used = strlen(buf);
-        va_list ap;
-
-        if (used + 1 >= size)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(buf + used, size - used, fmt, ap);
-        va_end(ap);
-}
-
-/* POST a JSON request to path on the first endpoint that answers. Returns
- * the body of a 200 answer; an etcd error becomes its errno and message. */
-static int etcd_post(struct registry *reg, const char *path, json_object *req, char **ret_body,
-                     size_t *ret_size, struct errmsg *e) {
-        char failures[sizeof(e->text)] = "";
-        const char *payload;
-        size_t payload_len;
-        int last = -EIO;
-
-        payload = json_object_to_json_string_length(
-                req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &payload_len);
-        if (!payload)
-                return -ENOMEM;
-        for (size_t k = 0; k < reg->n_endpoints; k++) {
-                size_t idx = (reg->current + k) % reg->n_endpoints;
-                const char *ep = reg->endpoints[idx];
-                struct http_request hr = {
-                        .method = "POST",
-                        .path = path,
-                        .body = payload,
-                        .body_size = payload_len,
-                        .timeout_ms = reg->timeout_ms,
-                        .max_response = REGISTRY_MAX_RESPONSE,
-                };
-                struct http_response resp = {};
-                struct errmsg ee = {};
-                int code, r;
-
-                if (!reg->clients[idx]) {
-                        r = http_client_new(NULL, ep, reg->tls, HTTP_CLIENT_KEEP_ALIVE | HTTP_CLIENT_VERIFY_HOST,
-                                            &reg->clients[idx], &ee);
-                        if (r < 0)
-                                return errmsg_set(e, r, "etcd %s: %s", ep, ee.text);
-                }
-                r = http_client_run(reg->clients[idx], &hr, &resp, &ee);
-                if (r == -EFBIG)
-                        return errmsg_set(e, EFBIG, "etcd %s: response exceeds %u bytes", ep,
-                                          REGISTRY_MAX_RESPONSE);
-                if (r < 0) {
-                        last = r;
-                        append(failures, sizeof(failures), "%s%s: %s", failures[0] ? "; " : "", ep, ee.text);
-                        continue;
-                }
-                if (resp.status == 200) {
-                        reg->current = idx;
-                        *ret_body = TAKE_PTR(resp.body);
-                        *ret_size = resp.body_size;
-                        return 0;
-                }
-                r = registry_parse_error_response(resp.body, resp.body_size, &code, &ee);
-                if (code == GRPC_UNAVAILABLE || resp.status == 502 || resp.status == 503) {
-                        /* No leader, or shutting down: another member may serve. */
-                        last = r;
-                        append(failures, sizeof(failures), "%s%s: HTTP %ld: %s", failures[0] ? "; " : "", ep,
-                               resp.status, ee.text);
-                        http_response_done(&resp);
-                        continue;
-                }
-                reg->current = idx;
-                r = errmsg_set(e, r, "etcd %s: HTTP %ld: %s", ep, resp.status, ee.text);
-                http_response_done(&resp);
-                return r;
-        }
-        return errmsg_set(e, last, "etcd unreachable: %s", failures);
-}
-
-static int etcd_range(struct registry *reg, json_object *req, size_t max_kvs, struct registry_range *ret,
-                      struct errmsg *e) {
-        _cleanup_free_ char *body = NULL;
-        size_t size;
-        int r;
-
-        r = etcd_post(reg, "/v3/kv/range", req, &body, &size, e);
-        if (r < 0)
-                return r;
-        r = registry_parse_range_response(body, size, max_kvs, ret, e);
-        if (r < 0)
-                errmsg_prefix(e, "etcd %s", reg->endpoints[reg->current]);
-        return r;
-}
-
-static int etcd_txn(struct registry *reg, json_object *req, size_t max_kvs, struct registry_txn *ret,
-                    struct errmsg *e) {
-        _cleanup_free_ char *body = NULL;
-        size_t size;
-        int r;
-
-        r = etcd_post(reg, "/v3/kv/txn", req, &body, &size, e);
-        if (r < 0)
-                return r;
-        r = registry_parse_txn_response(body, size, max_kvs, ret, e);
-        if (r < 0)
-                errmsg_prefix(e, "etcd %s", reg->endpoints[reg->current]);
-        return r;
-}
-
-/* --- request building ------------------------------------------------------------ */
-
-static int array_add(json_object *arr, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_array_add(arr, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_bytes(json_object *o, const char *field, const char *p, size_t n) {
-        return json_add_base64(o, field, p, n);
-}
-
-static int add_int64(json_object *o, const char *field, int64_t v) {
-        char buf[24];
-
-        snprintf(buf, sizeof(buf), "%lld", (long long) v);
-        return json_add_string(o, field, buf);
-}
-
-/* The first key after every key that starts with prefix. */
-static void prefix_end(const char *prefix, char *buf, size_t size) {
-        size_t n = strlen(prefix);
-
-        assert(n > 0 && n < size);
-        memcpy(buf, prefix, n + 1);
-        /* Prefixes end in '/' (printable ASCII), so no carry. */
-        buf[n - 1]++;
-}
-
-static json_object *range_body(const char *key, const char *range_end, bool keys_only, int64_t limit) {
-        json_object *o = json_object_new_object();
-
-        if (!o)
-                return NULL;
-        if (add_bytes(o, "key", key, strlen(key)) < 0 ||
-            (range_end && add_bytes(o, "range_end", range_end, strlen(range_end)) < 0) ||
-            (keys_only && json_add_bool(o, "keys_only", true) < 0) ||
-            (limit > 0 && add_int64(o, "limit", limit) < 0)) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
-}
-
-static json_object *wrap(const char *name, json_object *inner) {
-        json_object *o;
-
-        if (!inner)
-                return NULL;
-        o = json_object_new_object();
-        if (!o || json_add(o, name, inner) < 0) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
-}
-
-static json_object *op_range(const char *key, const char *range_end, bool keys_only, int64_t limit) {
-        return wrap("request_range", range_body(key, range_end, keys_only, limit));
-}
-
-static json_object *op_put(const char *key, const char *value, size_t len) {
-        json_object *o = json_object_new_object();
-
-        if (o && (add_bytes(o, "key", key, strlen(key)) < 0 || add_bytes(o, "value", value, len) < 0))
-                o = (json_object_put(o), NULL);
-        return wrap("request_put", o);
-}
-
-static json_object *op_delete(const char *key) {
-        json_object *o = json_object_new_object();
-
-        if (o && add_bytes(o, "key", key, strlen(key)) < 0)
-                o = (json_object_put(o), NULL);
-        return wrap("request_delete_range", o);
-}
-
-/* key (or [key, range_end)) compared by target; result "EQUAL"/"LESS". */
-static json_object *compare(const char *target, const char *result, const char *key, const char *range_end,
-                            const char *field, int64_t number, const char *value) {
-        json_object *o = json_object_new_object();
-
-        if (!o)
-                return NULL;
-        if (json_add_string(o, "target", target) < 0 || json_add_string(o, "result", result) < 0 ||
-            add_bytes(o, "key", key, strlen(key)) < 0 ||
-            (range_end && add_bytes(o, "range_end", range_end, strlen(range_end)) < 0) ||
-            (value ? add_bytes(o, field, value, strlen(value)) : add_int64(o, field, number)) < 0) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
-}
-
-/* "key does not exist" */
-static json_object *cmp_absent(const char *key) {
-        return compare("CREATE", "EQUAL", key, NULL, "create_revision", 0, NULL);
-}
-
-/* "key exists and holds value" */
-static json_object *cmp_value(const char *key, const char *value) {
-        return compare("VALUE", "EQUAL", key, NULL, "value", 0, value);
-}
-
-/* "no key in [key, range_end) was written after revision rev" (true for
- * absent keys) */
-static json_object *cmp_unchanged(const char *key, const char *range_end, int64_t rev) {
-        return compare("MOD", "LESS", key, range_end, "mod_revision", rev + 1, NULL);
-}
-
-/* "key was last written at revision rev" (false for an absent key) */
-static json_object *cmp_mod(const char *key, int64_t rev) {
-        return compare("MOD", "EQUAL", key, NULL, "mod_revision", rev, NULL);
-}
-
-struct txn_req {
-        json_object *o, *compare, *success, *failure;
-};
-
-static void txn_req_done(struct txn_req *t) {
-        json_object_put(t->o);
-}
-
-static int txn_req_init(struct txn_req *t) {
-        *t = (struct txn_req){ .o = json_object_new_object() };
-        if (!t->o)
-                return -ENOMEM;
-        t->compare = json_object_new_array();
-        if (json_add(t->o, "compare", t->compare) < 0)
-                return -ENOMEM;
-        t->success = json_object_new_array();
-        if (json_add(t->o, "success", t->success) < 0)
-                return -ENOMEM;
-        t->failure = json_object_new_array();
-        if (json_add(t->o, "failure", t->failure) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
 /* --- keys ----------------------------------------------------------------------- */
 
 static void make_key(const struct registry *reg, char buf[static KEY_BUF], const char *kind,
@@ -897,105 +259,10 @@ static int normalize_uuid(const char *uuid, char ret[static UUID_STRING_SIZE], s
         return 0;
 }
 
-/* --- handle ------------------------------------------------------------------------ */
-
-static int check_file(const char *what, const char *path, struct errmsg *e) {
-        if (path && access(path, R_OK) < 0)
-                return errmsg_set(e, errno, "registry: cannot read %s \"%s\": %s", what, PRINTABLE(path),
-                                  strerror(errno));
-        return 0;
-}
-
-int registry_new(const struct registry_config *cfg, struct registry **ret, struct errmsg *e) {
-        _cleanup_registry_ struct registry *reg = NULL;
-        const char *prefix = cfg->prefix ? cfg->prefix : REGISTRY_DEFAULT_PREFIX;
-        size_t plen = strlen(prefix);
-        bool https = false;
-        int r;
-
-        if (cfg->n_endpoints == 0 || cfg->n_endpoints > REGISTRY_MAX_ENDPOINTS)
-                return errmsg_set(e, EINVAL, "registry: between 1 and %u etcd endpoints are needed",
-                                  REGISTRY_MAX_ENDPOINTS);
-        if (plen == 0 || plen > REGISTRY_PREFIX_MAX || prefix[plen - 1] != '/')
-                return errmsg_set(e, EINVAL,
-                                  "registry: key prefix \"%s\" must be 1-%u characters ending in '/'",
-                                  PRINTABLE(prefix), REGISTRY_PREFIX_MAX);
-        for (size_t i = 0; i < plen; i++)
-                if (prefix[i] <= 0x20 || prefix[i] >= 0x7f)
-                        return errmsg_set(e, EINVAL,
-                                          "registry: key prefix must be printable ASCII without spaces");
-        if (!cfg->cert_file != !cfg->key_file)
-                return errmsg_set(e, EINVAL, "registry: a client certificate needs its key and vice versa");
-        if ((r = check_file("CA file", cfg->ca_file, e)) < 0 ||
-            (r = check_file("client certificate", cfg->cert_file, e)) < 0 ||
-            (r = check_file("client key", cfg->key_file, e)) < 0)
-                return r;
-
-        reg = calloc(1, sizeof(*reg));
-        if (!reg)
-                return -ENOMEM;
-        memcpy(reg->prefix, prefix, plen + 1);
-        reg->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
-        reg->endpoints = calloc(cfg->n_endpoints, sizeof(char *));
-        if (!reg->endpoints)
-                return -ENOMEM;
-        for (size_t i = 0; i < cfg->n_endpoints; i++) {
-                const char *ep = cfg->endpoints[i];
-                size_t n = ep ? strlen(ep) : 0;
-                struct http_url u;
-                bool ok = n > 0 && n < ENDPOINT_URL_MAX &&
-                          (strncmp(ep, "http://", 7) == 0 || strncmp(ep, "https://", 8) == 0);
-
-                for (size_t j = 0; ok && j < n; j++)
-                        ok = ep[j] > 0x20 && ep[j] < 0x7f;
-                if (!ok)
-                        return errmsg_set(e, EINVAL,
-                                          "registry: etcd endpoint \"%s\" is not an http:// or https:// URL",
-                                          ep ? PRINTABLE(ep) : "(null)");
-                while (n > 0 && ep[n - 1] == '/')
-                        n--;
-                reg->endpoints[i] = strndup(ep, n);
-                if (!reg->endpoints[i])
-                        return -ENOMEM;
-                reg->n_endpoints++;
-                if (http_url_parse(reg->endpoints[i], &u, NULL) < 0)
-                        return errmsg_set(e, EINVAL, "registry: etcd endpoint \"%s\" is not a valid URL",
-                                          PRINTABLE(ep));
-                https = https || u.tls;
-        }
-
-        reg->clients = calloc(reg->n_endpoints, sizeof(struct http_client *));
-        if (!reg->clients)
-                return -ENOMEM;
-        if (https) {
-                r = http_tls_ctx_new(cfg->ca_file, cfg->cert_file, cfg->key_file, &reg->tls, e);
-                if (r < 0) {
-                        errmsg_prefix(e, "registry");
-                        return r;
-                }
-        }
-        *ret = TAKE_PTR(reg);
-        return 0;
-}
-
-struct registry *registry_free(struct registry *reg) {
-        if (!reg)
-                return NULL;
-        for (size_t i = 0; reg->clients && i < reg->n_endpoints; i++)
-                http_client_free(reg->clients[i]);
-        free(reg->clients);
-        SSL_CTX_free(reg->tls);
-        for (size_t i = 0; i < reg->n_endpoints; i++)
-                free(reg->endpoints[i]);
-        free(reg->endpoints);
-        free(reg);
-        return NULL;
-}
-
 /* --- members ----------------------------------------------------------------------- */
 
 int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
-        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         _cleanup_(registry_txn_done) struct registry_txn res = {};
         _cleanup_free_ char *json = NULL;
         char key[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
@@ -1009,13 +276,13 @@ int registry_put_member(struct registry *reg, const struct registry_member *m, s
         make_key(reg, key, "members", m->name);
         make_key(reg, mesh, "mesh", m->mesh_address);
         make_key(reg, disk, "disks", m->disk_uuid);
-        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0 ||
-            (r = array_add(t.compare, cmp_value(disk, m->name))) < 0 ||
-            (r = array_add(t.success, op_put(key, json, strlen(json)))) < 0 ||
-            (r = array_add(t.failure, op_range(mesh, NULL, false, 0))) < 0 ||
-            (r = array_add(t.failure, op_range(disk, NULL, false, 0))) < 0)
+        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
+            (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_put(key, json, strlen(json)))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(mesh, NULL, false, 0))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(disk, NULL, false, 0))) < 0)
                 return r;
-        r = etcd_txn(reg, t.o, 1, &res, e);
+        r = reg_etcd_txn(reg, t.o, 1, &res, e);
         if (r < 0)
                 return r;
         if (res.succeeded)
@@ -1060,10 +327,10 @@ int registry_get_member(struct registry *reg, const char *name, struct registry_
         if (r < 0)
                 return r;
         make_key(reg, key, "members", name);
-        req = range_body(key, NULL, false, 0);
+        req = reg_range_body(key, NULL, false, 0);
         if (!req)
                 return -ENOMEM;
-        if ((r = etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, key, &kv, e)) < 0)
+        if ((r = reg_etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, key, &kv, e)) < 0)
                 return r;
         if (!kv)
                 return errmsg_set(e, ENOENT, "no member '%s'", name);
@@ -1112,13 +379,13 @@ static int read_members(struct registry *reg, int64_t since, struct registry_mem
         int r;
 
         make_key(reg, key, "members", NULL);
-        prefix_end(key, end, sizeof(end));
+        reg_prefix_end(key, end, sizeof(end));
         plen = strlen(key);
-        req = range_body(key, end, false, REGISTRY_MAX_MEMBERS);
+        req = reg_range_body(key, end, false, REGISTRY_MAX_MEMBERS);
         /* etcd still counts every key of the range, filtered or not. */
-        if (!req || (since > 0 && add_int64(req, "min_mod_revision", since + 1) < 0))
+        if (!req || (since > 0 && reg_add_int64(req, "min_mod_revision", since + 1) < 0))
                 return -ENOMEM;
-        r = etcd_range(reg, req, REGISTRY_MAX_MEMBERS, &rr, e);
+        r = reg_etcd_range(reg, req, REGISTRY_MAX_MEMBERS, &rr, e);
         if (r < 0)
                 return r;
         if (rr.more || rr.count > REGISTRY_MAX_MEMBERS)
@@ -1247,11 +514,11 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
         make_key(reg, member, "members", name);
         make_key(reg, node, "mesh-nodes", name);
         make_key(reg, disks, "disks", NULL);
-        prefix_end(disks, disks_end, sizeof(disks_end));
+        reg_prefix_end(disks, disks_end, sizeof(disks_end));
         dlen = strlen(disks);
 
         for (unsigned round = 0; round < MAX_ROUNDS; round++) {
-                _cleanup_(txn_req_done) struct txn_req snap = {}, del = {};
+                _cleanup_(reg_txn_req_done) struct reg_txn_req snap = {}, del = {};
                 _cleanup_(registry_txn_done) struct registry_txn s = {}, d = {};
                 struct registry_range *rm = NULL, *rn = NULL, *rd = NULL;
                 const struct registry_kv *kvm, *kvn;
@@ -1259,12 +526,12 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
                 size_t n_deletes = 0;
 
                 /* One consistent read of everything the node holds... */
-                if ((r = txn_req_init(&snap)) < 0 ||
-                    (r = array_add(snap.success, op_range(member, NULL, true, 0))) < 0 ||
-                    (r = array_add(snap.success, op_range(node, NULL, false, 0))) < 0 ||
-                    (r = array_add(snap.success, op_range(disks, disks_end, false, REGISTRY_MAX_DISKS))) < 0)
+                if ((r = reg_txn_req_init(&snap)) < 0 ||
+                    (r = reg_array_add(snap.success, reg_op_range(member, NULL, true, 0))) < 0 ||
+                    (r = reg_array_add(snap.success, reg_op_range(node, NULL, false, 0))) < 0 ||
+                    (r = reg_array_add(snap.success, reg_op_range(disks, disks_end, false, REGISTRY_MAX_DISKS))) < 0)
                         return r;
-                r = etcd_txn(reg, snap.o, REGISTRY_MAX_DISKS, &s, e);
+                r = reg_etcd_txn(reg, snap.o, REGISTRY_MAX_DISKS, &s, e);
                 if (r < 0)
                         return r;
                 if ((r = txn_range(&s, 0, &rm, e)) < 0 || (r = txn_range(&s, 1, &rn, e)) < 0 ||
@@ -1275,13 +542,13 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
                         return errmsg_set(e, EFBIG, "registry holds more than %u disks", REGISTRY_MAX_DISKS);
 
                 /* ...deleted only if none of it changed since. */
-                if ((r = txn_req_init(&del)) < 0 ||
-                    (r = array_add(del.compare, cmp_unchanged(member, NULL, s.revision))) < 0 ||
-                    (r = array_add(del.compare, cmp_unchanged(node, NULL, s.revision))) < 0 ||
-                    (r = array_add(del.compare, cmp_unchanged(disks, disks_end, s.revision))) < 0)
+                if ((r = reg_txn_req_init(&del)) < 0 ||
+                    (r = reg_array_add(del.compare, reg_cmp_unchanged(member, NULL, s.revision))) < 0 ||
+                    (r = reg_array_add(del.compare, reg_cmp_unchanged(node, NULL, s.revision))) < 0 ||
+                    (r = reg_array_add(del.compare, reg_cmp_unchanged(disks, disks_end, s.revision))) < 0)
                         return r;
                 if (kvm) {
-                        if ((r = array_add(del.success, op_delete(member))) < 0)
+                        if ((r = reg_array_add(del.success, reg_op_delete(member))) < 0)
                                 return r;
                         n_deletes++;
                 }
@@ -1290,9 +557,9 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
                         if (r < 0)
                                 return r;
                         make_key(reg, mesh, "mesh", address);
-                        if ((r = array_add(del.compare, cmp_unchanged(mesh, NULL, s.revision))) < 0 ||
-                            (r = array_add(del.success, op_delete(node))) < 0 ||
-                            (r = array_add(del.success, op_delete(mesh))) < 0)
+                        if ((r = reg_array_add(del.compare, reg_cmp_unchanged(mesh, NULL, s.revision))) < 0 ||
+                            (r = reg_array_add(del.success, reg_op_delete(node))) < 0 ||
+                            (r = reg_array_add(del.success, reg_op_delete(mesh))) < 0)
                                 return r;
                         n_deletes += 2;
                 }
@@ -1305,13 +572,13 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
                                 continue;
                         if (n_deletes + 1 > REGISTRY_MAX_TXN_OPS)
                                 return errmsg_set(e, EFBIG, "node '%s' owns too many disks", name);
-                        if ((r = array_add(del.success, op_delete(kv->key))) < 0)
+                        if ((r = reg_array_add(del.success, reg_op_delete(kv->key))) < 0)
                                 return r;
                         n_deletes++;
                 }
                 if (n_deletes == 0)
                         return errmsg_set(e, ENOENT, "no member '%s'", name);
-                r = etcd_txn(reg, del.o, 0, &d, e);
+                r = reg_etcd_txn(reg, del.o, 0, &d, e);
                 if (r < 0)
                         return r;
                 if (d.succeeded)
@@ -1365,12 +632,12 @@ static int used_addresses(struct registry *reg, uint32_t first, uint32_t last, u
         int r;
 
         make_key(reg, key, "mesh", NULL);
-        prefix_end(key, end, sizeof(end));
+        reg_prefix_end(key, end, sizeof(end));
         plen = strlen(key);
-        req = range_body(key, end, true, REGISTRY_MAX_ADDRESSES);
+        req = reg_range_body(key, end, true, REGISTRY_MAX_ADDRESSES);
         if (!req)
                 return -ENOMEM;
-        r = etcd_range(reg, req, REGISTRY_MAX_ADDRESSES, &rr, e);
+        r = reg_etcd_range(reg, req, REGISTRY_MAX_ADDRESSES, &rr, e);
         if (r < 0)
                 return r;
         if (rr.more)
@@ -1404,7 +671,7 @@ static int used_addresses(struct registry *reg, uint32_t first, uint32_t last, u
  * held. */
 static int claim(struct registry *reg, const char *node_name, const char *address,
                  char held[static INET6_ADDRSTRLEN], struct errmsg *e) {
-        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         _cleanup_(registry_txn_done) struct registry_txn res = {};
         char mesh[KEY_BUF], node[KEY_BUF];
         const struct registry_kv *kv;
@@ -1413,13 +680,13 @@ static int claim(struct registry *reg, const char *node_name, const char *addres
 
         make_key(reg, mesh, "mesh", address);
         make_key(reg, node, "mesh-nodes", node_name);
-        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_absent(mesh))) < 0 ||
-            (r = array_add(t.compare, cmp_absent(node))) < 0 ||
-            (r = array_add(t.success, op_put(mesh, node_name, strlen(node_name)))) < 0 ||
-            (r = array_add(t.success, op_put(node, address, strlen(address)))) < 0 ||
-            (r = array_add(t.failure, op_range(node, NULL, false, 0))) < 0)
+        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_absent(mesh))) < 0 ||
+            (r = reg_array_add(t.compare, reg_cmp_absent(node))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_put(mesh, node_name, strlen(node_name)))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_put(node, address, strlen(address)))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(node, NULL, false, 0))) < 0)
                 return r;
-        r = etcd_txn(reg, t.o, 1, &res, e);
+        r = reg_etcd_txn(reg, t.o, 1, &res, e);
         if (r < 0)
                 return r;
         if (res.succeeded)
@@ -1499,10 +766,10 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
 
         /* Idempotent: an address the node holds already. */
         make_key(reg, node, "mesh-nodes", node_name);
-        req = range_body(node, NULL, false, 0);
+        req = reg_range_body(node, NULL, false, 0);
         if (!req)
                 return -ENOMEM;
-        if ((r = etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, node, &kv, e)) < 0)
+        if ((r = reg_etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, node, &kv, e)) < 0)
                 return r;
         if (kv) {
                 r = kv_address(kv, held, e);
@@ -1541,7 +808,7 @@ struct join_view {
 
 static int join_txn(struct registry *reg, const struct registry_member *m, const struct join_view *v,
                     const char *address, bool *ret_done, struct join_view *ret_view, struct errmsg *e) {
-        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         _cleanup_(registry_txn_done) struct registry_txn res = {};
         _cleanup_free_ char *json = NULL;
         struct registry_member rec = *m;
@@ -1558,26 +825,26 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
         make_key(reg, node, "mesh-nodes", m->name);
         make_key(reg, mesh, "mesh", address);
         make_key(reg, disk, "disks", m->disk_uuid);
-        if ((r = txn_req_init(&t)) < 0)
+        if ((r = reg_txn_req_init(&t)) < 0)
                 return r;
         if (v->held[0]) {
-                if ((r = array_add(t.compare, cmp_value(node, address))) < 0 ||
-                    (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0)
+                if ((r = reg_array_add(t.compare, reg_cmp_value(node, address))) < 0 ||
+                    (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0)
                         return r;
-        } else if ((r = array_add(t.compare, cmp_absent(node))) < 0 ||
-                   (r = array_add(t.compare, cmp_absent(mesh))) < 0 ||
-                   (r = array_add(t.success, op_put(mesh, m->name, strlen(m->name)))) < 0 ||
-                   (r = array_add(t.success, op_put(node, address, strlen(address)))) < 0)
+        } else if ((r = reg_array_add(t.compare, reg_cmp_absent(node))) < 0 ||
+                   (r = reg_array_add(t.compare, reg_cmp_absent(mesh))) < 0 ||
+                   (r = reg_array_add(t.success, reg_op_put(mesh, m->name, strlen(m->name)))) < 0 ||
+                   (r = reg_array_add(t.success, reg_op_put(node, address, strlen(address)))) < 0)
                 return r;
         if (v->disk_mine)
-                r = array_add(t.compare, cmp_value(disk, m->name));
-        else if ((r = array_add(t.compare, cmp_absent(disk))) >= 0)
-                r = array_add(t.success, op_put(disk, m->name, strlen(m->name)));
-        if (r < 0 || (r = array_add(t.success, op_put(member, json, strlen(json)))) < 0 ||
-            (r = array_add(t.failure, op_range(node, NULL, false, 0))) < 0 ||
-            (r = array_add(t.failure, op_range(disk, NULL, false, 0))) < 0)
+                r = reg_array_add(t.compare, reg_cmp_value(disk, m->name));
+        else if ((r = reg_array_add(t.compare, reg_cmp_absent(disk))) >= 0)
+                r = reg_array_add(t.success, reg_op_put(disk, m->name, strlen(m->name)));
+        if (r < 0 || (r = reg_array_add(t.success, reg_op_put(member, json, strlen(json)))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(node, NULL, false, 0))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(disk, NULL, false, 0))) < 0)
                 return r;
-        r = etcd_txn(reg, t.o, 1, &res, e);
+        r = reg_etcd_txn(reg, t.o, 1, &res, e);
         if (r < 0)
                 return r;
         if (res.succeeded) {
@@ -1665,7 +932,7 @@ static int member_txn(struct registry *reg, json_object *txn, const char *key, c
         struct registry_range *rr = NULL;
         int r;
 
-        r = etcd_txn(reg, txn, 1, &res, e);
+        r = reg_etcd_txn(reg, txn, 1, &res, e);
         if (r < 0)
                 return r;
         if (res.succeeded)
@@ -1680,7 +947,7 @@ static int member_txn(struct registry *reg, json_object *txn, const char *key, c
 }
 
 int registry_update_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
-        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         _cleanup_free_ char *json = NULL;
         char key[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF];
         int r;
@@ -1691,11 +958,11 @@ int registry_update_member(struct registry *reg, const struct registry_member *m
         make_key(reg, key, "members", m->name);
         make_key(reg, mesh, "mesh", m->mesh_address);
         make_key(reg, disk, "disks", m->disk_uuid);
-        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_mod(key, m->mod_revision))) < 0 ||
-            (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0 ||
-            (r = array_add(t.compare, cmp_value(disk, m->name))) < 0 ||
-            (r = array_add(t.success, op_put(key, json, strlen(json)))) < 0 ||
-            (r = array_add(t.failure, op_range(key, NULL, true, 0))) < 0)
+        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_mod(key, m->mod_revision))) < 0 ||
+            (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
+            (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_put(key, json, strlen(json)))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(key, NULL, true, 0))) < 0)
                 return r;
         r = member_txn(reg, t.o, key, m, e);
         if (r <= 0)
@@ -1705,7 +972,7 @@ int registry_update_member(struct registry *reg, const struct registry_member *m
 }
 
 int registry_expire_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
-        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         char key[KEY_BUF], node[KEY_BUF], mesh[KEY_BUF];
         int r;
 
@@ -1718,12 +985,12 @@ int registry_expire_member(struct registry *reg, const struct registry_member *m
         make_key(reg, mesh, "mesh", m->mesh_address);
         /* The address keys are compared too: they are deleted only while
          * they are this node's. */
-        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_mod(key, m->mod_revision))) < 0 ||
-            (r = array_add(t.compare, cmp_value(node, m->mesh_address))) < 0 ||
-            (r = array_add(t.compare, cmp_value(mesh, m->name))) < 0 ||
-            (r = array_add(t.success, op_delete(key))) < 0 || (r = array_add(t.success, op_delete(node))) < 0 ||
-            (r = array_add(t.success, op_delete(mesh))) < 0 ||
-            (r = array_add(t.failure, op_range(key, NULL, true, 0))) < 0)
+        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_mod(key, m->mod_revision))) < 0 ||
+            (r = reg_array_add(t.compare, reg_cmp_value(node, m->mesh_address))) < 0 ||
+            (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_delete(key))) < 0 || (r = reg_array_add(t.success, reg_op_delete(node))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_delete(mesh))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(key, NULL, true, 0))) < 0)
                 return r;
         r = member_txn(reg, t.o, key, m, e);
         if (r <= 0)
@@ -1735,7 +1002,7 @@ int registry_expire_member(struct registry *reg, const struct registry_member *m
 /* --- disks ------------------------------------------------------------------------------ */
 
 int registry_put_disk(struct registry *reg, const char *uuid, const char *node_name, struct errmsg *e) {
-        _cleanup_(txn_req_done) struct txn_req t = {};
+        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         _cleanup_(registry_txn_done) struct registry_txn res = {};
         char u[UUID_STRING_SIZE], key[KEY_BUF], holder[NODE_NAME_MAX + 1];
         const struct registry_kv *kv;
@@ -1745,11 +1012,11 @@ int registry_put_disk(struct registry *reg, const char *uuid, const char *node_n
         if ((r = check_name(node_name, e)) < 0 || (r = normalize_uuid(uuid, u, e)) < 0)
                 return r;
         make_key(reg, key, "disks", u);
-        if ((r = txn_req_init(&t)) < 0 || (r = array_add(t.compare, cmp_absent(key))) < 0 ||
-            (r = array_add(t.success, op_put(key, node_name, strlen(node_name)))) < 0 ||
-            (r = array_add(t.failure, op_range(key, NULL, false, 0))) < 0)
+        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_absent(key))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_put(key, node_name, strlen(node_name)))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(key, NULL, false, 0))) < 0)
                 return r;
-        r = etcd_txn(reg, t.o, 1, &res, e);
+        r = reg_etcd_txn(reg, t.o, 1, &res, e);
         if (r < 0)
                 return r;
         if (res.succeeded)
@@ -1778,10 +1045,10 @@ int registry_get_disk(struct registry *reg, const char *uuid, char ret_node_name
         if (r < 0)
                 return r;
         make_key(reg, key, "disks", u);
-        req = range_body(key, NULL, false, 0);
+        req = reg_range_body(key, NULL, false, 0);
         if (!req)
                 return -ENOMEM;
-        if ((r = etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, key, &kv, e)) < 0)
+        if ((r = reg_etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, key, &kv, e)) < 0)
                 return r;
         if (!kv)
                 return errmsg_set(e, ENOENT, "disk %s is not registered", u);

@@ -19,7 +19,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/arca
 FUZZ_SECONDS ?= 60
 
-PKGS := openssl tss2-esys tss2-mu tss2-tctildr tss2-rc json-c libsystemd libevent_extra libevent_core libevent_openssl \
+PKGS := openssl tss2-esys tss2-mu tss2-tctildr tss2-rc json-c libevent_extra libevent_core libevent_openssl \
 	libcryptsetup libnftables
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

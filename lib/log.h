@@ -14,6 +14,10 @@
 #include "macro.h"
 
 void log_setup(const char *ident);
+/* Send entries to journald's native socket at socket_path (NULL: the
+ * standard /run/systemd/journal/socket) from now on, whatever stderr is;
+ * for tests and for daemons that know they run under systemd. */
+int log_setup_journal(const char *socket_path);
 void log_set_max_level(int level);
 int log_get_max_level(void);
 /* Parse "debug", "info", "notice", "warning", "err", or a number. */

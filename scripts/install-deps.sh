@@ -8,7 +8,7 @@ PACKAGES=(
     # build
     make gcc libc6-dev pkg-config clang libclang-rt-14-dev
     # libraries
-    libssl-dev libtss2-dev libjson-c-dev libsystemd-dev libevent-dev
+    libssl-dev libtss2-dev libjson-c-dev libevent-dev
     libcryptsetup-dev libnftables-dev
     # tests: TPM, hosts, registry
     libcriterion-dev openssl swtpm swtpm-tools tpm2-tools iproute2 procps etcd-server etcd-client

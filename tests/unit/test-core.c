@@ -2,13 +2,19 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <endian.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "encoding.h"
 #include "errmsg.h"
 #include "hkdf.h"
 #include "json-util.h"
+#include "log.h"
 #include "macro.h"
 #include "tpm.h"
 #include "secret.h"
@@ -504,4 +510,77 @@ Test(tpm, persistent_handle_from_command_line) {
                 cr_assert_eq(tpm_parse_persistent_handle(bad[i], &h), -EINVAL, "accepted \"%s\"", bad[i]);
                 cr_assert_eq(h, 7, "\"%s\" changed the result", bad[i]);
         }
+}
+
+/* --- journald's native protocol (lib/log.c) ---------------------------------- */
+
+/* The value of field `name` in a native-protocol datagram, or NULL. */
+static char *journal_field_value(const char *d, size_t n, const char *name) {
+        size_t at = 0;
+
+        while (at < n) {
+                const char *nl = memchr(d + at, '\n', n - at), *eq = memchr(d + at, '=', n - at);
+                uint64_t le, len;
+
+                cr_assert_not_null(nl, "field without a newline");
+                if (eq && eq < nl) { /* NAME=value */
+                        if ((size_t) (eq - (d + at)) == strlen(name) && !memcmp(d + at, name, strlen(name)))
+                                return strndup(eq + 1, (size_t) (nl - eq - 1));
+                        at = (size_t) (nl - d) + 1;
+                        continue;
+                }
+                cr_assert_leq((size_t) (nl - d) + 1 + 8, n, "truncated length");
+                memcpy(&le, nl + 1, 8);
+                len = le64toh(le);
+                cr_assert_leq((size_t) (nl - d) + 1 + 8 + len + 1, n, "truncated value");
+                cr_assert_eq(nl[1 + 8 + len], '\n');
+                if ((size_t) (nl - (d + at)) == strlen(name) && !memcmp(d + at, name, strlen(name)))
+                        return strndup(nl + 1 + 8, len);
+                at = (size_t) (nl - d) + 1 + 8 + len + 1;
+        }
+        return NULL;
+}
+
+Test(log, journal_entries_in_the_native_protocol) {
+        char dir[] = "/tmp/arca-test-journal-XXXXXX", path[128], d[8192];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = 5 };
+        _cleanup_free_ char *msg = NULL, *prio = NULL, *err = NULL, *ident = NULL, *func = NULL;
+        ssize_t n;
+        int fd;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/socket", dir);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+
+        log_setup("arca-test");
+        cr_assert_eq(log_setup_journal(path), 0);
+        cr_assert_eq(log_error_errno(-ENOENT, "two\nlines, %d, %s", 5, "x=y"), -ENOENT);
+        n = recv(fd, d, sizeof(d), 0);
+        cr_assert_gt(n, 0, "no entry arrived");
+        msg = journal_field_value(d, (size_t) n, "MESSAGE");
+        prio = journal_field_value(d, (size_t) n, "PRIORITY");
+        err = journal_field_value(d, (size_t) n, "ERRNO");
+        ident = journal_field_value(d, (size_t) n, "SYSLOG_IDENTIFIER");
+        func = journal_field_value(d, (size_t) n, "CODE_FUNC");
+        cr_assert_str_eq(msg, "two\nlines, 5, x=y");
+        cr_assert_str_eq(prio, "3");
+        cr_assert_str_eq(err, "2");
+        cr_assert_str_eq(ident, "arca-test");
+        cr_assert_not_null(func);
+
+        /* An entry without error has no ERRNO field. */
+        log_info("plain");
+        n = recv(fd, d, sizeof(d), 0);
+        cr_assert_gt(n, 0);
+        free(err);
+        err = journal_field_value(d, (size_t) n, "ERRNO");
+        cr_assert_null(err);
+        close(fd);
+        unlink(path);
+        rmdir(dir);
 }

@@ -385,6 +385,22 @@ static int mesh_up(void *userdata, const char *address, const char *cidr, const 
         return 0;
 }
 
+/* An init or join failed after mesh_up: no refreshes, no device, no table. */
+static void mesh_down(void *userdata) {
+        struct mesh *m = userdata;
+        struct errmsg e = {};
+
+        evtimer_del(m->timer);
+        if (m->firewall_applied && firewall_remove(&e) < 0)
+                log_error("Mesh: cannot remove the firewall: %s", errmsg_str(&e));
+        m->firewall_applied = m->firewall_stale = false;
+        m->dev = wg_device_destroy(m->dev);
+        m->peers = mfree(m->peers);
+        m->n_peers = 0;
+        m->evicted = m->outage = false;
+        log_info("Mesh: %s removed (the init or join failed).", m->ifname);
+}
+
 int mesh_new(struct event_base *base, struct node *node, const struct mesh_options *opt, struct mesh **ret,
              struct errmsg *e) {
         struct mesh *m;
@@ -417,6 +433,7 @@ int mesh_new(struct event_base *base, struct node *node, const struct mesh_optio
                 return -ENOMEM;
         }
         node->handoff.mesh_up = mesh_up;
+        node->handoff.mesh_down = mesh_down;
         node->handoff.mesh_userdata = m;
         *ret = m;
         return 0;

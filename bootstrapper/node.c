@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "node.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ctype.h>
@@ -153,8 +154,29 @@ void node_done(struct node *n) {
 
 /* --- pieces of init and join ------------------------------------------------ */
 
-static void cp_node_fill(const struct node *n, const char *cluster_name, const struct k8s_settings *k8s,
-                         const char **sans, struct cp_node *ret) {
+/* Where the control plane runs: on the mesh address once arca0 carries it,
+ * so that etcd and Kubernetes traffic between nodes is inside the mesh and
+ * the firewall can drop everything else; on a node without a mesh module
+ * (no --mesh: tests and benchmarks without network namespaces of their
+ * own) on the underlay address. */
+static const char *cp_address(const struct node *n, const struct node_state *s) {
+        return n->handoff.mesh_up ? s->mesh_address : n->opt.underlay;
+}
+
+/* etcd also serves this node's own services (registry, join service) on
+ * 127.0.0.1, unless the control plane's address is a loopback address
+ * itself (benchmarks run several nodes in one network namespace on
+ * 127.x.y.z, and 127.0.0.1:2379 would be shared). */
+static const char *cp_local_address(const char *address) {
+        struct in_addr a;
+
+        if (streq(address, "::1") || (inet_pton(AF_INET, address, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127))
+                return NULL;
+        return "127.0.0.1";
+}
+
+static void cp_node_fill(const struct node *n, const char *address, const char *cluster_name,
+                         const struct k8s_settings *k8s, const char **sans, struct cp_node *ret) {
         size_t i = 0;
 
         if (k8s)
@@ -163,9 +185,8 @@ static void cp_node_fill(const struct node *n, const char *cluster_name, const s
         sans[i] = NULL;
         *ret = (struct cp_node){
                 .name = n->opt.node_name,
-                /* The mesh address once the mesh carries control-plane
-                 * traffic; until then the underlay. */
-                .address = n->opt.underlay,
+                .address = address,
+                .local_address = cp_local_address(address),
                 .state_dir = n->opt.state_dir,
                 .kubernetes_dir = n->opt.kubernetes_dir,
                 .cluster_name = cluster_name,
@@ -176,33 +197,41 @@ static void cp_node_fill(const struct node *n, const char *cluster_name, const s
         };
 }
 
-/* Where this node's registry is: --registry, else the control plane's etcd. */
-static void registry_endpoints(const struct node *n, const char *driver, struct node_state *s) {
+/* Where this node's registry is: --registry, else the control plane's
+ * etcd on this node, reached locally (control-plane nodes only: workers
+ * never talk to etcd). */
+static void registry_endpoints(const struct node *n, const char *driver, const char *cp_addr,
+                               struct node_state *s) {
+        const char *local = cp_local_address(cp_addr);
+        char hp[ADDRESS_MAX + 16];
+
         if (n->opt.registry)
                 snprintf(s->registry[0], sizeof(s->registry[0]), "%s", n->opt.registry);
-        else if (streq(driver, "etcd"))
-                snprintf(s->registry[0], sizeof(s->registry[0]), "http://%s:%d", n->opt.underlay,
-                         CP_ETCD_CLIENT_PORT_DEFAULT);
-        else
+        else if (streq(driver, "etcd")) {
+                (void) cp_hostport(local ? local : cp_addr, CP_ETCD_CLIENT_PORT_DEFAULT, hp, sizeof(hp));
+                snprintf(s->registry[0], sizeof(s->registry[0]), "http://%s", hp);
+        } else
                 snprintf(s->registry[0], sizeof(s->registry[0]), "https://127.0.0.1:%d", CP_ETCD_CLIENT_PORT_DEFAULT);
         s->n_registry = 1;
 }
 
-/* Record this node in the registry: mesh address, disk, member. */
+/* Record the first node in the registry that its control plane has just
+ * started: the mesh address it took before the registry existed, its disk
+ * and its member record with the AK it attests with (so that its refreshes
+ * are matched to it like every joiner's), in one transaction. */
 static int register_self(struct node *n, struct node_state *s, struct errmsg *e) {
         _cleanup_registry_ struct registry *reg = NULL;
         struct registry_member m = {};
+        uint8_t ak[ATTEST_AK_NAME_SIZE];
         int r;
 
+        r = attester_ak_name(n->attester, ak, e);
+        if (r < 0)
+                return r;
         r = nodestate_registry_open(s, n->opt.kubernetes_dir, &reg, e);
         if (r < 0)
                 return r;
-        r = registry_allocate_address(reg, s->node_name, s->mesh_cidr, s->mesh_address, e);
-        if (r < 0)
-                return r;
-        r = registry_put_disk(reg, s->disk_uuid, s->node_name, e);
-        if (r < 0)
-                return r;
+        hex_encode_buf(ak, sizeof(ak), m.ak_name);
         snprintf(m.name, sizeof(m.name), "%s", s->node_name);
         snprintf(m.role, sizeof(m.role), "%s", s->role);
         snprintf(m.mesh_address, sizeof(m.mesh_address), "%s", s->mesh_address);
@@ -210,7 +239,7 @@ static int register_self(struct node *n, struct node_state *s, struct errmsg *e)
         snprintf(m.endpoint, sizeof(m.endpoint), "%s", n->endpoint);
         snprintf(m.disk_uuid, sizeof(m.disk_uuid), "%s", s->disk_uuid);
         m.join_time = m.last_seen = (int64_t) time(NULL);
-        return registry_put_member(reg, &m, e);
+        return registry_join(reg, &m, s->mesh_cidr, e);
 }
 
 static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -229,6 +258,9 @@ static void node_rollback(struct node *n) {
                 cp_stop(&n->cp);
         else
                 cp_result_done(&n->cp);
+        if (n->mesh_is_up && n->handoff.mesh_down)
+                n->handoff.mesh_down(n->handoff.mesh_userdata);
+        n->mesh_is_up = false;
         for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s/%s", n->opt.state_dir, subdirs[i]) >= 0)
@@ -261,6 +293,8 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
                 argv[i++] = ak;
                 argv[i++] = "--underlay";
                 argv[i++] = n->opt.underlay;
+                if (n->handoff.mesh_up)
+                        argv[i++] = "--control-plane-on-mesh";
                 if (n->opt.tcti) {
                         argv[i++] = "--tcti";
                         argv[i++] = n->opt.tcti;
@@ -283,26 +317,33 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
         return 0;
 }
 
-/* Give the disk its derived key and bring the mesh up, through the hooks
- * of the modules that own them. */
-static int handoff(struct node *n, const struct node_state *s, const uint8_t disk_key[KEY_SIZE],
-                   const struct mesh_peer *peers, size_t n_peers, struct errmsg *e) {
+/* Give the disk its derived key, through the disk-mapper's hook. */
+static int rekey(struct node *n, const char *disk_uuid, const uint8_t disk_key[KEY_SIZE], struct errmsg *e) {
+        if (!n->handoff.rekey_disk) {
+                log_info("No state disk on this node: nothing to re-key (disk %s).", disk_uuid);
+                return 0;
+        }
+        return n->handoff.rekey_disk(n->handoff.userdata, disk_uuid, disk_key, e);
+}
+
+/* Bring arca0 up (and with --firewall table inet arca) before the control
+ * plane starts, through the mesh agent's hook: the control plane listens
+ * on the mesh address and reaches the other control-plane nodes over it. */
+static int mesh_up(struct node *n, const struct node_state *s, const struct mesh_peer *peers, size_t n_peers,
+                   struct errmsg *e) {
         int r;
 
-        if (n->handoff.rekey_disk) {
-                r = n->handoff.rekey_disk(n->handoff.userdata, s->disk_uuid, disk_key, e);
-                if (r < 0)
-                        return r;
-        } else
-                log_info("No state disk on this node: nothing to re-key (disk %s).", s->disk_uuid);
-        if (n->handoff.mesh_up) {
-                r = n->handoff.mesh_up(n->handoff.mesh_userdata, s->mesh_address, s->mesh_cidr, n->wg_private, peers,
-                                       n_peers, e);
-                if (r < 0)
-                        return r;
-        } else
-                log_info("No mesh module on this node: mesh address %s is registered, arca0 is not set up.",
-                         s->mesh_address);
+        if (!n->handoff.mesh_up) {
+                log_info("No mesh module on this node: mesh address %s is registered, arca0 is not set up, and the "
+                         "control plane uses the underlay address %s.",
+                         s->mesh_address, n->opt.underlay);
+                return 0;
+        }
+        r = n->handoff.mesh_up(n->handoff.mesh_userdata, s->mesh_address, s->mesh_cidr, n->wg_private, peers,
+                               n_peers, e);
+        if (r < 0)
+                return r;
+        n->mesh_is_up = true;
         return 0;
 }
 
@@ -349,6 +390,7 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
         const char *sans[MSG_MAX_SANS + 1];
         struct cp_node cpn;
         uint8_t measurement_secret[KEY_SIZE];
+        const char *address;
         int r;
 
         r = check_uncommitted(n, e);
@@ -389,9 +431,31 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
         secret_wipe(measurement_secret, sizeof(measurement_secret));
         if (r < 0)
                 return errmsg_set(e, r, "key derivation failed");
-        registry_endpoints(n, req->driver, &s);
+        /* The registry lives in the control plane that is about to start on
+         * the mesh address, so the first node takes the first address of
+         * the mesh CIDR without asking it, and claims it in the registry
+         * once it runs (register_self). */
+        r = registry_first_address(s.mesh_cidr, s.mesh_address, e);
+        if (r < 0) {
+                errmsg_prefix(e, "mesh CIDR");
+                return r;
+        }
+        address = cp_address(n, &s);
+        registry_endpoints(n, req->driver, address, &s);
 
-        cp_node_fill(n, req->cluster_name, &req->k8s, sans, &cpn);
+        {
+                uint8_t disk_key[KEY_SIZE];
+                r = key_disk(req->master_secret, req->master_salt, s.disk_uuid, disk_key);
+                if (r >= 0)
+                        r = rekey(n, s.disk_uuid, disk_key, e);
+                secret_wipe(disk_key, sizeof(disk_key));
+                if (r < 0)
+                        goto fail;
+        }
+        r = mesh_up(n, &s, NULL, 0, e);
+        if (r < 0)
+                goto fail;
+        cp_node_fill(n, address, req->cluster_name, &req->k8s, sans, &cpn);
         r = cp_init(driver, &cpn, &n->cp, e);
         if (r < 0)
                 goto fail;
@@ -402,15 +466,6 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
         }
         memcpy(master.master_secret, req->master_secret, KEY_SIZE);
         memcpy(master.master_salt, req->master_salt, KEY_SIZE);
-        {
-                uint8_t disk_key[KEY_SIZE];
-                r = key_disk(req->master_secret, req->master_salt, s.disk_uuid, disk_key);
-                if (r >= 0)
-                        r = handoff(n, &s, disk_key, NULL, 0, e);
-                secret_wipe(disk_key, sizeof(disk_key));
-                if (r < 0)
-                        goto fail;
-        }
         r = commit(n, &s, &master, req->policy, req->policy_size, e);
         secret_wipe(&master, sizeof(master));
         if (r < 0)
@@ -440,6 +495,7 @@ int node_join(struct node *n, const struct join_response *resp, struct errmsg *e
         const char *sans[1];
         struct cp_node cpn;
         enum cp_role role;
+        const char *address;
         int r;
 
         r = check_uncommitted(n, e);
@@ -466,10 +522,20 @@ int node_join(struct node *n, const struct join_response *resp, struct errmsg *e
         snprintf(s.disk_uuid, sizeof(s.disk_uuid), "%s", n->disk_uuid);
         memcpy(s.cluster_id, resp->cluster_id, KEY_SIZE);
         memcpy(s.measurement_salt, resp->measurement_salt, KEY_SIZE);
+        address = cp_address(n, &s);
         if (role == CP_ROLE_CONTROL_PLANE)
-                registry_endpoints(n, resp->driver, &s);
+                registry_endpoints(n, resp->driver, address, &s);
 
-        cp_node_fill(n, resp->cluster_name, NULL, sans, &cpn);
+        /* Disk, then mesh: a control-plane joiner's etcd reaches the other
+         * members over arca0 (they add this node as a peer at their next
+         * mesh refresh; etcd retries until then). */
+        r = rekey(n, s.disk_uuid, resp->disk_key, e);
+        if (r < 0)
+                goto fail;
+        r = mesh_up(n, &s, resp->peers, resp->n_peers, e);
+        if (r < 0)
+                goto fail;
+        cp_node_fill(n, address, resp->cluster_name, NULL, sans, &cpn);
         r = cp_join(driver, &cpn, role, resp->cp_params, &n->cp, e);
         if (r < 0)
                 goto fail;
@@ -477,9 +543,6 @@ int node_join(struct node *n, const struct join_response *resp, struct errmsg *e
                 memcpy(master.master_secret, resp->master_secret, KEY_SIZE);
                 memcpy(master.master_salt, resp->master_salt, KEY_SIZE);
         }
-        r = handoff(n, &s, resp->disk_key, resp->peers, resp->n_peers, e);
-        if (r < 0)
-                goto fail;
         r = commit(n, &s, resp->has_master ? &master : NULL, resp->policy, resp->policy_size, e);
         secret_wipe(&master, sizeof(master));
         if (r < 0)

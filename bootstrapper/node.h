@@ -55,6 +55,9 @@ struct node_handoff {
         /* Bring arca0 up with this node's address and its first peers. */
         int (*mesh_up)(void *userdata, const char *address, const char *cidr, const uint8_t wg_private[WG_KEY_SIZE],
                        const struct mesh_peer *peers, size_t n_peers, struct errmsg *e);
+        /* Take arca0 (and the firewall) down again: an init or join that
+         * failed after mesh_up. */
+        void (*mesh_down)(void *userdata);
         void *userdata;      /* for rekey_disk */
         void *mesh_userdata; /* for mesh_up (bootstrapper/mesh.c) */
 };
@@ -70,6 +73,7 @@ struct node {
         char disk_uuid[UUID_STRING_SIZE];
         char endpoint[ENDPOINT_MAX]; /* underlay:51820 */
         bool committed;              /* initialized or joined */
+        bool mesh_is_up;             /* mesh_up done by the init or join under way */
         struct cp_result cp;         /* the control plane's child, if any */
         pid_t join_service_pid;
 };
@@ -82,11 +86,14 @@ void node_done(struct node *n);
  * the state directory. */
 int node_disk_uuid(struct node *n, struct errmsg *e);
 
-/* Finish init on this node: control plane, registry, node lock, state,
- * join service. On failure everything done is undone and the node can be
- * initialized or joined again. */
+/* Finish init on this node: disk re-key, mesh (the first address of the
+ * mesh CIDR), control plane on the mesh address, registry record, node
+ * lock, state, join service. On failure everything done is undone (but
+ * the re-key) and the node can be initialized or joined again. */
 int node_init(struct node *n, const struct init_request *req, struct init_response *ret, struct errmsg *e);
-/* Finish a join with the join service's answer. Same guarantees. */
+/* Finish a join with the join service's answer: disk re-key, mesh with
+ * the answer's peers, control plane on the mesh address, node lock,
+ * state, join service. Same guarantees. */
 int node_join(struct node *n, const struct join_response *resp, struct errmsg *e);
 
 /* Start arca-join-service as a child (it dies with us); the caller

@@ -53,25 +53,70 @@ int mini_expected_pcr15(const struct mini_cluster *c, uint8_t ret[32]) {
         return sha256(buf, sizeof(buf), ret);
 }
 
-static int registry_members(const struct mini_cluster *c, struct registry_member **ret, size_t *ret_n) {
+/* Inside a control-plane node: the members of its registry, one "name
+ * mesh-address" line each. etcd serves it on 127.0.0.1 there; from this
+ * machine it is out of reach (mesh addresses only), and it should be:
+ * the firewall keeps etcd off the underlay. */
+static int registry_fn(const struct mini_cluster *c, const struct mini_node *n, void *userdata, int out_fd) {
         _cleanup_registry_ struct registry *reg = NULL;
-        const char *eps[REGISTRY_MAX_ENDPOINTS];
-        char urls[REGISTRY_MAX_ENDPOINTS][64];
-        size_t n = 0;
+        _cleanup_free_ struct registry_member *members = NULL;
+        char url[64];
+        const char *eps[] = { url };
+        size_t n_members = 0;
         struct errmsg e = {};
         int r;
 
-        for (unsigned i = 0; i < c->n_nodes && n < REGISTRY_MAX_ENDPOINTS; i++)
-                if (c->nodes[i].role == MINI_CONTROL_PLANE) {
-                        snprintf(urls[n], sizeof(urls[n]), "http://%s:%d", c->nodes[i].address, MINI_ETCD_PORT);
-                        eps[n] = urls[n];
-                        n++;
-                }
-        r = registry_new(&(struct registry_config){ .endpoints = eps, .n_endpoints = n, .timeout_ms = 2000 }, &reg,
+        (void) c, (void) n, (void) userdata;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", MINI_ETCD_PORT);
+        r = registry_new(&(struct registry_config){ .endpoints = eps, .n_endpoints = 1, .timeout_ms = 2000 }, &reg,
                          &e);
+        if (r >= 0)
+                r = registry_list_members(reg, &members, &n_members, &e);
         if (r < 0)
                 return r;
-        return registry_list_members(reg, ret, ret_n, &e);
+        for (size_t i = 0; i < n_members; i++)
+                dprintf(out_fd, "%s %s\n", members[i].name, members[i].mesh_address);
+        return 0;
+}
+
+/* The registry's members (name and mesh address), asked inside each
+ * control-plane node in turn until one answers. */
+static int registry_members(const struct mini_cluster *c, struct registry_member **ret, size_t *ret_n) {
+        int r = -ENOENT;
+
+        for (unsigned i = 0; i < c->n_nodes; i++) {
+                _cleanup_free_ struct registry_member *m = NULL;
+                _cleanup_free_ char *out = NULL;
+                size_t n = 0, lines = 0;
+
+                if (c->nodes[i].role != MINI_CONTROL_PLANE)
+                        continue;
+                r = c->ops->node_run(c, &c->nodes[i], registry_fn, NULL, &out);
+                if (r < 0)
+                        continue;
+                for (const char *p = out; *p; p++)
+                        lines += *p == '\n';
+                m = calloc(lines + 1, sizeof(*m));
+                if (!m)
+                        return -ENOMEM;
+                for (char *line = out, *next; line && *line && n < lines; line = next) {
+                        char *sp;
+
+                        next = strchr(line, '\n');
+                        if (next)
+                                *next++ = 0;
+                        sp = strchr(line, ' ');
+                        if (!sp || (size_t) (sp - line) >= sizeof(m[n].name) || strlen(sp + 1) >= sizeof(m[n].mesh_address))
+                                continue;
+                        snprintf(m[n].name, sizeof(m[n].name), "%.*s", (int) (sp - line), line);
+                        snprintf(m[n].mesh_address, sizeof(m[n].mesh_address), "%s", sp + 1);
+                        n++;
+                }
+                *ret = TAKE_PTR(m);
+                *ret_n = n;
+                return 0;
+        }
+        return r;
 }
 
 struct mesh_probe {

@@ -36,6 +36,7 @@ struct mini_options {
         bool no_wait;
         bool no_mesh;
         bool mesh;
+        bool no_firewall;
 };
 
 static void help(void) {
@@ -61,8 +62,8 @@ static void help(void) {
                "  --no-mesh              do not run the WireGuard mesh on the nodes\n"
                "  --mesh                 run it even if the binaries look unable to form a\n"
                "                         full mesh (default: run it when they can)\n"
-               "  (with the mesh and one control-plane node, every node also runs the nftables\n"
-               "  firewall, table inet arca: docs/MINI.md)\n"
+               "  --no-firewall          with the mesh, do not run the nftables firewall (table\n"
+               "                         inet arca, on by default: docs/MINI.md)\n"
                "  --vm                   nodes as qemu guests (not available yet)\n",
                MINI_NAME_MAX, MINI_STATE_ROOT);
 }
@@ -441,10 +442,11 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         }
         mesh_why = mesh_support(c);
         c->mesh = !o->no_mesh && (o->mesh || !mesh_why);
-        /* The etcd driver still speaks etcd between control-plane nodes
-         * over the underlay (docs/FIREWALL.md), which the firewall drops:
-         * with one control-plane node there is no such traffic. */
-        c->firewall = c->mesh && o->control_planes == 1;
+        /* The control plane (etcd, registry) runs on mesh addresses, so the
+         * firewall may drop everything between nodes' underlay addresses
+         * but WireGuard and the arca ports, whatever the number of
+         * control-plane nodes. */
+        c->firewall = c->mesh && !o->no_firewall;
         if (o->driver)
                 snprintf(c->driver, sizeof(c->driver), "%s", o->driver);
         else
@@ -520,10 +522,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                 printf("  firewall:      nftables table inet arca on every node: between nodes' underlay addresses only "
                        "WireGuard and the arca ports (9000, 30090, 9999); everything else over arca0\n");
         else
-                printf("  firewall:      off (%s)\n",
-                       !c->mesh ? "it needs the mesh"
-                                : "with several control-plane nodes etcd still talks over the underlay, which the "
-                                  "firewall would drop; see docs/FIREWALL.md");
+                printf("  firewall:      off (%s)\n", !c->mesh ? "it needs the mesh" : "--no-firewall");
         printf("  measurements:  PCR %d = arca-bootstrapper, PCR %d = arca-join-service (the binaries in %s); "
                "PCRs 0-14 enforced\n",
                MINI_PCR_BOOTSTRAPPER, MINI_PCR_JOIN_SERVICE, c->bin_dir);
@@ -751,7 +750,7 @@ static int parse_count(const char *s, unsigned *ret) {
 
 int verb_mini(int argc, char **argv) {
         enum { ARG_NAME = 256, ARG_STATE, ARG_CP, ARG_W, ARG_SUBNET, ARG_DRIVER, ARG_TIMEOUT, ARG_VM, ARG_NOWAIT,
-               ARG_NOMESH, ARG_MESH };
+               ARG_NOMESH, ARG_MESH, ARG_NOFW };
         static const struct option opts[] = {
                 { "name", required_argument, NULL, ARG_NAME },
                 { "state-dir", required_argument, NULL, ARG_STATE },
@@ -764,6 +763,7 @@ int verb_mini(int argc, char **argv) {
                 { "no-wait", no_argument, NULL, ARG_NOWAIT },
                 { "no-mesh", no_argument, NULL, ARG_NOMESH },
                 { "mesh", no_argument, NULL, ARG_MESH },
+                { "no-firewall", no_argument, NULL, ARG_NOFW },
                 { "output", required_argument, NULL, 'o' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -820,6 +820,7 @@ int verb_mini(int argc, char **argv) {
                 case ARG_NOWAIT: o.no_wait = true; break;
                 case ARG_NOMESH: o.no_mesh = true; break;
                 case ARG_MESH: o.mesh = true; break;
+                case ARG_NOFW: o.no_firewall = true; break;
                 case 'o': output = optarg; break;
                 case 'h': help(); return 0;
                 default: return 2;

@@ -187,7 +187,7 @@ static const struct verify_report *peer_report(struct evhttp_request *req) {
 static void self_node(const struct join_service *s, struct cp_node *ret) {
         *ret = (struct cp_node){
                 .name = s->state.node_name,
-                .address = s->opt.underlay,
+                .address = s->opt.control_plane_on_mesh ? s->state.mesh_address : s->opt.underlay,
                 .state_dir = s->opt.state_dir,
                 .kubernetes_dir = s->opt.kubernetes_dir,
                 .cluster_name = s->state.cluster_name,
@@ -404,9 +404,12 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
          * until the joiner's server runs, the registry (in that cluster)
          * must not be needed any more by this request. */
         self_node(s, &self);
-        /* The control plane uses the underlay until the mesh carries it. */
+        /* The joiner's control plane runs where ours does: on its mesh
+         * address (it brings arca0 up before it joins the control plane),
+         * or without a mesh on its underlay address. */
         pthread_mutex_lock(&s->driver_lock);
-        r = cp_join_params(s->driver, &self, req->node_name, host, role, &m->cp_params, e);
+        r = cp_join_params(s->driver, &self, req->node_name,
+                           s->opt.control_plane_on_mesh ? member.mesh_address : host, role, &m->cp_params, e);
         pthread_mutex_unlock(&s->driver_lock);
         return r;
 }
@@ -494,11 +497,12 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                                           "removed after %u s without a refresh)",
                                           req->node_name, s->opt.member_timeout);
                 /* The node is who it says only if it attests with the AK it
-                 * joined with. Records written without one (the first
-                 * node's, at init) take the first member that refreshes
-                 * under that name: it runs the cluster's image and holds
-                 * its node lock. */
-                if (me->ak_name[0] && !streq(me->ak_name, j->ak_name))
+                 * joined with (init records the first node's too). A record
+                 * without one is never taken over by whoever refreshes
+                 * first under its name. */
+                if (!me->ak_name[0])
+                        return errmsg_set(e, EPERM, "node '%s' has no attestation key on record", req->node_name);
+                if (!streq(me->ak_name, j->ak_name))
                         return errmsg_set(e, EPERM, "node '%s' joined with another attestation key than this one",
                                           req->node_name);
                 updated = *me;

@@ -14,6 +14,7 @@
  * service. Registry work runs on worker threads. See docs/PROTOCOL.md. */
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "errmsg.h"
@@ -31,6 +32,9 @@ struct join_service_options {
         const char *listen;
         uint16_t port;
         const char *underlay;
+        /* The control plane runs on mesh addresses (this node's, from its
+         * state, and each joiner's); false: on underlay addresses. */
+        bool control_plane_on_mesh;
         const char *platform_ca;
         const char *kubernetes_dir;
         unsigned refresh_interval; /* seconds, told to members; 0: default */

@@ -30,7 +30,10 @@ static void help(void) {
                "  --ak-handle HEX         AK handle (default 0x%08x)\n"
                "  --listen ADDR           listen address (default 0.0.0.0)\n"
                "  --port N                port (default %u)\n"
-               "  --underlay ADDR         this node's underlay address (control-plane endpoint)\n"
+               "  --underlay ADDR         this node's underlay address\n"
+               "  --control-plane-on-mesh the control plane (etcd, Kubernetes) uses mesh addresses:\n"
+               "                          this node's and joiners' (default: underlay addresses, for\n"
+               "                          nodes without a mesh)\n"
                "  --platform-ca FILE      CA certifying joiners' attestation keys (qemu-vtpm)\n"
                "  --kubernetes-dir DIR    kubeadm's directory (default /etc/kubernetes)\n"
                "  --refresh-interval S    seconds between a member's mesh refreshes (default %u)\n"
@@ -49,7 +52,7 @@ static void on_signal(evutil_socket_t fd, short what, void *arg) {
 
 int main(int argc, char **argv) {
         enum { ARG_STATE = 256, ARG_TCTI, ARG_VARIANT, ARG_AK, ARG_LISTEN, ARG_PORT, ARG_UNDERLAY, ARG_CA, ARG_KDIR,
-               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS };
+               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS, ARG_CP_MESH };
         static const struct option opts[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE },
                 { "tcti", required_argument, NULL, ARG_TCTI },
@@ -58,6 +61,7 @@ int main(int argc, char **argv) {
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "port", required_argument, NULL, ARG_PORT },
                 { "underlay", required_argument, NULL, ARG_UNDERLAY },
+                { "control-plane-on-mesh", no_argument, NULL, ARG_CP_MESH },
                 { "platform-ca", required_argument, NULL, ARG_CA },
                 { "kubernetes-dir", required_argument, NULL, ARG_KDIR },
                 { "check-config", no_argument, NULL, ARG_CHECK },
@@ -121,6 +125,9 @@ int main(int argc, char **argv) {
                                 return 2;
                         }
                         o.underlay = optarg;
+                        break;
+                case ARG_CP_MESH:
+                        o.control_plane_on_mesh = true;
                         break;
                 case ARG_CA:
                         o.platform_ca = optarg;

@@ -144,6 +144,18 @@ const char *attester_variant(const struct attester *a) {
         return a->variant->name;
 }
 
+int attester_ak_name(const struct attester *a, uint8_t ret[ATTEST_AK_NAME_SIZE], struct errmsg *e) {
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        uint8_t name[TPM_NAME_SIZE];
+        int r;
+
+        r = tpm_public_parse(a->tmpl->ak_public.data, a->tmpl->ak_public.size, &key, name, e);
+        if (r < 0)
+                return r;
+        memcpy(ret, name, ATTEST_AK_NAME_SIZE);
+        return 0;
+}
+
 int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
                    const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
                    struct errmsg *e) {

@@ -68,6 +68,9 @@ int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, s
                  struct errmsg *e);
 struct attester *attester_free(struct attester *a);
 const char *attester_variant(const struct attester *a);
+/* The TPM name of this attester's AK, as verifier_verify reports it
+ * (verify_report.ak_name) for its evidence. */
+int attester_ak_name(const struct attester *a, uint8_t ret[ATTEST_AK_NAME_SIZE], struct errmsg *e);
 /* Issue evidence (serialized document) with fresh PCR values and quote. */
 int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
                    const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,

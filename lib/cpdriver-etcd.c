@@ -185,7 +185,7 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
                       struct cp_result *ret, struct errmsg *e) {
         _cleanup_free_ char *bin = NULL, *data_dir = NULL, *log_path = NULL;
         _cleanup_(json_object_putp) json_object *kc = NULL, *eps = NULL;
-        char curl[300], purl[300];
+        char curl[300], purl[300], lurl[300], listen[610];
         const char *s;
         struct stat st;
         off_t log_offset = 0;
@@ -198,6 +198,15 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
         if (url(node->address, client_port(node), curl, sizeof(curl)) < 0 ||
             url(node->address, peer_port(node), purl, sizeof(purl)) < 0)
                 return -ENAMETOOLONG;
+        /* Clients on the node address and, for the node's own services, a
+         * local one; peers only on the node (mesh) address. Only the node
+         * address is advertised: the others reach etcd there. */
+        if (node->local_address) {
+                if (url(node->local_address, client_port(node), lurl, sizeof(lurl)) < 0)
+                        return -ENAMETOOLONG;
+                snprintf(listen, sizeof(listen), "%s,%s", curl, lurl);
+        } else
+                snprintf(listen, sizeof(listen), "%s", curl);
         r = cp_mkdir_p(node->state_dir, 0700);
         if (r < 0)
                 return errmsg_set(e, r, "cannot create %s: %s", node->state_dir, strerror(-r));
@@ -218,7 +227,7 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
                 (char *) "--log-outputs",
                 (char *) "stderr",
                 (char *) "--listen-client-urls",
-                curl,
+                listen,
                 (char *) "--advertise-client-urls",
                 curl,
                 (char *) "--listen-peer-urls",

@@ -355,6 +355,9 @@ static int validate_node(const struct cp_driver *d, const struct cp_node *n, boo
                                   quote(n->name, q));
         if (!cp_valid_ip(n->address))
                 return errmsg_set(e, EINVAL, "node address '%s' is not an IP address", quote(n->address, q));
+        if (n->local_address && (!cp_valid_ip(n->local_address) || streq(n->local_address, n->address)))
+                return errmsg_set(e, EINVAL, "local address '%s' is not an IP address other than the node's",
+                                  quote(n->local_address, q));
         if (!cp_valid_path(n->state_dir))
                 return errmsg_set(e, EINVAL, "state directory '%s' is not a plain absolute path",
                                   quote(n->state_dir, q));

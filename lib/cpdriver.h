@@ -55,6 +55,9 @@ int cp_role_from_string(const char *s, enum cp_role *ret);
 struct cp_node {
         const char *name;           /* node / etcd member name: lowercase RFC 1123 subdomain */
         const char *address;        /* mesh address, an IPv4 or IPv6 literal (node IP, etcd URLs) */
+        const char *local_address;  /* etcd: also serve clients on this address (127.0.0.1: the
+                                     * node's own registry and join service), never advertised;
+                                     * NULL: only on `address` */
         const char *state_dir;      /* the node's state: <state_dir>/etcd, <state_dir>/kubeadm */
         const char *kubernetes_dir; /* kubeadm: admin.conf and pki/ (certificatesDir, caCertPath);
                                      * NULL = /etc/kubernetes, which real kubeadm requires for

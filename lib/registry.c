@@ -870,16 +870,32 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
         return 0;
 }
 
+int registry_first_address(const char *cidr, char ret[static INET6_ADDRSTRLEN], struct errmsg *e) {
+        struct in_addr a;
+        uint32_t first = 0, last = 0;
+        int r;
+
+        r = parse_cidr4(cidr, &first, &last, e);
+        if (r < 0)
+                return r;
+        a.s_addr = htonl(first);
+        return inet_ntop(AF_INET, &a, ret, INET6_ADDRSTRLEN) ? 0 : -errno;
+}
+
 int registry_join(struct registry *reg, struct registry_member *m, const char *cidr, struct errmsg *e) {
         struct registry_member rec = *m;
         struct join_view v = {};
         uint32_t first = 0, last = 0;
         unsigned conflicts = 0;
+        bool wanted = m->mesh_address[0] != 0;
         int r;
 
         if ((r = check_name(m->name, e)) < 0 || (r = normalize_uuid(m->disk_uuid, rec.disk_uuid, e)) < 0 ||
             (r = parse_cidr4(cidr, &first, &last, e)) < 0)
                 return r;
+        if (wanted && !in_range(m->mesh_address, first, last))
+                return errmsg_set(e, EINVAL, "mesh address \"%.*s\" is not one handed out in %s",
+                                  (int) sizeof(m->mesh_address), m->mesh_address, cidr);
         /* Optimistic: a new node, holding nothing. A failed transaction
          * says what the node holds; only an address taken by another node
          * counts as a conflict. */
@@ -892,7 +908,12 @@ int registry_join(struct registry *reg, struct registry_member *m, const char *c
                         r = held_result(m->name, v.held, cidr, first, last, address, e);
                         if (r < 0)
                                 return r;
-                } else {
+                        if (wanted && !streq(address, m->mesh_address))
+                                return errmsg_set(e, EADDRINUSE, "node '%s' holds mesh address %s, not %s",
+                                                  m->name, address, m->mesh_address);
+                } else if (wanted)
+                        memcpy(address, m->mesh_address, strlen(m->mesh_address) + 1);
+                else {
                         r = pick_address(reg, first, last, conflicts, cidr, address, e);
                         if (r < 0)
                                 return r;
@@ -911,6 +932,9 @@ int registry_join(struct registry *reg, struct registry_member *m, const char *c
                                                   "node '%s' holds %s by the registry's index, but the address "
                                                   "is not recorded as its own",
                                                   m->name, v.held);
+                        if (wanted)
+                                return errmsg_set(e, EADDRINUSE, "mesh address %s is held by another node",
+                                                  m->mesh_address);
                         if (++conflicts >= MAX_CONFLICTS)
                                 return errmsg_set(e, EAGAIN,
                                                   "joining '%s': %u addresses taken concurrently", m->name,

@@ -143,10 +143,17 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
  * record m, written together in one transaction whose comparisons keep the
  * invariants above. Usually one round trip to etcd; a retried join (the
  * node holds an address and its disk already) takes two and keeps its
- * address. m->mesh_address is ignored on input and set on success (also
- * in ret_address). -EEXIST if the disk belongs to another node, -ENOSPC,
- * -EADDRINUSE as registry_allocate_address, -EINVAL for an invalid m. */
+ * address. An empty m->mesh_address asks for any address; a set one is
+ * the address wanted (the first node's, which it uses before the registry
+ * exists): -EADDRINUSE if another node holds it or the node holds another,
+ * -EINVAL if cidr does not hand it out. m->mesh_address is set on success.
+ * -EEXIST if the disk belongs to another node, -ENOSPC, -EADDRINUSE as
+ * registry_allocate_address, -EINVAL for an invalid m. */
 int registry_join(struct registry *reg, struct registry_member *m, const char *cidr, struct errmsg *e);
+
+/* The first address cidr hands out (network address + 2: .1 is reserved):
+ * the first node's mesh address, known before its registry runs. */
+int registry_first_address(const char *cidr, char ret[static INET6_ADDRSTRLEN], struct errmsg *e);
 
 /* Replace the record of m->name only if it is unchanged since it was read
  * (m->mod_revision, as registry_get_member/registry_list_members filled

@@ -2,9 +2,12 @@
 # helpers, the checks for what they need (skipping with a reason), a
 # bridge in a switch namespace with one namespace per host, a swtpm per
 # host with its AK certified by the platform CA in $W/ca, bootstrappers,
-# etcd queries from the "owner" namespace, key derivation with openssl and
-# the arca-testnode probe. The sourcing test sets NETNS_TEST (a name for its
-# work directory) and ETCD_ENDPOINTS (what etcdq asks), then `set -u`.
+# etcd queries, key derivation with openssl and the arca-testnode probe.
+# The sourcing test sets NETNS_TEST (a name for its work directory) and
+# ETCD_ENDPOINTS (what etcdq asks, from the namespace ETCD_NS, default
+# "owner"), then `set -u`. With NETNS_MESH=1 the bootstrappers run the
+# WireGuard mesh (wireguard-go, each node in a mount namespace of its own
+# with a private /run, docs/MESH.md) and the firewall (table inet arca).
 : "${NETNS_TEST:?}" "${ETCD_ENDPOINTS:?}"
 B=${ARCA_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 T=$B/tests/tools
@@ -28,6 +31,13 @@ command -v etcdctl >/dev/null || skip_all "etcdctl is not installed (package etc
 command -v tpm2_pcrextend >/dev/null || skip_all "tpm2-tools is not installed"
 [ -x "$B/arca-bootstrapper" ] && [ -x "$B/arca-join-service" ] && [ -x "$T/arca-testnode" ] ||
     skip_all "binaries missing in $B (run make tests)"
+if [ -n "${NETNS_MESH:-}" ]; then
+    [ -x /usr/bin/wireguard-go ] || skip_all "wireguard-go is not installed (package wireguard-go)"
+    [ -c /dev/net/tun ] || skip_all "/dev/net/tun is missing (wireguard-go needs TUN)"
+    command -v nft >/dev/null || skip_all "nft is not installed (package nftables)"
+    command -v ss >/dev/null || skip_all "ss (iproute2) is not installed"
+    unshare -m --propagation private true 2>/dev/null || skip_all "cannot create mount namespaces here"
+fi
 
 W=$(mktemp -d "/tmp/arca-$NETNS_TEST.XXXXXX")
 P=arca$$
@@ -77,18 +87,29 @@ pcr() { in_ns "$1" tpm2_pcrread -T "swtpm:port=2321" "sha256:$2" | sed -n 's/.*0
 CA=$W/ca/platform-ca.pem
 bootstrapper() { # bootstrapper NAME ADDRESS [options...]
     local name=$1 addr=$2; shift 2
-    mkdir -p "$W/$name/state"
-    TSS2_LOG=all+none in_ns "$name" "$B/arca-bootstrapper" --tcti "$TCTI" --state-dir "$W/$name/state" \
+    local -a run=(in_ns "$name")
+    mkdir -p "$W/$name/state" "$W/$name/run"
+    if [ -n "${NETNS_MESH:-}" ]; then
+        # `ip netns exec` first (it needs the real /run/netns), then a mount
+        # namespace whose /run is the node's own; every step execs, so the
+        # pid is the bootstrapper's.
+        run=(ip netns exec "$P-$name" unshare -m --propagation private -- \
+            sh -c 'mount --bind "$0" /run && exec "$@"' "$W/$name/run")
+        set -- --mesh wireguard-go --mesh-refresh-ms 500 --firewall "$@"
+    fi
+    TSS2_LOG=all+none "${run[@]}" "$B/arca-bootstrapper" --tcti "$TCTI" --state-dir "$W/$name/state" \
         --node-name "$name" --underlay "$addr" --platform-ca "$CA" --join-service "$B/arca-join-service" \
         "$@" >"$W/$name.log" 2>&1 &
     eval "PID_$name=$!"
 }
+# The mesh address a node's arca0 came up with (NETNS_MESH).
+mesh_ip() { sed -n 's/.*Mesh: arca0 up ([a-z-]*), address \([0-9.]*\)\/.*/\1/p' "$W/$1.log" | head -1; }
 wait_for() { # wait_for SECONDS command...: poll until the command succeeds
     local deadline=$((SECONDS + $1)); shift
     until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.2; done
 }
 logged() { grep -q -- "$2" "$W/$1.log"; }
-etcdq() { in_ns owner env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" "$@"; }
+etcdq() { in_ns "${ETCD_NS:-owner}" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" "$@"; }
 member_count() { etcdq get --prefix "/arca/members/$1" --keys-only | grep -cx "/arca/members/$1"; }
 field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; } # first occurrence: the top level
 b64hex() { base64 -d | od -An -v -tx1 | tr -d ' \n'; }

@@ -3,13 +3,19 @@
 # in its own network namespace with its own swtpm and state directory, the
 # etcd control-plane driver on the real etcd-server, and the owner's CLI in a
 # namespace of its own. Checks init, joins, keys, secrets custody, refusals,
-# retries and fail-over as the bootstrap-flows issue lists them.
+# retries and fail-over as the bootstrap-flows issue lists them. The nodes
+# run the WireGuard mesh and the firewall: etcd runs on mesh addresses (and
+# 127.0.0.1, where the join services and this test reach it), its peer
+# traffic goes over arca0, and underlay TCP to 2379/2380 between nodes is
+# refused.
 set -u
 NETNS_TEST=cluster
-ETCD_ENDPOINTS=http://10.250.0.11:2379,http://10.250.0.12:2379
+NETNS_MESH=1
+ETCD_NS=cp1
+ETCD_ENDPOINTS=http://127.0.0.1:2379
 . "$(dirname "$0")/netns-lib.sh"
 
-echo "1..33"
+echo "1..43"
 mkdir -p "$W/ca" "$W/owner"
 "$B/arca" platform create-ca --dir "$W/ca" >/dev/null
 host owner 10.250.0.2
@@ -69,6 +75,56 @@ check "both control-plane nodes are etcd members" \
     test "$(etcdq member list | grep -c started)" -ge 2
 check "every node took the node lock with the same cluster ID (PCR 15)" \
     test -n "$(pcr cp1 15 | grep -v '^0*$')" -a "$(pcr cp1 15)" = "$(pcr cp2 15)" -a "$(pcr cp1 15)" = "$(pcr w1 15)"
+
+# the control plane on the mesh
+M1=$(mesh_ip cp1) M2=$(mesh_ip cp2)
+listening() { in_ns "$1" ss -ltnH '( sport = :2379 or sport = :2380 )' | awk '{print $4}' | LC_ALL=C sort | tr '\n' ' '; }
+check "etcd listens on the mesh address and 127.0.0.1 only, not the underlay (cp1: $(listening cp1); cp2: $(listening cp2))" \
+    test -n "$M1" -a -n "$M2" -a "$(listening cp1)" = "$M1:2379 $M1:2380 127.0.0.1:2379 " \
+    -a "$(listening cp2)" = "$M2:2379 $M2:2380 127.0.0.1:2379 "
+etcdq member list >"$W/members.txt" 2>&1
+check "etcd's members have their mesh addresses as peer and client URLs, no underlay address" \
+    eval 'grep -q "cp1, http://$M1:2380, http://$M1:2379" "$W/members.txt" &&
+          grep -q "cp2, http://$M2:2380, http://$M2:2379" "$W/members.txt" && ! grep -q "10\.250\." "$W/members.txt"'
+peer_conns() { in_ns cp1 ss -tnH state established '( sport = :2380 or dport = :2380 )' | awk '{print $3, $4}'; }
+check "etcd peer traffic between cp1 and cp2 flows over arca0 (connections on mesh addresses only: $(peer_conns | tr '\n' ';'))" \
+    eval 'peer_conns | grep -q "$M2:" && ! peer_conns | grep -q "10\.250\."'
+state_registry() { tr -d ' \n\t' <"$W/$1/state/arca/node.json" | grep -o '"registry":\[[^]]*\]'; }
+check "control-plane nodes reach their registry locally; the worker has none (workers never talk to etcd)" \
+    test "$(state_registry cp1)$(state_registry cp2)$(state_registry w1)" = \
+         '"registry":["http://127.0.0.1:2379"]"registry":["http://127.0.0.1:2379"]"registry":[]'
+check "the first node's registry record names its attestation key, and its refreshes are accepted" \
+    eval 'etcdq get /arca/members/cp1 --print-value-only | grep -q "\"akName\":\"000b[0-9a-f]\{64\}\"" &&
+          ! logged cp1 "is evicted"'
+
+# the firewall keeps etcd off the underlay: a listener on cp1's underlay
+# address, ports 2379 and 2380, answers this machine but no other node
+in_ns cp1 "$T/arca-fwtest" serve --tcp 2379 --tcp 2380 10.250.0.11 >"$W/serve.out" 2>&1 &
+wait_for 10 grep -q ready "$W/serve.out"
+fwtcp() { in_ns "$1" "$T/arca-fwtest" tcp "$2" "$3" --timeout 2000; }
+rejected() { in_ns "$1" nft list chain inet arca to_node | sed -n 's/.*tcp counter packets \([0-9]*\).*reject.*/\1/p'; }
+fw_sets() { # fw_sets NAME=ADDRESS...: each node's set holds every other node's address
+    local h a nodes
+    for h in "$@"; do
+        nodes=$(in_ns "${h%%=*}" nft list set inet arca nodes4 2>/dev/null | tr -d '\n')
+        for a in "$@"; do
+            [ "$a" = "$h" ] || echo "$nodes" | grep -q "${a#*=}" || return 1
+        done
+    done
+}
+check "every node runs table inet arca with the other nodes' underlay addresses" \
+    wait_for 10 fw_sets cp1=10.250.0.11 cp2=10.250.0.12 w1=10.250.0.21
+check "a listener on cp1's underlay address, tcp 2379 and 2380, answers this machine (owner, not a node)" \
+    test "$(fwtcp owner 10.250.0.11 2379)$(fwtcp owner 10.250.0.11 2380)" = openopen
+before=$(rejected cp2)
+r2379=$(fwtcp cp2 10.250.0.11 2379) r2380=$(fwtcp cp2 10.250.0.11 2380) w2380=$(fwtcp w1 10.250.0.11 2380)
+check "underlay TCP from cp2 and w1 to it is refused by their firewall (cp2: $r2379 $r2380, w1: $w2380; cp2 rejected $before -> $(rejected cp2))" \
+    test "$r2379$r2380$w2380" = refusedrefusedrefused -a "$(rejected cp2)" -ge $((before + 2))
+in_ns cp2 nft delete table inet arca
+r2379=$(fwtcp cp2 10.250.0.11 2379)
+check "and dropped by cp1's firewall when cp2 has none (cp2: $r2379)" test "$r2379" = timeout
+check "while cp2 reaches cp1's etcd over arca0" \
+    eval 'in_ns cp2 env ETCDCTL_API=3 etcdctl --endpoints "http://$M1:2379" endpoint health 2>&1 | grep -q "is healthy"'
 
 # 10-11: custody of the master secret
 check "the control-plane joiner keeps the master secret, mode 0600" \

@@ -643,6 +643,46 @@ static bool has_name(const char *names[], size_t n, const char *name) {
         return false;
 }
 
+/* The node's own services reach etcd on a local address that nobody else
+ * is told about: clients and joiners get only the node (mesh) address. */
+Test(etcd, local_address_serves_clients_and_is_never_advertised, .init = setup_etcd, .fini = teardown) {
+        _cleanup_(json_object_putp) json_object *health = NULL, *list = NULL, *params = NULL;
+        struct errmsg e = {};
+        struct tnode n1;
+        json_object *arr, *urls;
+        const char *s;
+        char u[128];
+
+        make_etcd_node(&n1, "n1", 0);
+        n1.n.local_address = addr[0];
+        cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), -EINVAL);
+        cr_assert(strstr(e.text, "local address"), "%s", e.text);
+        e = (struct errmsg){};
+        n1.n.local_address = "localhost";
+        cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), -EINVAL);
+
+        e = (struct errmsg){};
+        n1.n.local_address = addr[2];
+        cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), 0, "%s", e.text);
+        snprintf(u, sizeof(u), "http://%s:%u/health", addr[2], cport);
+        cr_assert_eq(cp_http_json("GET", u, NULL, 5000, &health, &e), 0, "%s: %s", u, e.text);
+        cr_assert_eq(json_get_string(health, "health", &s, NULL), 0);
+        cr_assert_str_eq(s, "true");
+        cr_assert(!port_free(addr[2], cport), "etcd serves clients on the local address");
+        cr_assert(port_free(addr[2], pport), "but not peers");
+
+        list = etcd_post(0, "/v3/cluster/member/list", "{}");
+        cr_assert_eq(json_get_array(list, "members", &arr, NULL), 0);
+        cr_assert_eq(json_get_array(json_object_array_get_idx(arr, 0), "clientURLs", &urls, NULL), 0);
+        cr_assert_eq(json_object_array_length(urls), 1);
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(urls, 0)), url_of(0, cport));
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "w1", addr[1], CP_ROLE_WORKER, &params, &e), 0, "%s",
+                     e.text);
+        cr_assert_eq(json_get_array(params, "endpoints", &arr, NULL), 0);
+        cr_assert_eq(json_object_array_length(arr), 1);
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(arr, 0)), url_of(0, cport));
+}
+
 Test(etcd, init_join_and_replicate, .init = setup_etcd, .fini = teardown) {
         _cleanup_(json_object_putp) json_object *params = NULL, *kc = NULL, *got = NULL;
         _cleanup_free_ char *ic = NULL, *b64key = NULL, *b64val = NULL;

@@ -118,6 +118,12 @@ static void ak_name_of(struct node *n) {
         cr_assert_eq(evidence_parse((const uint8_t *) doc, size, &ev, &e), 0, "%s", errmsg_str(&e));
         cr_assert_eq(tpm_public_parse(ev->ak_public.data, ev->ak_public.size, &key, name, &e), 0);
         hex_encode_buf(name, sizeof(name), n->ak_name);
+        /* What a first node records for itself at init is the same name. */
+        {
+                uint8_t own[ATTEST_AK_NAME_SIZE];
+                cr_assert_eq(attester_ak_name(n->attester, own, &e), 0, "%s", errmsg_str(&e));
+                cr_assert_eq(memcmp(own, name, sizeof(own)), 0, "attester_ak_name differs from the evidence's AK");
+        }
 }
 
 static void node_start(struct node *n) {
@@ -385,6 +391,27 @@ Test(mesh_server, refusals_that_remove_nobody, .init = setup, .fini = teardown) 
         cr_assert(is_member("node-b", &rec));
         cr_assert_str_neq(rec.endpoint, "192.0.2.66:51820");
         cr_assert(is_member("node-a", NULL));
+
+        /* A record without an AK name (as init wrote the first node's
+         * before it recorded one) is not taken over by the first genuine,
+         * locked node that refreshes under its name. */
+        {
+                struct registry_member c = { .name = "node-c", .role = "control-plane",
+                                             .wg_public_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                                             .endpoint = "192.0.2.3:51820",
+                                             .disk_uuid = "33333333-3333-4333-8333-333333333333" };
+                struct errmsg e = {};
+
+                c.join_time = c.last_seen = (int64_t) time(NULL);
+                cr_assert_eq(registry_join(reg, &c, CIDR, &e), 0, "%s", errmsg_str(&e));
+                cr_assert_eq(refresh(&a, "node-c", KEY_A, "192.0.2.66:51820", &h), 0);
+                cr_assert_eq(h.status, 403, "%s", h.body);
+                cr_assert(strstr(h.body, "no attestation key on record"), "%s", h.body);
+                http_response_done(&h);
+                cr_assert(is_member("node-c", &rec));
+                cr_assert_str_eq(rec.ak_name, "", "the record did not take a's AK");
+                cr_assert_str_eq(rec.endpoint, "192.0.2.3:51820");
+        }
 
         /* A name that is no member. */
         cr_assert_eq(refresh(&a, "node-x", KEY_A, "192.0.2.10:51820", &h), 0);

@@ -274,7 +274,7 @@ check "refreshes succeed again once the join service is back" wait_for 30 logged
 
 # w2 removed from the membership: w2 drops everything, the others drop w2
 W2IP=$(mesh_ip w2)
-in_ns owner env ETCDCTL_API=3 etcdctl --endpoints http://10.252.0.11:2379 del /arca/members/w2 >/dev/null
+in_ns cp1 env ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:2379 del /arca/members/w2 >/dev/null
 check "the removed node is told it is evicted and drops all its peers (logged plainly)" \
     eval 'wait_for 30 logged w2 "it is evicted from the cluster. Dropping all 2 mesh peers" && test "$(peers_of w2)" = 0'
 check "the other nodes drop it: gone from w1's device (UAPI get) and from its firewall set" \

@@ -63,7 +63,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..31"
+echo "1..37"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -89,7 +89,7 @@ mini up --name "$A" --subnet "10.$NET.2.0/24" >"$W/up-again.out" 2>&1
 check "a second up of the same cluster is refused and names down" \
     grep -q "exists already.*arca mini down --name $A" "$W/up-again.out"
 
-# The firewall (one control plane: on): between nodes' underlay addresses
+# The firewall (on by default): between nodes' underlay addresses
 # only WireGuard and the arca ports; the same port over arca0 passes; a
 # machine that is not a node (this host) is not affected.
 FW=$B/tests/tools/arca-fwtest
@@ -166,6 +166,38 @@ else
     check "every pair of nodes reaches each other over arca0" \
         test "$(grep -cE '^(cp[12]|w[1-4]) .* 5/5$' "$W/status6.out")" = 6
 fi
+# With 2 control planes and the firewall on, etcd runs on mesh addresses:
+# not bound to the underlay, peer URLs and peer connections on arca0, and
+# underlay TCP to 2379/2380 between nodes refused (the sender's table) or
+# dropped (the receiver's), while this host reaches the same listener.
+in6() { ip netns exec "arca-$B6-$1" "${@:2}"; }
+M1=$(awk '$1 == "cp1" {print $4}' "$W/status6.out") M2=$(awk '$1 == "cp2" {print $4}' "$W/status6.out")
+U1=10.$NET.3.11
+check "up says the firewall is on with 2 control planes" grep -q "firewall:      nftables table inet arca" "$W/up6.out"
+etcd_ports=$(in6 cp1 ss -ltnH '( sport = :2379 or sport = :2380 )' | awk '{print $4}' | LC_ALL=C sort | tr '\n' ' ')
+check "cp1's etcd listens on its mesh address and 127.0.0.1 only ($etcd_ports)" \
+    test -n "$M1" -a "$etcd_ports" = "$M1:2379 $M1:2380 127.0.0.1:2379 "
+if command -v etcdctl >/dev/null; then
+    in6 cp1 env ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:2379 member list >"$W/members6.txt" 2>&1
+    check "etcd's members have mesh peer URLs only" \
+        eval 'grep -q "http://$M1:2380" "$W/members6.txt" && grep -q "http://$M2:2380" "$W/members6.txt" &&
+              ! grep -q "10\.$NET\." "$W/members6.txt"'
+else
+    skip "etcd's members have mesh peer URLs only (etcdctl is missing: package etcd-client)"
+fi
+peer_conns=$(in6 cp1 ss -tnH state established '( sport = :2380 or dport = :2380 )' | awk '{print $3 "-" $4}' | tr '\n' ' ')
+check "etcd peer traffic between cp1 and cp2 flows over arca0 ($peer_conns)" \
+    eval 'echo "$peer_conns" | grep -q "$M2:" && ! echo "$peer_conns" | grep -q "10\.$NET\."'
+in6 cp1 "$FW" serve --tcp 2379 --tcp 2380 "$U1" >"$W/serve6.out" 2>&1 &
+SERVE=$!
+for _ in $(seq 50); do grep -q ready "$W/serve6.out" && break; sleep 0.1; done
+check "a listener on cp1's underlay 2379/2380 answers this host; from cp2 refused by cp2's firewall" \
+    test "$("$FW" tcp "$U1" 2379)$("$FW" tcp "$U1" 2380)$(in6 cp2 "$FW" tcp "$U1" 2379)$(in6 cp2 "$FW" tcp "$U1" 2380)" = \
+         openopenrefusedrefused
+in6 cp2 nft delete table inet arca
+check "and without cp2's table, dropped by cp1's firewall (underlay TCP to 2380 times out)" \
+    test "$(in6 cp2 "$FW" tcp "$U1" 2380 --timeout 2000)" = timeout
+kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null
 # Attacker's side: a node that attests fine but whose node lock holds
 # another value than this cluster's ID is not counted as a member.
 ip netns exec "arca-$B6-w4" tpm2_pcrextend -T swtpm:port=2321 \

@@ -556,6 +556,50 @@ Test(registry, join_in_a_full_range_is_enospc, .init = setup, .fini = teardown) 
         cr_assert_eq(count_keys("/arca/disks/"), 1, "the refused node's disk was not registered");
 }
 
+/* The first node takes the first address before its registry runs and
+ * claims exactly that one afterwards; nobody else gets it. */
+Test(registry, join_with_a_wanted_address_claims_exactly_it, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), again;
+        char first[INET6_ADDRSTRLEN], owner[NODE_NAME_MAX + 1];
+        struct errmsg e = {};
+        int64_t before;
+
+        cr_assert_eq(registry_first_address(CIDR, first, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(first, "10.123.0.2", "the network address and .1 are never handed out");
+        strcpy(a.mesh_address, first);
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_str_eq(a.mesh_address, "10.123.0.2");
+        cr_assert_eq(registry_get_disk(reg, UUID_A, owner, &e), 0);
+        cr_assert_str_eq(owner, "node-a");
+
+        /* Retried: the same address again, one record. */
+        again = joiner("node-a", UUID_A);
+        strcpy(again.mesh_address, first);
+        cr_assert_eq(registry_join(reg, &again, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+
+        /* Another node wanting it, and node-a wanting another one. */
+        before = store_revision();
+        strcpy(b.mesh_address, first);
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), -EADDRINUSE);
+        cr_assert(strstr(e.text, "10.123.0.2"), "%s", e.text);
+        again = joiner("node-a", UUID_A);
+        strcpy(again.mesh_address, "10.123.0.3");
+        e = (struct errmsg){};
+        cr_assert_eq(registry_join(reg, &again, CIDR, &e), -EADDRINUSE);
+        cr_assert(strstr(e.text, "holds mesh address 10.123.0.2"), "%s", e.text);
+        /* Outside what the CIDR hands out. */
+        b = joiner("node-b", UUID_B);
+        strcpy(b.mesh_address, "10.123.0.1");
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), -EINVAL);
+        strcpy(b.mesh_address, "10.124.0.2");
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), -EINVAL);
+        cr_assert_eq(store_revision(), before, "nothing written");
+
+        cr_assert_eq(registry_first_address("10.123.0.0/31", first, &e), -EINVAL);
+        cr_assert_eq(registry_first_address("10.123.0.1/16", first, &e), -EINVAL);
+}
+
 struct join_job {
         struct registry *reg;
         pthread_barrier_t *barrier;

@@ -9,8 +9,9 @@
  *   arca-fwtest render [--mesh IF] [--tcp-port N]... [NODE...]   (prints the script)
  *   arca-fwtest churn  --rounds N NODE... then NODE...   (alternate update_nodes
  *                      between two node lists N times, print updates/s)
- *   arca-fwtest serve  [--tcp PORT]... [--udp PORT]...
- *        TCP: greets with "arca\n" and echoes; UDP: echoes. Dual-stack.
+ *   arca-fwtest serve  [--tcp PORT]... [--udp PORT]... [ADDR]
+ *        TCP: greets with "arca\n" and echoes; UDP: echoes. Dual-stack, on
+ *        every address or only on ADDR.
  *        Prints "ready" once every socket is bound.
  *   arca-fwtest tcp  ADDR PORT [--from SRC] [--timeout MS]
  *   arca-fwtest udp  ADDR PORT [--from SRC] [--sport N] [--timeout MS]
@@ -251,10 +252,22 @@ static int do_udpflood(const char *addr, unsigned port, const char *from, const 
         return 0;
 }
 
-static int listen_on(int type, unsigned port) {
+static int listen_on(int type, unsigned port, const char *addr) {
         struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
         int zero = 0, one = 1;
         int fd = socket(AF_INET6, type | SOCK_CLOEXEC, 0);
+        struct in_addr a4;
+
+        if (addr && inet_pton(AF_INET6, addr, &s6.sin6_addr) != 1) {
+                /* An IPv4 address as the dual-stack socket sees it: ::ffff:a.b.c.d */
+                if (inet_pton(AF_INET, addr, &a4) != 1) {
+                        fprintf(stderr, "serve: '%s' is not an IP address\n", addr);
+                        exit(ERROR);
+                }
+                memset(&s6.sin6_addr, 0, sizeof(s6.sin6_addr));
+                s6.sin6_addr.s6_addr[10] = s6.sin6_addr.s6_addr[11] = 0xff;
+                memcpy(&s6.sin6_addr.s6_addr[12], &a4, 4);
+        }
 
         if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -277,18 +290,18 @@ static void serve_connection(int fd) {
         _exit(0);
 }
 
-static int do_serve(const unsigned *tcp, size_t n_tcp, const unsigned *udp, size_t n_udp) {
+static int do_serve(const unsigned *tcp, size_t n_tcp, const unsigned *udp, size_t n_udp, const char *addr) {
         struct pollfd p[64];
         bool is_tcp[64];
         size_t n = 0;
 
         signal(SIGCHLD, SIG_IGN);
         for (size_t i = 0; i < n_tcp; i++, n++) {
-                p[n] = (struct pollfd){ .fd = listen_on(SOCK_STREAM, tcp[i]), .events = POLLIN };
+                p[n] = (struct pollfd){ .fd = listen_on(SOCK_STREAM, tcp[i], addr), .events = POLLIN };
                 is_tcp[n] = true;
         }
         for (size_t i = 0; i < n_udp; i++, n++) {
-                p[n] = (struct pollfd){ .fd = listen_on(SOCK_DGRAM, udp[i]), .events = POLLIN };
+                p[n] = (struct pollfd){ .fd = listen_on(SOCK_DGRAM, udp[i], addr), .events = POLLIN };
                 is_tcp[n] = false;
         }
         printf("ready\n");
@@ -424,7 +437,7 @@ int main(int argc, char **argv) {
         else if (streq(verb, "churn"))
                 return do_churn(argc, argv, rounds);
         else if (streq(verb, "serve"))
-                return do_serve(tcp, n_tcp, udp, n_udp);
+                return do_serve(tcp, n_tcp, udp, n_udp, argc > 0 ? argv[0] : NULL);
         else if (argc != 2) {
                 fprintf(stderr, "%s: ADDR PORT\n", verb);
                 return ERROR;

@@ -443,15 +443,6 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
         address = cp_address(n, &s);
         registry_endpoints(n, req->driver, address, &s);
 
-        {
-                uint8_t disk_key[KEY_SIZE];
-                r = key_disk(req->master_secret, req->master_salt, s.disk_uuid, disk_key);
-                if (r >= 0)
-                        r = rekey(n, s.disk_uuid, disk_key, e);
-                secret_wipe(disk_key, sizeof(disk_key));
-                if (r < 0)
-                        goto fail;
-        }
         r = mesh_up(n, &s, NULL, 0, e);
         if (r < 0)
                 goto fail;
@@ -463,6 +454,16 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
         if (r < 0) {
                 errmsg_prefix(e, "registry");
                 goto fail;
+        }
+        /* The disk last before the commit: a re-key is not undone. */
+        {
+                uint8_t disk_key[KEY_SIZE];
+                r = key_disk(req->master_secret, req->master_salt, s.disk_uuid, disk_key);
+                if (r >= 0)
+                        r = rekey(n, s.disk_uuid, disk_key, e);
+                secret_wipe(disk_key, sizeof(disk_key));
+                if (r < 0)
+                        goto fail;
         }
         memcpy(master.master_secret, req->master_secret, KEY_SIZE);
         memcpy(master.master_salt, req->master_salt, KEY_SIZE);
@@ -526,17 +527,18 @@ int node_join(struct node *n, const struct join_response *resp, struct errmsg *e
         if (role == CP_ROLE_CONTROL_PLANE)
                 registry_endpoints(n, resp->driver, address, &s);
 
-        /* Disk, then mesh: a control-plane joiner's etcd reaches the other
+        /* Mesh first: a control-plane joiner's etcd reaches the other
          * members over arca0 (they add this node as a peer at their next
-         * mesh refresh; etcd retries until then). */
-        r = rekey(n, s.disk_uuid, resp->disk_key, e);
-        if (r < 0)
-                goto fail;
+         * mesh refresh; etcd retries until then). The disk last before the
+         * commit: a re-key is not undone. */
         r = mesh_up(n, &s, resp->peers, resp->n_peers, e);
         if (r < 0)
                 goto fail;
         cp_node_fill(n, address, resp->cluster_name, NULL, sans, &cpn);
         r = cp_join(driver, &cpn, role, resp->cp_params, &n->cp, e);
+        if (r < 0)
+                goto fail;
+        r = rekey(n, s.disk_uuid, resp->disk_key, e);
         if (r < 0)
                 goto fail;
         if (resp->has_master) {

@@ -86,14 +86,14 @@ void node_done(struct node *n);
  * the state directory. */
 int node_disk_uuid(struct node *n, struct errmsg *e);
 
-/* Finish init on this node: disk re-key, mesh (the first address of the
- * mesh CIDR), control plane on the mesh address, registry record, node
- * lock, state, join service. On failure everything done is undone (but
- * the re-key) and the node can be initialized or joined again. */
+/* Finish init on this node: mesh (the first address of the mesh CIDR),
+ * control plane on the mesh address, registry record, disk re-key, node
+ * lock, state, join service. On failure everything done is undone and the
+ * node can be initialized or joined again. */
 int node_init(struct node *n, const struct init_request *req, struct init_response *ret, struct errmsg *e);
-/* Finish a join with the join service's answer: disk re-key, mesh with
- * the answer's peers, control plane on the mesh address, node lock,
- * state, join service. Same guarantees. */
+/* Finish a join with the join service's answer: mesh with the answer's
+ * peers, control plane on the mesh address, disk re-key, node lock, state,
+ * join service. Same guarantees. */
 int node_join(struct node *n, const struct join_response *resp, struct errmsg *e);
 
 /* Start arca-join-service as a child (it dies with us); the caller

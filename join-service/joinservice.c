@@ -361,6 +361,12 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
                 return r;
         if (n >= ADMIT_MAX_MEMBERS && !find_member(members, n, req->node_name))
                 return errmsg_set(e, ENOSPC, "the cluster has the maximum of %u members", ADMIT_MAX_MEMBERS);
+        /* Every member's agent refuses a peer list that names a key twice
+         * (docs/MESH.md): such a join would block every later one. */
+        for (size_t i = 0; i < n; i++)
+                if (!streq(members[i].name, req->node_name) && streq(members[i].wg_public_key, req->wg_public_key))
+                        return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already",
+                                          req->wg_public_key, members[i].name);
         r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
         if (r < 0)
                 return r;
@@ -505,6 +511,10 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                 if (!streq(me->ak_name, j->ak_name))
                         return errmsg_set(e, EPERM, "node '%s' joined with another attestation key than this one",
                                           req->node_name);
+                for (size_t i = 0; i < n; i++)
+                        if (&members[i] != me && streq(members[i].wg_public_key, req->wg_public_key))
+                                return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already",
+                                                  req->wg_public_key, members[i].name);
                 updated = *me;
                 snprintf(updated.ak_name, sizeof(updated.ak_name), "%s", j->ak_name);
                 snprintf(updated.wg_public_key, sizeof(updated.wg_public_key), "%s", req->wg_public_key);

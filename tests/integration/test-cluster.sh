@@ -15,7 +15,7 @@ ETCD_NS=cp1
 ETCD_ENDPOINTS=http://127.0.0.1:2379
 . "$(dirname "$0")/netns-lib.sh"
 
-echo "1..43"
+echo "1..45"
 mkdir -p "$W/ca" "$W/owner"
 "$B/arca" platform create-ca --dir "$W/ca" >/dev/null
 host owner 10.250.0.2
@@ -151,7 +151,12 @@ check "joining again (a retried join) leaves one registry entry and the same add
 
 # 16-17: keys differ per disk
 probe p2 join --join 10.250.0.11:30090 --name probe2 --role worker --disk-uuid $U2 --endpoint 10.250.0.32:51820 \
-    >"$W/probe2.json" 2>&1
+    >"$W/probe2dup.out" 2>&1
+check "a joiner announcing another member's WireGuard key is refused (every agent would refuse the peer list)" \
+    grep -q "HTTP 409.*is member 'probe1''s already" "$W/probe2dup.out"
+K2=QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=
+probe p2 join --join 10.250.0.11:30090 --name probe2 --role worker --disk-uuid $U2 --endpoint 10.250.0.32:51820 \
+    --wg-key $K2 >"$W/probe2.json" 2>&1
 check "another disk gets another key, also the owner's derivation" \
     test "$(field diskKey <"$W/probe2.json" | b64hex)" = "$(derive "$MASTER" "$SALT" $U2)" -a \
          "$(field diskKey <"$W/probe2.json")" != "$(field diskKey <"$W/probe1.json")"
@@ -205,3 +210,28 @@ probe p1 join --join 10.250.0.12:30090 --name probe3 --role worker --disk-uuid $
 check "the joiner refuses the drifted join service" grep -q "PCR 9: expected" "$W/rogue.out"
 check "nothing reached the join service: no registry entry" test "$(member_count probe3)" = 0
 check "nothing reached the join service: no request logged" test -z "$(grep probe3 "$W/cp2.log")"
+
+# The kubeadm driver (tests/doubles/kubeadm: no Kubernetes binaries here) on a
+# node of its own cluster, with a standalone registry (--registry): the node
+# IP kubeadm is configured with is the node's mesh address, which the double,
+# told the mesh CIDR, insists on.
+host k1 10.250.0.41
+tpm k1
+mkdir -p "$W/kowner" "$W/kbin" "$W/k1/regetcd"
+printf '#!/bin/sh\necho "kubelet (test stub): the driver must not run me" >&2\nexit 1\n' >"$W/kbin/kubelet"
+chmod 755 "$W/kbin/kubelet"
+in_ns k1 etcd --name reg --data-dir "$W/k1/regetcd" --listen-client-urls http://127.0.0.1:2379 \
+    --advertise-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \
+    --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster reg=http://127.0.0.1:2380 \
+    >"$W/k1/regetcd.log" 2>&1 &
+"$B/arca" config generate --dir "$W/kowner" --name ktest --init 10.250.0.41 --driver kubeadm \
+    --platform-ca ../ca/platform-ca.pem >"$W/kgenerate.out"
+cp "$W/owner/measurements.json" "$W/kowner/"
+PATH="$(cd "$(dirname "$0")/../doubles" && pwd):$W/kbin:$PATH" KUBEADM_DOUBLE_STATE="$W/k1/double" \
+    KUBEADM_DOUBLE_NODE_CIDR=10.123.0.0/16 \
+    bootstrapper k1 10.250.0.41 --listen 10.250.0.41 --init-secret-hash "$(sed -n 's/^init-secret-hash: //p' "$W/kgenerate.out")" \
+    --registry http://127.0.0.1:2379 --kubernetes-dir "$W/k1/kube"
+wait_for 20 logged k1 READY
+in_ns owner "$B/arca" init --config "$W/kowner/arca.conf" >"$W/kinit.out" 2>&1
+check "kubeadm driver: init succeeds and kubeadm's node IP is the node's mesh address ($(cat "$W/k1/double/node-ips" 2>/dev/null))" \
+    test "$(cat "$W/k1/double/node-ips" 2>/dev/null)" = "k1 $(mesh_ip k1)" -a "$(mesh_ip k1)" = 10.123.0.2

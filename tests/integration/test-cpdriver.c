@@ -230,6 +230,26 @@ Test(kubeadm, init_returns_admin_kubeconfig, .init = setup_kubeadm, .fini = tear
         cr_assert(!exists(path_in("n1/state/kubeadm/init.yaml")));
 }
 
+/* arca runs Kubernetes on mesh addresses: the double, told the mesh CIDR,
+ * refuses a node IP outside it, so the configuration carries exactly the
+ * address the node was given. */
+Test(kubeadm, node_ip_is_the_nodes_address_and_must_be_in_the_mesh, .init = setup_kubeadm, .fini = teardown) {
+        _cleanup_free_ char *ips = NULL;
+        struct errmsg e = {};
+        struct tnode a;
+
+        setenv("KUBEADM_DOUBLE_NODE_CIDR", "10.123.0.0/16", 1);
+        make_node(&a, "n1", "10.0.0.1");
+        cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &res[0], &e), -EIO);
+        cr_assert(strstr(e.text, "node-ip 10.0.0.1 is outside 10.123.0.0/16"), "%s", e.text);
+        e = (struct errmsg){};
+        make_node(&a, "n1", "10.123.0.2");
+        cr_assert_eq(cp_init(&cp_driver_kubeadm, &a.n, &res[0], &e), 0, "%s", e.text);
+        unsetenv("KUBEADM_DOUBLE_NODE_CIDR");
+        cr_assert_eq(read_full_file(path_in("cluster/node-ips"), 4096, &ips, NULL), 0);
+        cr_assert_str_eq(ips, "n1 10.123.0.2\n");
+}
+
 Test(kubeadm, init_failure_carries_kubeadm_stderr, .init = setup_kubeadm, .fini = teardown) {
         struct errmsg e = {};
         struct tnode a;

@@ -21,6 +21,9 @@ lockpcr() { # lockpcr NAME JOIN_JSON: the node lock, as the bootstrapper takes i
 }
 K1=QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=
 K2=QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=
+# The keys they join with (a join service refuses a key another member holds).
+K3=Q0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0NDQ0M=
+K4=REREREREREREREREREREREREREREREREREREREREREQ=
 
 echo "1..10"
 mkdir -p "$W/ca" "$W/owner"
@@ -48,9 +51,9 @@ U1=11111111-2222-4333-8444-555555555551
 U2=11111111-2222-4333-8444-555555555552
 JS=10.251.0.11:30090
 wait_for 20 probe p1 join --join $JS --name p1 --role worker --disk-uuid $U1 --endpoint 10.251.0.31:51820 \
-    >"$W/p1.json" 2>"$W/p1.err"
+    --wg-key $K3 >"$W/p1.json" 2>"$W/p1.err"
 probe p2 join --join $JS --name p2 --role worker --disk-uuid $U2 --endpoint 10.251.0.32:51820 \
-    >"$W/p2.json" 2>"$W/p2.err"
+    --wg-key $K4 >"$W/p2.json" 2>"$W/p2.err"
 
 # 1-2: refused before the node lock, nobody removed
 probe p1 mesh --join $JS --name p1 --wg-key $K1 --endpoint 10.251.0.31:51820 >"$W/early.out" 2>&1

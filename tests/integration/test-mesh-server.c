@@ -354,6 +354,14 @@ Test(mesh_server, refresh_returns_peers_and_records_the_node, .init = setup, .fi
         cr_assert_str_eq(rec.ak_name, a.ak_name);
         cr_assert_eq(rec.join_time, before.join_time);
 
+        /* b cannot announce a's key: every agent would refuse the list. */
+        cr_assert_eq(refresh(&b, "node-b", KEY_A, "192.0.2.11:51820", &h), 0);
+        cr_assert_eq(h.status, 409, "%s", h.body);
+        cr_assert(strstr(h.body, "is member 'node-a''s already"), "%s", h.body);
+        http_response_done(&h);
+        cr_assert(is_member("node-b", &rec));
+        cr_assert_str_neq(rec.wg_public_key, KEY_A);
+
         /* b sees a's new key and endpoint. */
         cr_assert_eq(refresh(&b, "node-b", KEY_B, "192.0.2.11:51820", &h), 0);
         cr_assert_eq(h.status, 200, "%s", h.body);

@@ -123,8 +123,9 @@ check "underlay TCP from cp2 and w1 to it is refused by their firewall (cp2: $r2
 in_ns cp2 nft delete table inet arca
 r2379=$(fwtcp cp2 10.250.0.11 2379)
 check "and dropped by cp1's firewall when cp2 has none (cp2: $r2379)" test "$r2379" = timeout
-check "while cp2 reaches cp1's etcd over arca0" \
-    eval 'in_ns cp2 env ETCDCTL_API=3 etcdctl --endpoints "http://$M1:2379" endpoint health 2>&1 | grep -q "is healthy"'
+etcd_health() { in_ns cp2 env ETCDCTL_API=3 etcdctl --endpoints "http://$M1:2379" --command-timeout=10s endpoint health >"$W/health.out" 2>&1; }
+wait_for 30 etcd_health
+check "while cp2 reaches cp1's etcd over arca0 ($(tail -1 "$W/health.out"))" grep -q "is healthy" "$W/health.out"
 
 # 10-11: custody of the master secret
 check "the control-plane joiner keeps the master secret, mode 0600" \

@@ -245,10 +245,10 @@ check "--mesh without a platform CA is refused (refreshes must verify join servi
     eval 'test $rc -ne 0 && grep -q "cannot verify join services" "$W/noca.log"'
 bootstrapper cp1 10.252.0.11 --listen 10.252.0.11 --init-secret-hash "$HASH"
 bootstrapper w1 10.252.0.21 --join 10.252.0.11:30090 --firewall
-wait_for 20 logged cp1 READY
+wait_for 60 logged cp1 READY
 in_ns owner "$B/arca" init --config "$W/owner/arca.conf" >"$W/init.out" 2>&1
 check "the first node is initialized and brings arca0 up (wireguard-go) with no peers" \
-    wait_for 20 logged cp1 "Mesh: arca0 up (wireguard-go), address .*, 0 peers"
+    wait_for 60 logged cp1 "Mesh: arca0 up (wireguard-go), address .*, 0 peers"
 check "a worker joins; its arca0 starts with the peer from the join answer, firewall applied" \
     wait_for 60 logged w1 "Mesh: arca0 up (wireguard-go), address .*, 1 peers, firewall"
 check "the first node learns the worker through the refresh; they reach each other over arca0" \

@@ -218,6 +218,9 @@ static int node_lock(struct options *o, struct tpm_ctx *tpm, struct errmsg *e) {
         int r;
 
         r = nodestate_read(o->mnt.state_dir, &s, e);
+        if (r == -ENOENT)
+                return errmsg_set(e, r, "no node state (%s/arca/node.json) on the disk: this node never finished "
+                                        "init or join", o->mnt.state_dir);
         if (r < 0) {
                 errmsg_prefix(e, "the node state on the disk");
                 return r;

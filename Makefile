@@ -106,6 +106,10 @@ $(BUILD)/tests/integration/test-keywait: $(BUILD)/tests/integration/test-keywait
 		$(HELPER_OBJS) $(LIBARCA)
 	$(E) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRITERION_LIBS)
+$(BUILD)/tests/unit/test-discover: $(BUILD)/tests/unit/test-discover.o $(BUILD)/disk-mapper/discover.o \
+		$(HELPER_OBJS) $(LIBARCA)
+	$(E) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/tests/fuzz/%-replay: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay-main.o $(LIBARCA)
 	$(E) LINK $@

@@ -208,7 +208,7 @@ static int write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
-static _Noreturn void worker_main(struct keywait *w, int fd) {
+static _Noreturn void worker_main(struct keywait *w, int fd, pid_t parent) {
         const struct keywait_config *c = w->c;
         struct tpm_ctx *tpm = NULL;
         struct attester *attester = NULL;
@@ -218,7 +218,7 @@ static _Noreturn void worker_main(struct keywait *w, int fd) {
         int r;
 
         /* Never outlive the disk-mapper. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(1);
         r = tpm_open(c->tcti, &tpm, &e);
         if (r >= 0)
@@ -283,6 +283,7 @@ static void on_worker(evutil_socket_t fd, short what, void *arg) {
 }
 
 static int worker_start(struct keywait *w, struct errmsg *e) {
+        pid_t parent = getpid();
         int p[2];
 
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -299,7 +300,7 @@ static int worker_start(struct keywait *w, struct errmsg *e) {
         }
         if (w->worker == 0) {
                 close(p[0]);
-                worker_main(w, p[1]);
+                worker_main(w, p[1], parent);
         }
         close(p[1]);
         w->worker_fd = p[0];

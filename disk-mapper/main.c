@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "discover.h"
 #include "disk-recover.h"
 #include "disk.h"
 #include "keywait.h"
@@ -21,6 +22,8 @@
 
 struct options {
         struct disk_config disk;
+        const char *device_id; /* DISCOVER_AUTO or a by-id pattern; NULL: disk.device is a path */
+        unsigned device_wait_s;
         struct mount_config mnt;
         const char *tcti;
         const char *variant;
@@ -51,7 +54,12 @@ static void help(void) {
                "  uuid      print the disk's LUKS2 UUID\n"
                "  close     unmount and close the disk\n\n"
                "Options:\n"
-               "  --device PATH          the state disk (default /dev/vdb)\n"
+               "  --device PATH|auto     the state disk (default /dev/vdb); \"auto\": the name the\n"
+               "                         cloud gives it (Azure LUN 0, GCP device name state-disk,\n"
+               "                         virtio serial arca-state; see docs/DISK.md)\n"
+               "  --device-id PATTERN    the one disk whose /dev/disk/by-id name (or virtio serial\n"
+               "                         as virtio-SERIAL) matches PATTERN, e.g. google-state-disk\n"
+               "  --device-wait SECONDS  wait that long for an auto or by-id disk (default 30)\n"
                "  --name NAME            device-mapper name (default arca-state)\n"
                "  --run-dir DIR          tmpfs directory for the initial key and the header copy\n"
                "                         (default /run/arca-disk)\n"
@@ -75,11 +83,13 @@ static void help(void) {
 
 static int parse_args(int argc, char **argv, struct options *o) {
         enum {
-                ARG_DEVICE = 256, ARG_NAME, ARG_RUN, ARG_STATE, ARG_BIND, ARG_MKFS, ARG_UUID, ARG_TCTI, ARG_VARIANT,
+                ARG_DEVICE = 256, ARG_DEVICE_ID, ARG_DEVICE_WAIT, ARG_NAME, ARG_RUN, ARG_STATE, ARG_BIND, ARG_MKFS, ARG_UUID, ARG_TCTI, ARG_VARIANT,
                 ARG_AK, ARG_LISTEN, ARG_PORT, ARG_JOIN, ARG_CA, ARG_NOLOCK, ARG_LOG,
         };
         static const struct option opts[] = {
                 { "device", required_argument, NULL, ARG_DEVICE },
+                { "device-id", required_argument, NULL, ARG_DEVICE_ID },
+                { "device-wait", required_argument, NULL, ARG_DEVICE_WAIT },
                 { "name", required_argument, NULL, ARG_NAME },
                 { "run-dir", required_argument, NULL, ARG_RUN },
                 { "state-dir", required_argument, NULL, ARG_STATE },
@@ -105,7 +115,28 @@ static int parse_args(int argc, char **argv, struct options *o) {
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
                 switch (c) {
                 case ARG_DEVICE:
-                        o->disk.device = optarg;
+                        if (strcmp(optarg, DISCOVER_AUTO) == 0)
+                                o->device_id = DISCOVER_AUTO;
+                        else if (optarg[0] != '/')
+                                return log_error_errno(EINVAL, "Invalid --device \"%s\": an absolute path or \"%s\"",
+                                                       optarg, DISCOVER_AUTO);
+                        else {
+                                o->disk.device = optarg;
+                                o->device_id = NULL;
+                        }
+                        break;
+                case ARG_DEVICE_ID:
+                        if (!*optarg || strchr(optarg, '/'))
+                                return log_error_errno(EINVAL, "Invalid --device-id \"%s\": a name in /dev/disk/by-id "
+                                                               "(wildcards allowed)", optarg);
+                        o->device_id = optarg;
+                        break;
+                case ARG_DEVICE_WAIT:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || !*optarg || v > 3600)
+                                return log_error_errno(EINVAL, "Invalid --device-wait \"%s\": 0-3600 seconds", optarg);
+                        o->device_wait_s = (unsigned) v;
                         break;
                 case ARG_NAME:
                         if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64)
@@ -187,6 +218,31 @@ static int parse_args(int argc, char **argv, struct options *o) {
 }
 
 static char dm_path[128];
+
+/* --device auto / --device-id: the one matching disk, waiting for it to
+ * appear (udev may name it after we start). */
+static int find_device(struct options *o) {
+        static char path[PATH_MAX], via[PATH_MAX];
+        struct errmsg e = {};
+        unsigned waited_ms = 0;
+        int r;
+
+        for (;;) {
+                e = (struct errmsg){};
+                r = disk_discover("", o->device_id, path, via, &e);
+                if (r != -ENOENT || waited_ms >= o->device_wait_s * 1000u)
+                        break;
+                if (waited_ms == 0)
+                        log_info("Waiting up to %u s for the state disk (%s).", o->device_wait_s, o->device_id);
+                usleep(200 * 1000);
+                waited_ms += 200;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Cannot find the state disk: %s", errmsg_str(&e));
+        log_info("State disk: %s (found as %s).", path, via);
+        o->disk.device = path;
+        return 0;
+}
 
 static int mount_state(struct options *o, bool mkfs, struct errmsg *e) {
         int r;
@@ -379,6 +435,7 @@ int main(int argc, char **argv) {
                         .mkfs = "/sbin/mkfs.ext4", .state_dir = "/run/state",
                         .binds = { { "var", "/var" }, { "kubernetes", "/etc/kubernetes" } }, .n_binds = 2,
                 },
+                .device_wait_s = 30,
                 .variant = "qemu-vtpm",
                 .ak_handle = TPM_AK_HANDLE,
                 .listen = "0.0.0.0",
@@ -398,6 +455,8 @@ int main(int argc, char **argv) {
         cmd = argv[optind];
         signal(SIGPIPE, SIG_IGN);
         snprintf(dm_path, sizeof(dm_path), "/dev/mapper/%s", o.disk.name);
+        if (o.device_id && find_device(&o) < 0)
+                return 1;
         o.tcti = tpm_tcti_default(o.tcti);
         if (strcmp(cmd, "setup") == 0)
                 r = cmd_setup(&o);

@@ -30,8 +30,10 @@
 #           (data, no LUKS header): refused, untouched. Disk A closed, one
 #           byte flipped on the raw disk: reading it gives an integrity
 #           error, never data.
-#   boot 4  disk A again: its key comes by rejoin through cp1's join
-#           service (POST /v1/rejoin); data intact; PCR 15 = node lock.
+#   boot 4  disk A again, found by its virtio serial (--device auto) next
+#           to a blank disk that stays untouched: its key comes by rejoin
+#           through cp1's join service (POST /v1/rejoin); data intact;
+#           PCR 15 = node lock.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/vm-lib.sh"
@@ -316,12 +318,23 @@ EOF
 cat >"$W/boot4.sh" <<'EOF'
 . /lib/common.sh
 vmtest_net_up
-$DM --device /dev/vda --tcti device:/dev/tpmrm0 --platform-ca /etc/arca-test/platform-ca.pem \
-    --join 10.0.2.2:30090 $MKFS setup >/tmp/setup.out 2>/dev/console &
+# Disk A has the virtio serial arca-state; the other disk is blank: found
+# by the wrong name it would be formatted.
+for d in vda vdb; do [ "$(cat /sys/block/$d/serial)" = arca-state ] || BLANK=/dev/$d; done
+HB=$(disk_hash $BLANK)
+$DM --device auto --tcti device:/dev/tpmrm0 --platform-ca /etc/arca-test/platform-ca.pem \
+    --join 10.0.2.2:30090 $MKFS setup >/tmp/setup.out 2>/tmp/setup.err &
 pid=$!
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done
 at setup-done
+cat /tmp/setup.err >/dev/console
+if grep -q 'State disk: /dev/vd.* (found as /dev/vd' /tmp/setup.err && ! grep -q "State disk: $BLANK " /tmp/setup.err &&
+    [ "$(disk_hash $BLANK)" = "$HB" ]; then
+    vmtest_ok found-by-virtio-serial
+else
+    vmtest_fail found-by-virtio-serial "$(grep 'State disk' /tmp/setup.err)"
+fi
 if wait $pid && grep -q '^READY state=rejoin' /tmp/setup.out && grep -q ' /run/state ext4 ' /proc/mounts; then
     vmtest_ok rejoin-open
 else
@@ -414,7 +427,7 @@ truncate -s 24M "$W/b.img"
 truncate -s 48M "$W/d.img"
 truncate -s 8M "$W/e.img"
 head -c 4096 /dev/urandom | dd of="$W/e.img" bs=4096 seek=512 conv=notrunc status=none
-echo "1..36"
+echo "1..37"
 
 # vTPM with an AK certified by the platform CA, as the cloud would provide.
 P=$(vm_free_port)
@@ -568,9 +581,11 @@ pcr15_tap "$W/log3" recover
 # --- boot 4 ---------------------------------------------------------------------------
 vm_build_initramfs "$W/initrd4" "$W/boot4.sh" "${FILES[@]}" || { vm_tap_line FAIL "initramfs"; exit 1; }
 t=$SECONDS
-vm_boot --log "$W/log4" --initrd "$W/initrd4" --disk "$W/a.img" --tpm "$W/tpm" --net-user "" --timeout 300
+truncate -s 8M "$W/blank.img"
+vm_boot --log "$W/log4" --initrd "$W/initrd4" --disk "$W/blank.img" --disk-serial "$W/a.img" arca-state --tpm "$W/tpm" \
+    --net-user "" --timeout 300
 echo "# boot 4: $((SECONDS - t)) s"
-vm_tap "$W/log4" rejoin-open rejoin-data-intact
+vm_tap "$W/log4" found-by-virtio-serial rejoin-open rejoin-data-intact
 if grep -aq "Disk .* unlocked by rejoin through 10.0.2.2:30090" "$W/log4"; then
     vm_tap_line OK "the key came from cp1's join service (POST /v1/rejoin)"
 else

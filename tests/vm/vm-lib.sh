@@ -43,6 +43,10 @@
 #                            UKI on an ESP under OVMF via --qemu-arg)
 #         --append ARGS      extra kernel command line
 #         --disk FILE        raw virtio disk (repeatable: vda, vdb, ...)
+#         --disk-serial FILE SERIAL
+#                            raw virtio disk with a serial number (shows as
+#                            /sys/block/vdX/serial; udev: by-id/virtio-SERIAL).
+#                            The kernel may name it before the plain --disks.
 #         --tpm STATEDIR     attach a fresh swtpm vTPM with state in STATEDIR
 #                            (one swtpm per boot; the state persists)
 #         --tpm-flags FLAGS  swtpm --flags (default startup-clear; pass
@@ -288,6 +292,7 @@ vm_boot() {
         --no-kernel) nokernel=1 ;;
         --append) append=$2; shift ;;
         --disk) disks+=("$2"); shift ;;
+        --disk-serial) disks+=("$2|$3"); shift 2 ;;
         --tpm) tpmdir=$2; shift ;;
         --tpm-flags) tpmflags=$2; shift ;;
         --net-user) netspec=$2; netset=1; shift ;;
@@ -307,9 +312,15 @@ vm_boot() {
         args+=(-kernel "$kernel" -initrd "$initrd"
             -append "console=ttyS0 quiet loglevel=3 panic=-1 $append")
     fi
-    local d
+    local d n=0
     for d in "${disks[@]}"; do
-        args+=(-drive "file=$d,if=virtio,format=raw,cache=unsafe")
+        if [ "${d#*|}" != "$d" ]; then
+            args+=(-drive "file=${d%%|*},if=none,id=sd$n,format=raw,cache=unsafe"
+                -device "virtio-blk-pci,drive=sd$n,serial=${d#*|}")
+            n=$((n + 1))
+        else
+            args+=(-drive "file=$d,if=virtio,format=raw,cache=unsafe")
+        fi
     done
     local swtpm_pid=""
     if [ -n "$tpmdir" ]; then

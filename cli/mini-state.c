@@ -118,6 +118,7 @@ int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const 
         _cleanup_fclose_ FILE *f = NULL;
         char buf[600];
         unsigned line = 0;
+        bool have_firewall = false;
         int r;
 
         f = fopen(c->journal, "re");
@@ -143,6 +144,12 @@ int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const 
                                  c->subnet[2]);
                 } else if (streq(buf, "driver"))
                         snprintf(c->driver, sizeof(c->driver), "%s", value);
+                else if (streq(buf, "mesh"))
+                        c->mesh = streq(value, "on");
+                else if (streq(buf, "firewall")) {
+                        c->firewall = streq(value, "on");
+                        have_firewall = true;
+                }
                 else if (streq(buf, "node")) {
                         r = parse_node(c, value, line);
                         if (r < 0)
@@ -153,6 +160,9 @@ int mini_journal_load(struct mini_cluster *c, int (*cb)(const char *kind, const 
                                 return r;
                 }
         }
+        /* Journals written before the firewall line: up's rule then. */
+        if (!have_firewall)
+                c->firewall = c->mesh && c->n_cp == 1;
         return 0;
 }
 
@@ -339,8 +349,9 @@ unsigned long long mini_pid_start_time(pid_t pid) {
         if (!p)
                 return 0;
         p++;
-        /* After ')' comes field 3 (state); the start time is field 22. */
-        for (field = 2; field < 22 && p; field++)
+        /* p is at the space before field 3 (state); the start time is
+         * field 22 (field 23, vsize, changes while the process runs). */
+        for (field = 3; field < 22 && p; field++)
                 p = strchr(p + 1, ' ');
         if (p)
                 t = strtoull(p + 1, NULL, 10);

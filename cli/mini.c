@@ -25,22 +25,9 @@
 #include "mini.h"
 #include "openssl-util.h"
 
-struct mini_options {
-        const char *name;
-        const char *state_dir;
-        const char *subnet;
-        const char *driver;
-        unsigned control_planes, workers;
-        unsigned timeout;
-        bool vm;
-        bool no_wait;
-        bool no_mesh;
-        bool mesh;
-        bool no_firewall;
-};
-
 static void help(void) {
         printf("Usage: arca mini up [--control-planes N] [--workers N] [OPTIONS]\n"
+               "       arca mini add [--workers N] [--control-planes N] [OPTIONS]\n"
                "       arca mini status [OPTIONS]\n"
                "       arca mini verify NODE [-o json] [OPTIONS]\n"
                "       arca mini down [OPTIONS]\n\n"
@@ -49,7 +36,9 @@ static void help(void) {
                "certifies with a platform CA of its own; the nodes run arca-bootstrapper and\n"
                "join by themselves after `arca init`. `up` waits until every node has joined\n"
                "and prints the cluster; `status` attests every node again; `down` removes\n"
-               "everything `up` created, also after an `up` that died halfway.\n\n"
+               "everything `up` created, also after an `up` that died halfway. `add` adds nodes\n"
+               "to a running cluster (default one worker) and waits until every node reaches\n"
+               "them over the mesh.\n\n"
                "  --name NAME            cluster name, 1-%d of [a-z0-9] (default mini)\n"
                "  --state-dir DIR        where mini keeps its state (default %s/NAME)\n"
                "  --control-planes N     control-plane nodes (default 1)\n"
@@ -126,7 +115,7 @@ static bool have_device_mapper(void) {
         return read_full_file("/proc/devices", 64 * 1024, &text, &len) >= 0 && strstr(text, "device-mapper");
 }
 
-static int file_sha256(const char *path, uint8_t out[32]) {
+int mini_file_sha256(const char *path, uint8_t out[32]) {
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r;
@@ -221,7 +210,7 @@ static int write_policy(const struct mini_cluster *c) {
         return write_file_atomic(path, text, len, 0644);
 }
 
-static bool log_has(const struct mini_node *n, const char *what) {
+bool mini_log_has(const struct mini_node *n, const char *what) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         size_t len;
 
@@ -230,7 +219,7 @@ static bool log_has(const struct mini_node *n, const char *what) {
         return strstr(text, what) != NULL;
 }
 
-static void log_tail(const struct mini_node *n, const char *file) {
+void mini_log_tail(const struct mini_node *n, const char *file) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         size_t len;
         const char *p;
@@ -244,7 +233,7 @@ static void log_tail(const struct mini_node *n, const char *file) {
         fprintf(stderr, "--- %s (last lines) ---\n%s", path, p);
 }
 
-static int start_node(struct mini_cluster *c, const struct mini_node *n, const char *hash) {
+int mini_start_node(struct mini_cluster *c, const struct mini_node *n, const char *hash) {
         char bootstrapper[PATH_MAX + 32], join_service[PATH_MAX + 32], state[PATH_MAX + 8], ca[PATH_MAX + 32],
                 joins[16][32];
         char *argv[64];
@@ -290,8 +279,7 @@ static int start_node(struct mini_cluster *c, const struct mini_node *n, const c
         return c->ops->node_start(c, n, argv);
 }
 
-static void progress(const struct mini_cluster *c, double t0, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void progress(const struct mini_cluster *c, double t0, const char *fmt, ...) {
+void mini_progress(const struct mini_cluster *c, double t0, const char *fmt, ...) {
         va_list ap;
         printf("[%5.1fs] ", mini_now() - t0);
         va_start(ap, fmt);
@@ -301,14 +289,14 @@ static void progress(const struct mini_cluster *c, double t0, const char *fmt, .
         fflush(stdout);
 }
 
-static int create_nodes(struct mini_cluster *c) {
+int mini_create_nodes(struct mini_cluster *c, unsigned first) {
         pid_t *pids = calloc(c->n_nodes, sizeof(pid_t)), parent = getpid();
         int failed = 0;
 
         if (!pids)
                 return log_oom();
         fflush(NULL);
-        for (unsigned i = 0; i < c->n_nodes; i++) {
+        for (unsigned i = first; i < c->n_nodes; i++) {
                 pids[i] = fork();
                 if (pids[i] < 0) {
                         failed++;
@@ -319,7 +307,7 @@ static int create_nodes(struct mini_cluster *c) {
                         _exit(c->ops->node_create(c, &c->nodes[i]) < 0 ? 1 : 0);
                 }
         }
-        for (unsigned i = 0; i < c->n_nodes; i++) {
+        for (unsigned i = first; i < c->n_nodes; i++) {
                 int status;
                 if (pids[i] <= 0)
                         continue;
@@ -352,26 +340,26 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
                 }
                 if (joined != last_joined || reg != last_reg || meshed != last_mesh || mini_now() - last_print > 5) {
                         if (mesh_seen || c->mesh)
-                                progress(c, t0, "joined and attested %u/%u, registered %u/%u, full mesh %u/%u", joined,
+                                mini_progress(c, t0, "joined and attested %u/%u, registered %u/%u, full mesh %u/%u", joined,
                                          c->n_nodes, reg, c->n_nodes, meshed, c->n_nodes);
                         else
-                                progress(c, t0, "joined and attested %u/%u, registered %u/%u", joined, c->n_nodes, reg,
+                                mini_progress(c, t0, "joined and attested %u/%u, registered %u/%u", joined, c->n_nodes, reg,
                                          c->n_nodes);
                         last_joined = joined, last_reg = reg, last_mesh = meshed, last_print = mini_now();
                 }
                 if (joined == c->n_nodes && reg == c->n_nodes && ((!c->mesh && !mesh_seen) || meshed == c->n_nodes))
                         return 0;
                 for (unsigned i = 0; i < c->n_nodes; i++)
-                        if (log_has(&c->nodes[i], "Failed to set up the node")) {
+                        if (mini_log_has(&c->nodes[i], "Failed to set up the node")) {
                                 log_error("Node %s failed to start.", c->nodes[i].name);
-                                log_tail(&c->nodes[i], "bootstrapper.log");
+                                mini_log_tail(&c->nodes[i], "bootstrapper.log");
                                 return -EIO;
                         }
                 if (mini_now() > deadline) {
                         log_error("The cluster did not form within %u s.", timeout);
                         for (unsigned i = 0; i < c->n_nodes; i++)
                                 if (!st[i].joined || !st[i].registered)
-                                        log_tail(&c->nodes[i], "bootstrapper.log");
+                                        mini_log_tail(&c->nodes[i], "bootstrapper.log");
                                 else if (c->mesh && st[i].peers_reachable != (int) c->n_nodes - 1)
                                         log_error("%s reaches %d of its %u mesh peers over arca0 (%s).",
                                                   c->nodes[i].name, st[i].peers_reachable < 0 ? 0 : st[i].peers_reachable,
@@ -384,7 +372,7 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
 
 static bool in_path(const char *bin);
 
-static void print_hints(const struct mini_cluster *c, const char *name_opt) {
+void mini_print_hints(const struct mini_cluster *c, const char *name_opt) {
         /* The command as the user can type it: "arca" only if PATH finds this one. */
         const char *arca = in_path("arca") ? "arca" : c->self;
         printf("\nVerify a node:  %s mini verify %s%s\n                (that is: %s verify --node %s --config %s)\n",
@@ -395,7 +383,7 @@ static void print_hints(const struct mini_cluster *c, const char *name_opt) {
         printf("Node logs:      %s/nodes/NODE/bootstrapper.log\n", c->state_dir);
 }
 
-static const char *name_option(const struct mini_cluster *c, const struct mini_options *o, char *buf, size_t size) {
+const char *mini_name_option(const struct mini_cluster *c, const struct mini_options *o, char *buf, size_t size) {
         size_t k = 0;
         buf[0] = 0;
         if (!streq(c->name, "mini"))
@@ -431,12 +419,12 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
                 return 1;
         }
         snprintf(path, sizeof(path), "%s/arca-bootstrapper", c->bin_dir);
-        if ((r = file_sha256(path, c->digest_bootstrapper)) < 0) {
+        if ((r = mini_file_sha256(path, c->digest_bootstrapper)) < 0) {
                 log_error_errno(r, "Cannot read %s: %m (build it with make).", path);
                 return 1;
         }
         snprintf(path, sizeof(path), "%s/arca-join-service", c->bin_dir);
-        if ((r = file_sha256(path, c->digest_join_service)) < 0) {
+        if ((r = mini_file_sha256(path, c->digest_join_service)) < 0) {
                 log_error_errno(r, "Cannot read %s: %m (build it with make).", path);
                 return 1;
         }
@@ -462,7 +450,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         snprintf(c->host_address, sizeof(c->host_address), "%u.%u.%u.1", c->subnet[0], c->subnet[1], c->subnet[2]);
         if (access(c->journal, F_OK) == 0 || access(c->state_dir, F_OK) == 0) {
                 log_error("A mini cluster \"%s\" exists already (%s); remove it with 'arca mini down%s'.", c->name,
-                          c->state_dir, name_option(c, o, nameopt, sizeof(nameopt)));
+                          c->state_dir, mini_name_option(c, o, nameopt, sizeof(nameopt)));
                 return 1;
         }
         if (subnet_in_use(c->subnet, ifname) > 0) {
@@ -480,7 +468,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         if (!c->nodes || !st)
                 return log_oom(), 1;
         describe_nodes(c, o);
-        name_option(c, o, nameopt, sizeof(nameopt));
+        mini_name_option(c, o, nameopt, sizeof(nameopt));
 
         /* The journal first: from here on, `down` can remove what exists. */
         if ((r = mini_mkdir_p(c->state_dir, 0700)) < 0)
@@ -490,7 +478,8 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
             mini_journal_add(c, "launcher", "%s", c->ops->name) < 0 ||
             mini_journal_add(c, "subnet", "%u.%u.%u", c->subnet[0], c->subnet[1], c->subnet[2]) < 0 ||
             mini_journal_add(c, "driver", "%s", c->driver) < 0 ||
-            mini_journal_add(c, "mesh", "%s", c->mesh ? "on" : "off") < 0)
+            mini_journal_add(c, "mesh", "%s", c->mesh ? "on" : "off") < 0 ||
+            mini_journal_add(c, "firewall", "%s", c->firewall ? "on" : "off") < 0)
                 return 1;
         for (unsigned i = 0; i < c->n_nodes; i++)
                 if (mini_journal_add(c, "node", "%s %s %s", c->nodes[i].name,
@@ -535,11 +524,11 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         }
         if (c->ops->network_create(c) < 0)
                 goto fail;
-        if (create_nodes(c) < 0) {
+        if (mini_create_nodes(c, 0) < 0) {
                 log_error("Some nodes could not be created (see above).");
                 goto fail;
         }
-        progress(c, t0, "%u nodes created: network, swtpm, boot measured, attestation key certified", c->n_nodes);
+        mini_progress(c, t0, "%u nodes created: network, swtpm, boot measured, attestation key certified", c->n_nodes);
 
         /* The owner: configuration, secrets, measurement policy. */
         snprintf(path, sizeof(path), "%s/generate.log", c->owner_dir);
@@ -561,25 +550,25 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         }
 
         /* The first node, then init, then everyone else joins. */
-        if (start_node(c, &c->nodes[0], hash) < 0)
+        if (mini_start_node(c, &c->nodes[0], hash) < 0)
                 goto fail;
-        for (double until = mini_now() + 30; !log_has(&c->nodes[0], "READY"); usleep(20000))
-                if (mini_now() > until || log_has(&c->nodes[0], "Failed")) {
+        for (double until = mini_now() + 30; !mini_log_has(&c->nodes[0], "READY"); usleep(20000))
+                if (mini_now() > until || mini_log_has(&c->nodes[0], "Failed")) {
                         log_error("Node %s did not start.", c->nodes[0].name);
-                        log_tail(&c->nodes[0], "bootstrapper.log");
+                        mini_log_tail(&c->nodes[0], "bootstrapper.log");
                         goto fail;
                 }
-        progress(c, t0, "%s: bootstrapper ready; arca init --config %s", c->nodes[0].name, c->conf);
+        mini_progress(c, t0, "%s: bootstrapper ready; arca init --config %s", c->nodes[0].name, c->conf);
         snprintf(path, sizeof(path), "%s/init.log", c->owner_dir);
         if (run_self(c, path, (char *[]){ "init", "--config", c->conf, NULL }) < 0) {
                 log_error("arca init failed (see above and %s).", path);
-                log_tail(&c->nodes[0], "bootstrapper.log");
+                mini_log_tail(&c->nodes[0], "bootstrapper.log");
                 goto fail;
         }
-        progress(c, t0, "cluster initialized on %s; starting %u more node%s", c->nodes[0].name, c->n_nodes - 1,
+        mini_progress(c, t0, "cluster initialized on %s; starting %u more node%s", c->nodes[0].name, c->n_nodes - 1,
                  c->n_nodes == 2 ? "" : "s");
         for (unsigned i = 1; i < c->n_nodes; i++)
-                if (start_node(c, &c->nodes[i], NULL) < 0)
+                if (mini_start_node(c, &c->nodes[i], NULL) < 0)
                         goto fail;
         if (o->no_wait)
                 return 0;
@@ -591,7 +580,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         printf("\nCluster \"%s\" formed in %.1f s: %u node%s joined, each attested (PCR 15 = this cluster's lock)%s.\n",
                c->name, mini_now() - t0, c->n_nodes, c->n_nodes == 1 ? "" : "s",
                c->mesh ? ", every node reaches every peer over the WireGuard mesh" : "");
-        print_hints(c, nameopt);
+        mini_print_hints(c, nameopt);
         return 0;
 fail:
         fprintf(stderr, "arca mini up failed. Everything it created is recorded in %s;\nremove it with: arca mini down%s\n",
@@ -635,7 +624,7 @@ static int mini_status(struct mini_cluster *c, const struct mini_options *o) {
                 joined += st[i].joined;
         }
         printf("\n%u/%u nodes verified, %u/%u joined.\n", verified, c->n_nodes, joined, c->n_nodes);
-        print_hints(c, name_option(c, o, nameopt, sizeof(nameopt)));
+        mini_print_hints(c, mini_name_option(c, o, nameopt, sizeof(nameopt)));
         return verified == c->n_nodes && joined == c->n_nodes ? 0 : 1;
 }
 
@@ -701,12 +690,12 @@ static int mini_down(struct mini_cluster *c) {
         }
         /* Whoever could still create things goes first: an `up` in
          * progress (its helpers die with it). Then read the journal again,
-         * with what it wrote until it died, and remove processes, then
+         * (or an `add`), with what it wrote until it died, and remove processes, then
          * namespaces and links. */
         for (size_t i = 0; i < res.n; i++) {
                 int pid;
                 unsigned long long start;
-                if (streq(res.lines[i][0], "up-pid") && sscanf(res.lines[i][1], "%d %llu", &pid, &start) == 2 &&
+                if ((streq(res.lines[i][0], "up-pid") || streq(res.lines[i][0], "add-pid")) && sscanf(res.lines[i][1], "%d %llu", &pid, &start) == 2 &&
                     pid != getpid() && start != 0)
                         mini_kill(pid, start, 0);
         }
@@ -791,12 +780,14 @@ int verb_mini(int argc, char **argv) {
                                 log_error("Invalid --control-planes \"%s\": 1 to %d.", optarg, MINI_MAX_NODES);
                                 return 2;
                         }
+                        o.control_planes_set = true;
                         break;
                 case ARG_W:
                         if (parse_count(optarg, &o.workers) < 0) {
                                 log_error("Invalid --workers \"%s\": 0 to %d.", optarg, MINI_MAX_NODES - 1);
                                 return 2;
                         }
+                        o.workers_set = true;
                         break;
                 case ARG_SUBNET: o.subnet = optarg; break;
                 case ARG_DRIVER:
@@ -849,6 +840,8 @@ int verb_mini(int argc, char **argv) {
 
         if (streq(sub, "up"))
                 ret = mini_up(&c, &o);
+        else if (streq(sub, "add"))
+                ret = mini_add(&c, &o);
         else if (streq(sub, "status"))
                 ret = mini_status(&c, &o);
         else if (streq(sub, "down"))
@@ -864,7 +857,7 @@ int verb_mini(int argc, char **argv) {
                 }
                 ret = mini_verify(&c, node, nextra, vextra);
         } else {
-                log_error("Unknown mini command \"%s\": up, status, verify or down.", sub);
+                log_error("Unknown mini command \"%s\": up, add, status, verify or down.", sub);
                 ret = 2;
         }
         mini_cluster_done(&c);

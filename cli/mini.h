@@ -94,6 +94,38 @@ struct mini_node_ops {
 
 extern const struct mini_node_ops mini_netns_ops;
 
+/* The command line of `arca mini VERB`. */
+struct mini_options {
+        const char *name;
+        const char *state_dir;
+        const char *subnet;
+        const char *driver;
+        unsigned control_planes, workers;
+        bool control_planes_set, workers_set; /* given on the command line */
+        unsigned timeout;
+        bool vm;
+        bool no_wait;
+        bool no_mesh;
+        bool mesh;
+        bool no_firewall;
+};
+
+/* cli/mini.c: what up and add share. */
+int mini_file_sha256(const char *path, uint8_t out[32]);
+/* Create nodes first..n_nodes-1 (node_create), each in a child of its own. */
+int mini_create_nodes(struct mini_cluster *c, unsigned first);
+/* Start a node's bootstrapper: with hash (the init secret's) the first
+ * node, else a joiner that joins through every control-plane node. */
+int mini_start_node(struct mini_cluster *c, const struct mini_node *n, const char *hash);
+bool mini_log_has(const struct mini_node *n, const char *what);
+void mini_log_tail(const struct mini_node *n, const char *file);
+void mini_progress(const struct mini_cluster *c, double t0, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *mini_name_option(const struct mini_cluster *c, const struct mini_options *o, char *buf, size_t size);
+void mini_print_hints(const struct mini_cluster *c, const char *name_opt);
+
+/* cli/mini-add.c: arca mini add. */
+int mini_add(struct mini_cluster *c, const struct mini_options *o);
+
 /* cli/mini-state.c: paths, journal, processes. */
 int mini_cluster_paths(struct mini_cluster *c, const char *name, const char *state_dir);
 int mini_journal_add(const struct mini_cluster *c, const char *kind, const char *fmt, ...)

@@ -2,9 +2,10 @@
 # arca mini end to end (TAP): clusters of 3 and 6 nodes in network
 # namespaces come up, every node joined and attested (by `status`, which
 # attests each node again over aTLS), a node whose measurements drift is
-# reported refused, the mesh is full when the nodes run one, and `down`
+# reported refused, the mesh is full when the nodes run one, `add` puts one
+# more node into a running cluster (every pair reaches it), and `down`
 # leaves no namespace, process, interface or file behind, also after an
-# `up` killed halfway.
+# `up` or an `add` killed halfway.
 set -u
 B=${ARCA_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 
@@ -63,7 +64,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..37"
+echo "1..39"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -88,6 +89,27 @@ check "and shows the arca verify command line" \
 mini up --name "$A" --subnet "10.$NET.2.0/24" >"$W/up-again.out" 2>&1
 check "a second up of the same cluster is refused and names down" \
     grep -q "exists already.*arca mini down --name $A" "$W/up-again.out"
+mini add --name "t${ID}x" >"$W/add-none.out" 2>&1
+check "add to a cluster that does not exist fails and says so" \
+    test $? -ne 0 -a -n "$(grep "No mini cluster \"t${ID}x\"" "$W/add-none.out")"
+
+# add: one more worker joins the running cluster through its join service;
+# add waits until every node reaches it over arca0.
+mini add --name "$A" --timeout 60 >"$W/add.out" 2>&1
+rc=$?
+check "mini add (one worker) succeeds" test $rc -eq 0
+check "add makes w3 at the next free address" grep -q "adding w3 (worker, 10.$NET.1.14)" "$W/add.out"
+echo "# every node reached w3 over arca0 $(sed -n 's/^convergence: //p' "$W/add.out") after its join"
+mini status --name "$A" >"$W/status4.out" 2>&1
+rc=$?
+check "status after add: all 4 nodes verified, w3 too, with the cluster's lock" \
+    test $rc -eq 0 -a "$(grep -cE '^(cp1|w1|w2|w3) .* verified +[0-9a-f]{12} \(cluster\)' "$W/status4.out")" = 4
+if grep -qE '^cp1 .*no mesh$' "$W/status4.out"; then
+    skip "after add, every pair reaches each other over arca0 (the nodes run no mesh)"
+else
+    check "after add, every pair of the 4 nodes reaches each other over arca0" \
+        test "$(grep -cE '^(cp1|w1|w2|w3) .* 3/3$' "$W/status4.out")" = 4
+fi
 
 # The firewall (on by default): between nodes' underlay addresses
 # only WireGuard and the arca ports; the same port over arca0 passes; a
@@ -120,7 +142,7 @@ check "and names that node refused, with the PCR" \
     grep -qE "^w2 .* REFUSED" "$W/status-drift.out" && grep -q "w2: .*PCR 9" "$W/status-drift.out"
 
 # ... and evicted: at its next refresh the join service removes it, and every
-# other node drops it at its own next refresh, so within two refresh
+# other node (cp1, w1 and the added w3) drops it at its own next refresh, so within two refresh
 # intervals (the join service's default, 10 s; the agents wait 80-100 % of
 # it), plus a little for the work itself.
 wg_peers() { # wg_peers NODE: how many WireGuard peers the node's arca0 has
@@ -131,23 +153,29 @@ wg_peers() { # wg_peers NODE: how many WireGuard peers the node's arca0 has
 if command -v wg >/dev/null && grep -q "mesh:          WireGuard" "$W/up3.out"; then
     evicted=
     while [ $((SECONDS - drift_t0)) -lt 23 ]; do
-        if [ "$(wg_peers cp1)" = 1 ] && [ "$(wg_peers w1)" = 1 ]; then
+        if [ "$(wg_peers cp1)" = 2 ] && [ "$(wg_peers w1)" = 2 ] && [ "$(wg_peers w3)" = 2 ]; then
             evicted=$((SECONDS - drift_t0)); break
         fi
         sleep 0.5
     done
     echo "# drifted node dropped by every peer after ${evicted:-more than 23} s (2 refresh intervals: 20 s)"
     check "the drifted node is dropped by every peer within two refresh intervals" test -n "$evicted"
-    check "and the others keep each other" test "$(wg_peers cp1)" = 1 -a "$(wg_peers w1)" = 1
+    check "and the others keep each other" test "$(wg_peers cp1)" = 2 -a "$(wg_peers w1)" = 2 -a "$(wg_peers w3)" = 2
 else
     skip "eviction by every peer (wg from wireguard-tools is missing, or the nodes run no mesh)"
     skip "and the others keep each other"
 fi
 
+# An add killed while it creates its nodes: down must remove them too.
+mini add --name "$A" --workers 2 >"$W/addkill.out" 2>&1 &
+pid=$!
+for _ in $(seq 300); do ip netns list 2>/dev/null | grep -q "^arca-$A-w5" && break; sleep 0.01; done
+kill -9 $pid; wait $pid 2>/dev/null
+check "(an add was killed while creating w4 and w5)" grep -q "^node w5 worker" "/run/arca-mini/$A/journal"
 remember "$A"
 check "(the cluster runs processes in its namespaces: $(echo $PIDS | wc -w))" test -n "$PIDS"
 mini down --name "$A" >"$W/down3.out" 2>&1
-check "down removes the 3-node cluster" test $? -eq 0
+check "down removes the cluster, added nodes included" test $? -eq 0
 check "nothing is left: no namespace, process, interface or state" gone "$A"
 t3=$((SECONDS - start))
 
@@ -198,15 +226,25 @@ in6 cp2 nft delete table inet arca
 check "and without cp2's table, dropped by cp1's firewall (underlay TCP to 2380 times out)" \
     test "$(in6 cp2 "$FW" tcp "$U1" 2380 --timeout 2000)" = timeout
 kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null
+# A control-plane node added: it joins as one (etcd member, join service).
+mini add --name "$B6" --control-planes 1 --timeout 90 >"$W/add-cp.out" 2>&1
+rc=$?
+check "mini add --control-planes 1 adds cp3 to the 6-node cluster" \
+    test $rc -eq 0 -a -n "$(grep "adding cp3 (control plane, 10.$NET.3.17)" "$W/add-cp.out")"
+mini status --name "$B6" >"$W/status7.out" 2>&1
+check "status: all 7 nodes verified and joined, cp3 a control plane that every node reaches" \
+    test "$(grep -cE '^(cp[123]|w[1-4]) .* verified +[0-9a-f]{12} \(cluster\)' "$W/status7.out")" = 7 -a \
+    -n "$(grep -E '^cp3 +control-plane ' "$W/status7.out")" -a \
+    "$(grep -cE '^(cp[123]|w[1-4]) .* (6/6|no mesh)$' "$W/status7.out")" = 7
 # Attacker's side: a node that attests fine but whose node lock holds
 # another value than this cluster's ID is not counted as a member.
 ip netns exec "arca-$B6-w4" tpm2_pcrextend -T swtpm:port=2321 \
     "15:sha256=$(echo other cluster | sha256sum | cut -d' ' -f1)" >/dev/null 2>&1
 mini status --name "$B6" >"$W/status-lock.out" 2>&1
 rc=$?
-check "a node whose PCR 15 is not this cluster's lock: status fails, the node shows OTHER, 5/6 joined" \
+check "a node whose PCR 15 is not this cluster's lock: status fails, the node shows OTHER, 6/7 joined" \
     test $rc -ne 0 -a -n "$(grep -E '^w4 .* verified +[0-9a-f]{12} \(OTHER\)' "$W/status-lock.out")" -a \
-         -n "$(grep '6/6 nodes verified, 5/6 joined' "$W/status-lock.out")"
+         -n "$(grep '7/7 nodes verified, 6/7 joined' "$W/status-lock.out")"
 remember "$B6"
 mini down --name "$B6" >/dev/null 2>&1
 check "down removes the 6-node cluster, nothing left" gone "$B6"

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "mesh.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atls-http.h"
@@ -14,6 +19,7 @@
 #include "firewall.h"
 #include "json-util.h"
 #include "log.h"
+#include "mesh-notify.h"
 #include "messages.h"
 #include "node.h"
 #include "secret.h"
@@ -38,7 +44,17 @@ struct mesh {
         bool firewall_applied;
         bool firewall_stale;       /* its node sets may lag the peers */
         char wg_log[PATH_MAX];     /* wireguard-go's output */
+        int bell_fd;               /* the doorbell (mesh-notify.h), or -1 */
+        struct event *bell_event;
+        uint64_t last_refresh_ms;  /* monotonic, when the last refresh began */
+        unsigned bells_refused;
 };
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
 
 /* --- peers: validate, convert, apply ---------------------------------------- */
 
@@ -230,7 +246,8 @@ static size_t refresh_endpoints(const struct mesh *m, char (*ret)[ENDPOINT_MAX],
 }
 
 /* One refresh through one join service: 0 applied, -EPERM this node is
- * refused (HTTP 403: evicted or unknown), other errors: no answer. */
+ * refused (HTTP 403: evicted or unknown; or, in the handshake, its
+ * evidence: atls.h), other errors: no answer. */
 static int refresh_via(struct mesh *m, const char *endpoint, struct errmsg *e) {
         struct node *n = m->node;
         struct atls_config atls = { .attester = n->attester, .verifier = n->peer_verifier };
@@ -251,6 +268,10 @@ static int refresh_via(struct mesh *m, const char *endpoint, struct errmsg *e) {
         /* Mutual aTLS: the join service is verified ("same image") before
          * the request is sent, and it verifies this node afresh. */
         r = atls_http_request(&atls, url, "POST", body, strlen(body), MESH_REFRESH_TIMEOUT_MS, &http, e);
+        if (r < 0 && atls.peer_refusal != ATLS_REFUSAL_NONE)
+                /* A join service that this node verified said why it ended
+                 * the handshake: a refusal, not an outage. */
+                return errmsg_replace(e, EPERM, "%s", atls_refusal_to_string(atls.peer_refusal));
         if (r < 0)
                 return r == -EPERM ? -EACCES : r; /* the join service failed *our* check: not an eviction */
         if (http.status != 200) {
@@ -285,6 +306,7 @@ static void refresh(struct mesh *m) {
         struct errmsg last = {};
         const char *last_ep = NULL;
 
+        m->last_refresh_ms = now_ms();
         for (size_t i = 0; i < k; i++) {
                 const char *ep = endpoints[(m->next_endpoint + i) % k];
                 struct errmsg e = {};
@@ -334,6 +356,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
         struct mesh *m = arg;
         struct errmsg e = {};
 
+        /* Not a member before the node lock is taken (a join that failed
+         * after mesh_up is rolled back). */
+        if (!m->node->committed) {
+                schedule(m);
+                return;
+        }
         if (m->device_lost || !m->dev) {
                 struct mesh_peer *keep = TAKE_PTR(m->peers);
                 size_t n_keep = m->n_peers;
@@ -350,6 +378,102 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
         if (m->dev)
                 refresh(m);
         schedule(m);
+}
+
+/* --- the doorbell --------------------------------------------------------------- */
+
+/* A join service changed the membership: refresh now (the refresh is what
+ * it always is, mutual aTLS), but at most once per MESH_NOTIFY_MIN_GAP_MS. */
+static void refresh_soon(struct mesh *m) {
+        uint64_t now = now_ms(), at = m->last_refresh_ms + MESH_NOTIFY_MIN_GAP_MS, wait = at > now ? at - now : 0;
+        struct timeval tv = { .tv_sec = (time_t) (wait / 1000), .tv_usec = (suseconds_t) (wait % 1000) * 1000 };
+
+        /* Replaces the regular timer; on_timer schedules the next one. */
+        evtimer_add(m->timer, &tv);
+}
+
+static void on_bell(evutil_socket_t fd, short what, void *arg) {
+        struct mesh *m = arg;
+        struct in_addr cps[WG_MAX_PEERS];
+        struct mesh_notify_policy p = {
+                .mesh_ifindex = if_nametoindex(m->ifname),
+                .loopback_ifindex = if_nametoindex("lo"),
+                .control_planes = cps,
+        };
+        bool ring = false;
+
+        (void) inet_pton(AF_INET, m->address, &p.self);
+        for (size_t i = 0; i < m->n_peers && p.n_control_planes < ELEMENTSOF(cps); i++)
+                if (streq(m->peers[i].role, "control-plane") &&
+                    inet_pton(AF_INET, m->peers[i].mesh_address, &cps[p.n_control_planes]) == 1)
+                        p.n_control_planes++;
+        /* Bounded per wake-up: a flood cannot hold the event loop. */
+        for (int i = 0; i < 64; i++) {
+                uint8_t buf[64], control[CMSG_SPACE(sizeof(struct in_pktinfo))];
+                struct sockaddr_in from = {};
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+                struct msghdr msg = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+                                      .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
+                struct mesh_notify_origin origin = {};
+                struct errmsg e = {};
+                ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
+
+                if (n < 0)
+                        break;
+                origin.source = from.sin_addr;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+                        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+                                struct in_pktinfo pi;
+                                memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                                origin.ifindex = (unsigned) pi.ipi_ifindex;
+                        }
+                if (mesh_notify_check(buf, (size_t) n > sizeof(buf) ? sizeof(buf) + 1 : (size_t) n, &origin, &p,
+                                      &e) < 0) {
+                        /* Said once, then quietly: anyone can send datagrams. */
+                        if (m->bells_refused++ == 0)
+                                log_warning("Mesh: ignoring a datagram on the doorbell port: %s", errmsg_str(&e));
+                        else
+                                log_debug("Mesh: ignoring a datagram on the doorbell port: %s", errmsg_str(&e));
+                        continue;
+                }
+                ring = true;
+        }
+        if (ring) {
+                log_info("Mesh: a join service rang the doorbell (the membership changed); refreshing now.");
+                refresh_soon(m);
+        }
+}
+
+/* The doorbell socket, on this node's mesh address (IP_FREEBIND: the
+ * address may come and go with arca0). Without it the node still learns
+ * every change, at its next regular refresh. */
+static int bell_open(struct mesh *m, struct errmsg *e) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(MESH_NOTIFY_PORT) };
+        int one = 1, fd;
+
+        if (inet_pton(AF_INET, m->address, &a.sin_addr) != 1)
+                return errmsg_set(e, EINVAL, "mesh address %s is not IPv4", m->address);
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return errmsg_set(e, errno, "socket: %s", strerror(errno));
+        if (setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) < 0 ||
+            setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0 ||
+            bind(fd, (struct sockaddr *) &a, sizeof(a)) < 0) {
+                int r = errmsg_set(e, errno, "doorbell socket on %s:%d: %s", m->address, MESH_NOTIFY_PORT,
+                                   strerror(errno));
+                close(fd);
+                return r;
+        }
+        m->bell_event = event_new(m->base, fd, EV_READ | EV_PERSIST, on_bell, m);
+        if (!m->bell_event || event_add(m->bell_event, NULL) < 0) {
+                if (m->bell_event)
+                        event_free(m->bell_event);
+                m->bell_event = NULL;
+                close(fd);
+                return -ENOMEM;
+        }
+        m->bell_fd = fd;
+        return 0;
 }
 
 /* --- the hand-off hook ---------------------------------------------------------- */
@@ -378,10 +502,25 @@ static int mesh_up(void *userdata, const char *address, const char *cidr, const 
                 m->dev = wg_device_destroy(m->dev);
                 return r;
         }
+        if (m->bell_fd < 0) {
+                struct errmsg be = {};
+                if (bell_open(m, &be) < 0)
+                        log_warning("Mesh: no doorbell (%s): membership changes reach this node at its regular "
+                                    "refreshes only.",
+                                    errmsg_str(&be));
+        }
         log_info("Mesh: %s up (%s), address %s/%u, UDP %d, %zu peers%s.", m->ifname, wg_device_backend(m->dev),
                  address, prefix, WIREGUARD_PORT, m->n_peers,
                  m->firewall_applied ? ", firewall table inet arca applied" : "");
-        schedule(m);
+        if (n_peers > 0) {
+                /* A joiner refreshes at once (after the join has taken
+                 * the node lock: the event loop runs this after it): its
+                 * first refresh makes the join service ring the members,
+                 * now that arca0 listens. The first node has no one to tell. */
+                struct timeval now = {};
+                evtimer_add(m->timer, &now);
+        } else
+                schedule(m);
         return 0;
 }
 
@@ -416,6 +555,7 @@ int mesh_new(struct event_base *base, struct node *node, const struct mesh_optio
         m->node = node;
         m->opt = *opt;
         m->interval_ms = MESH_REFRESH_DEFAULT_MS;
+        m->bell_fd = -1;
         /* wireguard-go logs with ours when stderr can be opened by path
          * (not a journald socket), else into the state directory. */
         {
@@ -444,6 +584,10 @@ struct mesh *mesh_free(struct mesh *m) {
                 return NULL;
         if (m->timer)
                 event_free(m->timer);
+        if (m->bell_event)
+                event_free(m->bell_event);
+        if (m->bell_fd >= 0)
+                close(m->bell_fd);
         if (m->firewall_applied) {
                 struct errmsg e = {};
                 if (firewall_remove(&e) < 0)

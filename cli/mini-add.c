@@ -171,14 +171,19 @@ static bool new_nodes_reached(const struct mini_cluster *c, const struct mini_no
                               unsigned *ret_missing) {
         unsigned missing = 0;
 
-        for (unsigned k = first; k < c->n_nodes; k++)
+        for (unsigned k = first; k < c->n_nodes; k++) {
+                /* Also when the registry did not answer this time. */
+                if (!st[k].registered) {
+                        missing++;
+                        continue;
+                }
                 for (unsigned i = 0; i < c->n_nodes; i++) {
                         if (i == k || !st[i].registered)
                                 continue;
-                        if (!st[k].registered || !st[i].mesh_up || !st[k].mesh_up || bit(st[i].unreachable, k) ||
-                            bit(st[k].unreachable, i))
+                        if (!st[i].mesh_up || !st[k].mesh_up || bit(st[i].unreachable, k) || bit(st[k].unreachable, i))
                                 missing++;
                 }
+        }
         *ret_missing = missing;
         return missing == 0;
 }
@@ -198,7 +203,11 @@ static int wait_added(struct mini_cluster *c, struct mini_node_status *st, unsig
 
                 /* Until the join, only the registry (cheap, polled often:
                  * the moment of the join starts the convergence clock). */
-                (void) mini_probe(c, st, t_reg > 0, true, c->mesh && t_reg > 0);
+                (void) mini_probe(c, st, t_reg > 0, true, false);
+                if (c->mesh && t_reg > 0)
+                        /* Only pairs with a new node: at N = 30 all pairs
+                         * would be 900 echoes per look. */
+                        mini_probe_mesh_new(c, st, first);
                 for (unsigned k = first; k < c->n_nodes; k++) {
                         joined += st[k].joined;
                         registered += st[k].registered;

@@ -212,8 +212,10 @@ static void attest_node(const struct mini_cluster *c, struct verifier *verifier,
 /* Probe the mesh of every node at once (each probe waits for answers), one
  * child per node; each reports "INDEX nomesh" or "INDEX reach K N". With
  * only_pending, nodes that reached all their peers before are not probed
- * again, and each probe waits less. */
-static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st, bool only_pending) {
+ * again, and each probe waits less. With first_new > 0, nodes before it
+ * probe only the nodes from first_new on (which probe everyone). */
+static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st, bool only_pending,
+                       unsigned first_new) {
         _cleanup_free_ char *all = NULL;
         int pipefd[2];
         unsigned started = 0;
@@ -242,9 +244,9 @@ static void probe_mesh(const struct mini_cluster *c, struct mini_node_status *st
                         close(pipefd[0]);
                         if (!p)
                                 _exit(1);
-                        p->rounds = only_pending ? 1 : 4;
+                        p->rounds = only_pending || first_new ? 1 : 4;
                         for (unsigned j = 0; j < c->n_nodes; j++)
-                                if (j != i && st[j].registered &&
+                                if (j != i && st[j].registered && (i >= first_new || j >= first_new) &&
                                     inet_pton(AF_INET, st[j].mesh_address, &p->peers[p->n_peers]) == 1)
                                         p->node_of[p->n_peers++] = j;
                         if (c->ops->node_run(c, &c->nodes[i], mesh_probe_fn, p, &out) >= 0)
@@ -324,8 +326,12 @@ int mini_probe(const struct mini_cluster *c, struct mini_node_status *st, bool a
         }
 
         if (mesh)
-                probe_mesh(c, st, only_pending);
+                probe_mesh(c, st, only_pending, 0);
         return r < 0 ? r : 0;
+}
+
+void mini_probe_mesh_new(const struct mini_cluster *c, struct mini_node_status *st, unsigned first_new) {
+        probe_mesh(c, st, false, first_new);
 }
 
 void mini_print_table(const struct mini_cluster *c, const struct mini_node_status *st) {

@@ -192,4 +192,8 @@ int mini_expected_pcr15(const struct mini_cluster *c, uint8_t ret[32]);
  * nodes whose st[i].joined is set are not attested again. */
 int mini_probe(const struct mini_cluster *c, struct mini_node_status *st, bool attest, bool only_pending,
                bool mesh);
+/* Mesh reachability between the nodes from first_new on and every
+ * registered node (st[].registered, mesh addresses: from mini_probe), in
+ * both directions: st[].unreachable and mesh_up; one round. */
+void mini_probe_mesh_new(const struct mini_cluster *c, struct mini_node_status *st, unsigned first_new);
 void mini_print_table(const struct mini_cluster *c, const struct mini_node_status *st);

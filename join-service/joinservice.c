@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atls.h"
 #include "attest.h"
@@ -16,6 +17,7 @@
 #include "json-util.h"
 #include "keys.h"
 #include "log.h"
+#include "mesh-notify.h"
 #include "messages.h"
 #include "nodestate.h"
 #include "openssl-util.h"
@@ -65,6 +67,7 @@ struct join_service {
         struct work_pool *pool;
         struct event *sweep_timer;
         bool sweeping;
+        int bell_fd; /* rings members when the membership changed (mesh-notify.h) */
 };
 
 enum job_kind {
@@ -328,6 +331,21 @@ static int make_peers(const struct registry_member *members, size_t n, const cha
         return 0;
 }
 
+/* The membership changed: ring every member but `except` (NULL: all), so
+ * that they refresh now rather than at their next interval. */
+static void ring_members(const struct join_service *s, const struct registry_member *members, size_t n,
+                         const char *except) {
+        _cleanup_free_ const char **to = NULL;
+        size_t k = 0;
+
+        if (s->bell_fd < 0 || n == 0 || !(to = calloc(n, sizeof(*to))))
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (!except || !streq(members[i].name, except))
+                        to[k++] = members[i].mesh_address;
+        (void) mesh_notify_send(s->bell_fd, to, k);
+}
+
 static struct registry_member *find_member(struct registry_member *members, size_t n, const char *name) {
         for (size_t i = 0; i < n; i++)
                 if (streq(members[i].name, name))
@@ -417,6 +435,9 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
         r = cp_join_params(s->driver, &self, req->node_name,
                            s->opt.control_plane_on_mesh ? member.mesh_address : host, role, &m->cp_params, e);
         pthread_mutex_unlock(&s->driver_lock);
+        /* The members are rung at the joiner's first refresh, once its
+         * arca0 is up (do_mesh), not now: a member's handshake to a node
+         * that does not listen yet would be retried only after 5 s. */
         return r;
 }
 
@@ -491,6 +512,7 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
         for (unsigned round = 0;; round++) {
                 _cleanup_free_ struct registry_member *members = NULL;
                 struct registry_member *me, updated;
+                bool changed;
                 size_t n = 0;
 
                 r = registry_list_members(reg, &members, &n, e);
@@ -520,7 +542,20 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                 snprintf(updated.wg_public_key, sizeof(updated.wg_public_key), "%s", req->wg_public_key);
                 snprintf(updated.endpoint, sizeof(updated.endpoint), "%s", req->endpoint);
                 updated.last_seen = (int64_t) time(NULL);
-                r = registry_update_member(reg, &updated, e);
+                /* Its first refresh since it joined (it refreshes as soon as
+                 * its arca0 is up), or a new key or endpoint (it restarted):
+                 * the others need it now, not at their next refresh. */
+                changed = me->last_seen == me->join_time || !streq(me->wg_public_key, updated.wg_public_key) ||
+                          !streq(me->endpoint, updated.endpoint) || !streq(me->ak_name, updated.ak_name);
+                /* Nothing new and seen less than half an interval ago (a
+                 * member rung by the doorbell): no write, so that every
+                 * member of a large cluster can refresh at once without as
+                 * many registry commits. last_seen then lags by at most
+                 * half an interval; members expire after many. */
+                if (!changed && updated.last_seen - me->last_seen < (int64_t) s->opt.refresh_interval / 2)
+                        r = 0;
+                else
+                        r = registry_update_member(reg, &updated, e);
                 if (r == -ESTALE && round + 1 < REFRESH_ROUNDS) {
                         *e = (struct errmsg){};
                         continue;
@@ -530,6 +565,8 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                                               req->node_name);
                 if (r < 0)
                         return r;
+                if (changed)
+                        ring_members(s, members, n, req->node_name);
                 *me = updated;
                 r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
                 if (r < 0)
@@ -640,9 +677,11 @@ static void run_evict(struct join_service *s, struct registry *reg, struct job *
                 if (r < 0 && r != -ENOENT)
                         job_log(j, LOG_ERR, "Cannot evict drifted member %s: %s", members[i].name,
                                 errmsg_str(&j->e));
-                else
+                else {
                         job_log(j, LOG_WARNING, "Evicted member %s: its measurements drifted (%s).",
                                 members[i].name, j->reason);
+                        ring_members(s, members, n, members[i].name);
+                }
                 return;
         }
         job_log(j, LOG_DEBUG, "The refused node is not a member.");
@@ -679,6 +718,9 @@ static void run_sweep(struct join_service *s, struct registry *reg, struct job *
                 } else if (r != -ESTALE && r != -ENOENT)
                         job_log(j, LOG_ERR, "Cannot remove member %s: %s", members[i].name, errmsg_str(&e));
         }
+        /* Expired members are rung too: harmless, they no longer refresh. */
+        if (expired)
+                ring_members(s, members, n, NULL);
 }
 
 /* --- the pool ------------------------------------------------------------------------- */
@@ -755,6 +797,7 @@ int join_service_new(struct event_base *base, const struct join_service_options 
         if (!s)
                 return -ENOMEM;
         s->opt = *opt;
+        s->bell_fd = -1;
         pthread_mutex_init(&s->driver_lock, NULL);
         if (s->opt.refresh_interval == 0)
                 s->opt.refresh_interval = JOIN_SERVICE_REFRESH_INTERVAL;
@@ -821,6 +864,10 @@ int join_service_new(struct event_base *base, const struct join_service_options 
             (r = http_server_route(s->http, "/v1/mesh", handle_mesh, s)) < 0)
                 goto fail;
         http_server_default(s->http, handle_unknown, s);
+        s->bell_fd = mesh_notify_socket();
+        if (s->bell_fd < 0)
+                log_warning("Cannot make the doorbell socket (%s): members learn of changes at their next refresh.",
+                            strerror(-s->bell_fd));
         {
                 /* A few looks per timeout: members go within timeout + timeout/4. */
                 struct timeval tv = { .tv_sec = s->opt.member_timeout / 4 ? s->opt.member_timeout / 4 : 1 };
@@ -851,6 +898,8 @@ struct join_service *join_service_free(struct join_service *s) {
         for (unsigned i = 0; i < WORK_POOL_MAX_WORKERS; i++)
                 registry_free(s->registries[i]);
         registry_cache_free(s->cache);
+        if (s->bell_fd >= 0)
+                close(s->bell_fd);
         verifier_free(s->verifier);
         attester_free(s->attester);
         tpm_free(s->tpm);

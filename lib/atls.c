@@ -77,6 +77,18 @@ int atls_check_fresh(const SSL *ssl) {
         return SSL_session_reused((SSL *) ssl) ? -EPERM : 0;
 }
 
+const char *atls_refusal_to_string(enum atls_refusal r) {
+        switch (r) {
+        case ATLS_REFUSAL_POLICY:
+                return "this node's evidence verified, but its measurements are not allowed by the policy (TLS alert "
+                       "certificate_revoked)";
+        case ATLS_REFUSAL_EVIDENCE:
+                return "this node's evidence did not verify (TLS alert bad_certificate)";
+        default:
+                return "not refused";
+        }
+}
+
 /* --- nonce extension ------------------------------------------------------- */
 
 static int nonce_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context, const unsigned char **out,
@@ -315,8 +327,26 @@ fail:
         cfg->last_verified = false;
         notify(cfg, "verifying the peer", c->report.reason);
         ERR_clear_error();
-        X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+        /* The alert tells the peer which kind of check failed (atls.h):
+         * OpenSSL sends certificate_revoked for CERT_REVOKED and
+         * bad_certificate for CERT_REJECTED. The reason stays here. */
+        X509_STORE_CTX_set_error(store, c->report.failed == VERIFY_POLICY ? X509_V_ERR_CERT_REVOKED
+                                                                          : X509_V_ERR_CERT_REJECTED);
         return 0;
+}
+
+/* A client learns that a server refused its evidence from the alert it
+ * receives; it counts only if this client verified that server. */
+static void client_read_alert(const SSL *ssl, int ret) {
+        struct atls_config *cfg = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_cfg_index);
+        struct atls_conn *c = SSL_get_ex_data(ssl, conn_index);
+
+        if (!cfg || !cfg->attester || !c || !c->verified || (ret >> 8) != SSL3_AL_FATAL)
+                return;
+        if ((ret & 0xff) == SSL_AD_CERTIFICATE_REVOKED)
+                cfg->peer_refusal = ATLS_REFUSAL_POLICY;
+        else if ((ret & 0xff) == SSL_AD_BAD_CERTIFICATE)
+                cfg->peer_refusal = ATLS_REFUSAL_EVIDENCE;
 }
 
 /* A verifying server learns of a peer that presented no certificate (or
@@ -325,7 +355,11 @@ static void info_cb(const SSL *ssl, int where, int ret) {
         struct atls_config *cfg;
         struct atls_conn *c;
 
-        if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != SSL3_AL_FATAL)
+        if ((where & SSL_CB_READ_ALERT) && !SSL_is_server((SSL *) ssl)) {
+                client_read_alert(ssl, ret);
+                return;
+        }
+        if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != SSL3_AL_FATAL || !SSL_is_server((SSL *) ssl))
                 return;
         cfg = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_cfg_index);
         c = SSL_get_ex_data(ssl, conn_index);
@@ -365,8 +399,7 @@ int atls_ctx_configure(SSL_CTX *ctx, bool server, struct atls_config *cfg, struc
         SSL_CTX_set_cert_cb(ctx, cert_cb, cfg);
         if (SSL_CTX_set_ex_data(ctx, ctx_cfg_index, cfg) != 1)
                 return openssl_error(e, ENOMEM, "Cannot attach the aTLS configuration");
-        if (server)
-                SSL_CTX_set_info_callback(ctx, info_cb);
+        SSL_CTX_set_info_callback(ctx, info_cb);
         if (cfg->verifier) {
                 SSL_CTX_set_verify(ctx, server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER,
                                    NULL);

@@ -25,6 +25,22 @@
 #define ATLS_EXT_NONCE 0xa7ca
 #define ATLS_MAX_CERT_CHAIN (EVIDENCE_MAX_SIZE + 16 * 1024)
 
+/* How a peer refused this side's evidence, as the client learns it: after
+ * the client's certificate, a verifying server ends the handshake with a
+ * fatal alert that says which kind of check failed (never which value):
+ *   certificate_revoked  genuine evidence whose measurements the policy no
+ *                        longer allows (the server evicts such a member);
+ *   bad_certificate      evidence that did not verify otherwise.
+ * An alert counts only from a server this client has verified on that
+ * connection: before that anyone on the path could send one. */
+enum atls_refusal {
+        ATLS_REFUSAL_NONE = 0,
+        ATLS_REFUSAL_POLICY,
+        ATLS_REFUSAL_EVIDENCE,
+};
+
+const char *atls_refusal_to_string(enum atls_refusal r);
+
 /* One configuration serves all connections of its SSL_CTX and records the
  * latest outcome in it: use it from one thread (the daemons' event loop, or
  * one client request at a time). */
@@ -38,6 +54,8 @@ struct atls_config {
         unsigned n_verifications;
         /* Why this side failed to attest itself, if it did. */
         struct errmsg last_attest_error;
+        /* Client side: a verified server refused this side's evidence. */
+        enum atls_refusal peer_refusal;
         /* Optional: told about every failed attestation of this side and
          * every refused peer (servers log these). */
         void (*on_failure)(const char *what, const char *reason, void *userdata);

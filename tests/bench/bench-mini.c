@@ -13,7 +13,12 @@
  * drift) and the time until every other node has dropped it from arca0 is
  * reported against the refresh interval (the join service's default,
  * 10 s; target: within two intervals).
- * Target (issue 6): N = 10 formed in < 15 s on 2 cores.
+ * Convergence: `arca mini add` puts one more worker into the running
+ * cluster and reports when every node reaches it over arca0, counted from
+ * its join (the moment it is in the membership registry); reported against
+ * the refresh interval and the verify round trip.
+ * Targets (issue 6): N = 10 formed in < 15 s on 2 cores; convergence after
+ * one more node joins < 2 s at N = 30.
  * Exit 77 when not root, swtpm or etcd-server is missing, or network
  * namespaces cannot be made. ARCA_BENCH_MINI_SIZES="3 10 30" overrides N. */
 #include <errno.h>
@@ -115,6 +120,28 @@ static double eviction(const char *log, const char *name, int n) {
         return -1;
 }
 
+/* `arca mini add` one worker: the convergence time it prints, or -1. */
+static double convergence(const char *arca, const char *dir, const char *name) {
+        char out[300], line[256];
+        double t = -1;
+        FILE *f;
+
+        snprintf(out, sizeof(out), "%s/add-%s.out", dir, name);
+        unlink(out);
+        if (run(out, (char *[]){ (char *) arca, "mini", "add", "--name", (char *) name, "--timeout", "120", NULL }) != 0)
+                return -1;
+        f = fopen(out, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "convergence: %lf s", &t) == 1)
+                        break;
+        fclose(f);
+        if (t >= 0)
+                unlink(out);
+        return t;
+}
+
 int main(void) {
         char arca[512], log[300], dir[256], name[16], subnet[32], workers[16];
         const char *sizes = getenv("ARCA_BENCH_MINI_SIZES");
@@ -201,6 +228,21 @@ int main(void) {
                                 printf("N=%d: eviction: a worker's PCR 9 drifts -> every other node dropped it from "
                                        "arca0 after %.1f s = %.2f refresh intervals (10 s; target <= 2: %s)\n",
                                        n, t_evict, t_evict / 10, t_evict <= 20 ? "met" : "MISSED");
+                        fflush(stdout);
+                }
+                if (r == 0 && mesh) {
+                        double t_conv = convergence(arca, dir, name);
+                        if (t_conv < 0) {
+                                printf("N=%d: convergence FAILED: arca mini add did not report every node reaching the "
+                                       "new one (output in %s)\n",
+                                       n, dir);
+                                failed++;
+                        } else
+                                printf("N=%d: convergence after one more node joins: every node reaches it over arca0 "
+                                       "%.2f s after its join = %.3f refresh intervals (10 s) = %.0f x verify round "
+                                       "trip%s\n",
+                                       n, t_conv, t_conv / 10, ref_verify ? t_conv / ref_verify : 0,
+                                       n == 30 ? (t_conv < 2 ? "; target < 2 s met" : "; target < 2 s MISSED") : "");
                         fflush(stdout);
                 }
                 t0 = now();

@@ -657,6 +657,7 @@ Test(atls, mutual_both_sides_verify, .init = setup_two, .fini = teardown) {
         cr_assert_eq(memcmp(sj.report.pcrs[9], pcr9, 32), 0);
         cr_assert_eq(scfg.n_verifications, 1);
         cr_assert_eq(ccfg.n_verifications, 1);
+        cr_assert_eq(ccfg.peer_refusal, ATLS_REFUSAL_NONE, "an accepted client is not refused");
 
         client_result_done(&cr);
         SSL_CTX_free(cctx);
@@ -724,6 +725,9 @@ Test(atls, mutual_server_refuses_client_outside_policy, .init = setup_two, .fini
         cr_assert_not(scfg.last_verified);
         cr_assert_eq(sfail.n, 1);
         cr_assert_not_null(strstr(sfail.reason, "PCR 9"), "on_failure: %s: %s", sfail.what, sfail.reason);
+        /* The client learns that it was refused for its measurements (a
+         * drifted member), which it can tell from an outage. */
+        cr_assert_eq(ccfg.peer_refusal, ATLS_REFUSAL_POLICY, "%s", atls_refusal_to_string(ccfg.peer_refusal));
 
         client_result_done(&cr);
         SSL_CTX_free(cctx);
@@ -1458,4 +1462,100 @@ Test(atls, cli_verify_against_bootstrapper, .init = setup_cli, .fini = teardown)
                 free(out);
                 free(err);
         }
+}
+
+/* --- refusals as the client sees them ----------------------------------------------- */
+
+/* Evidence that fails a check before the policy (an AK certified by another
+ * platform CA): the alert says "evidence", not "measurements". */
+Test(atls, mutual_client_learns_its_evidence_was_refused, .init = setup_two, .fini = teardown) {
+        struct test_platform other = {};
+        struct node srv, cli;
+        struct atls_config scfg = {}, ccfg = {};
+        struct serve_job sj;
+        struct client_result cr;
+        SSL_CTX *sctx, *cctx;
+
+        cr_assert_eq(test_platform_new(&other), 0);
+        cr_assert_eq(test_platform_provision(&other, &tpm_b), 0); /* the client's AK: another CA */
+        node_open(&srv, &tpm_a);
+        node_open(&cli, &tpm_b);
+        scfg.attester = srv.attester;
+        scfg.verifier = make_default_verifier();
+        ccfg.attester = cli.attester;
+        ccfg.verifier = make_default_verifier();
+        sctx = atls_ctx(true, &scfg);
+        cctx = atls_ctx(false, &ccfg);
+
+        run_pair(sctx, cctx, NULL, &sj, &cr);
+        cr_assert_not(cr.got_ok);
+        cr_assert(ccfg.last_verified, "%s", ccfg.last_report.reason);
+        cr_assert_eq(sj.report.failed, VERIFY_AK_CHAIN, "%s", sj.report.reason);
+        cr_assert_eq(ccfg.peer_refusal, ATLS_REFUSAL_EVIDENCE, "%s", atls_refusal_to_string(ccfg.peer_refusal));
+
+        client_result_done(&cr);
+        SSL_CTX_free(cctx);
+        SSL_CTX_free(sctx);
+        verifier_free(scfg.verifier);
+        verifier_free(ccfg.verifier);
+        node_close(&cli);
+        node_close(&srv);
+        test_platform_done(&other);
+}
+
+/* Attacker on the path: anyone can answer a ClientHello with a plaintext
+ * alert "certificate revoked". It comes from no verified server, so it is
+ * no refusal: a member keeps its peers as in an outage. */
+static void *fake_alert_thread(void *arg) {
+        static const uint8_t alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, SSL_AD_CERTIFICATE_REVOKED };
+        int lfd = *(int *) arg, fd;
+        char buf[4096];
+
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+                return NULL;
+        set_timeouts(fd);
+        if (read(fd, buf, sizeof(buf)) > 0) /* the ClientHello */
+                (void) !write(fd, alert, sizeof(alert));
+        shutdown(fd, SHUT_WR);
+        while (read(fd, buf, sizeof(buf)) > 0)
+                ;
+        close(fd);
+        return NULL;
+}
+
+Test(atls, alert_from_an_unverified_server_is_no_refusal, .init = setup_one, .fini = teardown) {
+        struct node cli;
+        struct atls_config ccfg = {};
+        pthread_t thread;
+        uint16_t port;
+        unsigned long err;
+        SSL_CTX *cctx;
+        SSL *ssl;
+        int lfd = listen_loopback(&port), fd;
+
+        node_open(&cli, &tpm_a);
+        ccfg.attester = cli.attester;
+        ccfg.verifier = make_default_verifier();
+        cctx = atls_ctx(false, &ccfg);
+        cr_assert_eq(pthread_create(&thread, NULL, fake_alert_thread, &lfd), 0);
+        fd = connect_loopback(port);
+        ssl = SSL_new(cctx);
+        cr_assert_not_null(ssl);
+        cr_assert_eq(SSL_set_fd(ssl, fd), 1);
+        cr_assert_neq(SSL_connect(ssl), 1);
+        err = ERR_peek_last_error();
+        /* The alert did arrive and was read as such ... */
+        cr_assert_eq(ERR_GET_REASON(err), SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED, "%s", ERR_reason_error_string(err));
+        /* ... and does not count: this client verified nobody. */
+        cr_assert_eq(ccfg.n_verifications, 0);
+        cr_assert_eq(ccfg.peer_refusal, ATLS_REFUSAL_NONE, "%s", atls_refusal_to_string(ccfg.peer_refusal));
+        ERR_clear_error();
+        SSL_free(ssl);
+        close(fd);
+        cr_assert_eq(pthread_join(thread, NULL), 0);
+        close(lfd);
+        SSL_CTX_free(cctx);
+        verifier_free(ccfg.verifier);
+        node_close(&cli);
 }

@@ -64,7 +64,7 @@ gone() {
 }
 rows() { grep -cE "^($2) " "$1"; } # rows FILE REGEX: table rows of these nodes
 
-echo "1..39"
+echo "1..42"
 start=$SECONDS
 
 # --- 3 nodes: 1 control plane, 2 workers (the defaults) ----------------------
@@ -110,6 +110,26 @@ else
     check "after add, every pair of the 4 nodes reaches each other over arca0" \
         test "$(grep -cE '^(cp1|w1|w2|w3) .* 3/3$' "$W/status4.out")" = 4
 fi
+rang() { grep -q "a join service rang the doorbell" "/run/arca-mini/$A/nodes/$1/bootstrapper.log"; }
+if grep -q "mesh:          WireGuard" "$W/up3.out"; then
+    check "the join service rang every member when w3 joined: each refreshed at once, not at its interval" \
+        eval 'rang cp1 && rang w1 && rang w2'
+    # Attacker's side: a worker rings w3 over arca0. WireGuard vouches that
+    # it is w1, but only control-plane peers may ring: ignored, and said.
+    W1_MESH=$(awk '$1 == "w1" {print $4}' "$W/status4.out")
+    W3_MESH=$(awk '$1 == "w3" {print $4}' "$W/status4.out")
+    ip netns exec "arca-$A-w1" bash -c "printf arca/mesh-bell/1 >/dev/udp/$W3_MESH/51821"
+    for _ in $(seq 20); do
+        grep -q "doorbell from $W1_MESH, which is no control-plane" "/run/arca-mini/$A/nodes/w3/bootstrapper.log" && break
+        sleep 0.1
+    done
+    check "a doorbell from a worker peer is ignored (only control-plane peers may ring)" \
+        grep -q "ignoring a datagram on the doorbell port: doorbell from $W1_MESH, which is no control-plane" \
+        "/run/arca-mini/$A/nodes/w3/bootstrapper.log"
+else
+    skip "the doorbell (the nodes run no mesh)"
+    skip "a doorbell from a worker peer is ignored"
+fi
 
 # The firewall (on by default): between nodes' underlay addresses
 # only WireGuard and the arca ports; the same port over arca0 passes; a
@@ -153,7 +173,8 @@ wg_peers() { # wg_peers NODE: how many WireGuard peers the node's arca0 has
 if command -v wg >/dev/null && grep -q "mesh:          WireGuard" "$W/up3.out"; then
     evicted=
     while [ $((SECONDS - drift_t0)) -lt 23 ]; do
-        if [ "$(wg_peers cp1)" = 2 ] && [ "$(wg_peers w1)" = 2 ] && [ "$(wg_peers w3)" = 2 ]; then
+        if [ "$(wg_peers cp1)" = 2 ] && [ "$(wg_peers w1)" = 2 ] && [ "$(wg_peers w3)" = 2 ] &&
+            [ "$(wg_peers w2)" = 0 ]; then
             evicted=$((SECONDS - drift_t0)); break
         fi
         sleep 0.5
@@ -161,9 +182,15 @@ if command -v wg >/dev/null && grep -q "mesh:          WireGuard" "$W/up3.out"; 
     echo "# drifted node dropped by every peer after ${evicted:-more than 23} s (2 refresh intervals: 20 s)"
     check "the drifted node is dropped by every peer within two refresh intervals" test -n "$evicted"
     check "and the others keep each other" test "$(wg_peers cp1)" = 2 -a "$(wg_peers w1)" = 2 -a "$(wg_peers w3)" = 2
+    # The drifted node itself: refused in the handshake, which it tells
+    # from an outage (a join service it verified sent certificate_revoked).
+    check "the drifted node learns it was refused, drops all its peers and logs why" \
+        test "$(wg_peers w2)" = 0 -a -n "$(grep "refused by join service .*not allowed by the policy (TLS alert certificate_revoked)" \
+            "/run/arca-mini/$A/nodes/w2/bootstrapper.log")"
 else
     skip "eviction by every peer (wg from wireguard-tools is missing, or the nodes run no mesh)"
     skip "and the others keep each other"
+    skip "the drifted node learns it was refused"
 fi
 
 # An add killed while it creates its nodes: down must remove them too.

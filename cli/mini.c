@@ -89,22 +89,32 @@ static bool in_path(const char *bin) {
         return false;
 }
 
+/* Is `line` one of the lines of text? */
+static bool has_line(const char *text, const char *line) {
+        size_t l = strlen(line);
+        for (const char *p = text; (p = strstr(p, line)); p += l)
+                if ((p == text || p[-1] == '\n') && (p[l] == '\n' || p[l] == 0))
+                        return true;
+        return false;
+}
+
 /* Can these binaries form a full mesh? The bootstrapper must run the mesh
  * agent (--mesh, docs/MESH.md) and the join service must serve the mesh
- * refresh (POST /v1/mesh), through which members learn of later joiners.
- * NULL if so, else what is missing. */
+ * refresh (POST /v1/mesh), through which members learn of later joiners:
+ * it says so in `arca-join-service --features`. NULL if so, else what is
+ * missing. */
 static const char *mesh_support(const struct mini_cluster *c) {
-        _cleanup_free_ char *out = NULL, *bin = NULL;
+        _cleanup_free_ char *out = NULL;
         char path[PATH_MAX + 32];
-        size_t len;
 
         snprintf(path, sizeof(path), "%s/arca-bootstrapper", c->bin_dir);
         if (mini_exec((char *[]){ path, "--help", NULL }, &out) != 0 || !out || !strstr(out, "--mesh BACKEND"))
                 return "this arca-bootstrapper has no --mesh";
         snprintf(path, sizeof(path), "%s/arca-join-service", c->bin_dir);
-        if (read_full_file(path, 1024 * 1024 * 1024, &bin, &len) < 0 || !memmem(bin, len, "/v1/mesh", 8))
-                return "this arca-join-service does not serve the mesh refresh (/v1/mesh) yet, so members would "
-                       "never learn of later joiners; --mesh runs it anyway";
+        out = mfree(out);
+        if (mini_exec((char *[]){ path, "--features", NULL }, &out) != 0 || !out || !has_line(out, "mesh"))
+                return "this arca-join-service does not serve the mesh refresh (no \"mesh\" in its --features), so "
+                       "members would never learn of later joiners; --mesh runs it anyway";
         return NULL;
 }
 

@@ -23,6 +23,10 @@
 #define JOIN_SERVICE_REFRESH_INTERVAL 10
 #define JOIN_SERVICE_MEMBER_TIMEOUT 60
 #define JOIN_SERVICE_WORKERS 4
+/* What `arca-join-service --features` prints: join, rejoin, the mesh
+ * refresh (POST /v1/mesh), the doorbell to members when the membership
+ * changes, and an explicit refusal of drifted members in the handshake. */
+#define JOIN_SERVICE_FEATURES "join\nrejoin\nmesh\nmesh-notify\nmesh-refusal\n"
 
 struct join_service_options {
         const char *tcti;

@@ -40,6 +40,7 @@ static void help(void) {
                "  --member-timeout S      remove members not refreshed for S seconds (default %u)\n"
                "  --workers N             registry worker threads (default %u)\n"
                "  --check-config          load everything, then exit\n"
+               "  --features              print what this join service offers, one per line, then exit\n"
                "  --log-level LEVEL       err, warning, info, debug\n",
                JOIN_SERVICE_PORT, TPM_AK_HANDLE, JOIN_SERVICE_PORT, JOIN_SERVICE_REFRESH_INTERVAL,
                JOIN_SERVICE_MEMBER_TIMEOUT, JOIN_SERVICE_WORKERS);
@@ -52,7 +53,7 @@ static void on_signal(evutil_socket_t fd, short what, void *arg) {
 
 int main(int argc, char **argv) {
         enum { ARG_STATE = 256, ARG_TCTI, ARG_VARIANT, ARG_AK, ARG_LISTEN, ARG_PORT, ARG_UNDERLAY, ARG_CA, ARG_KDIR,
-               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS, ARG_CP_MESH };
+               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS, ARG_CP_MESH, ARG_FEATURES };
         static const struct option opts[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE },
                 { "tcti", required_argument, NULL, ARG_TCTI },
@@ -65,6 +66,7 @@ int main(int argc, char **argv) {
                 { "platform-ca", required_argument, NULL, ARG_CA },
                 { "kubernetes-dir", required_argument, NULL, ARG_KDIR },
                 { "check-config", no_argument, NULL, ARG_CHECK },
+                { "features", no_argument, NULL, ARG_FEATURES },
                 { "refresh-interval", required_argument, NULL, ARG_REFRESH },
                 { "member-timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "workers", required_argument, NULL, ARG_WORKERS },
@@ -166,6 +168,10 @@ int main(int argc, char **argv) {
                         }
                         log_set_max_level(l);
                         break;
+                case ARG_FEATURES:
+                        /* For tools (arca mini) that ask rather than guess. */
+                        fputs(JOIN_SERVICE_FEATURES, stdout);
+                        return 0;
                 case 'h':
                         help();
                         return 0;

@@ -89,6 +89,8 @@ struct job {
                 struct mesh_request mesh;
         } in;
         char reason[512]; /* JOB_EVICT: the failed check */
+        bool ring;        /* JOB_MESH: the membership changed, members rung */
+        size_t rung;      /* how many doorbells left */
         /* Result: status 200 and body (may hold secrets), or an error. */
         int status;
         char *body;
@@ -333,17 +335,17 @@ static int make_peers(const struct registry_member *members, size_t n, const cha
 
 /* The membership changed: ring every member but `except` (NULL: all), so
  * that they refresh now rather than at their next interval. */
-static void ring_members(const struct join_service *s, const struct registry_member *members, size_t n,
-                         const char *except) {
+static size_t ring_members(const struct join_service *s, const struct registry_member *members, size_t n,
+                           const char *except) {
         _cleanup_free_ const char **to = NULL;
         size_t k = 0;
 
         if (s->bell_fd < 0 || n == 0 || !(to = calloc(n, sizeof(*to))))
-                return;
+                return 0;
         for (size_t i = 0; i < n; i++)
                 if (!except || !streq(members[i].name, except))
                         to[k++] = members[i].mesh_address;
-        (void) mesh_notify_send(s->bell_fd, to, k);
+        return mesh_notify_send(s->bell_fd, to, k);
 }
 
 static struct registry_member *find_member(struct registry_member *members, size_t n, const char *name) {
@@ -547,6 +549,10 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                  * the others need it now, not at their next refresh. */
                 changed = me->last_seen == me->join_time || !streq(me->wg_public_key, updated.wg_public_key) ||
                           !streq(me->endpoint, updated.endpoint) || !streq(me->ak_name, updated.ak_name);
+                /* Within the second of its join, the first refresh must
+                 * still leave a mark: one ring per join, not two. */
+                if (updated.last_seen == me->join_time)
+                        updated.last_seen++;
                 /* Nothing new and seen less than half an interval ago (a
                  * member rung by the doorbell): no write, so that every
                  * member of a large cluster can refresh at once without as
@@ -565,8 +571,10 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                                               req->node_name);
                 if (r < 0)
                         return r;
-                if (changed)
-                        ring_members(s, members, n, req->node_name);
+                if (changed) {
+                        j->rung = ring_members(s, members, n, req->node_name);
+                        j->ring = true;
+                }
                 *me = updated;
                 r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
                 if (r < 0)
@@ -596,7 +604,11 @@ static void run_mesh(struct join_service *s, struct registry *reg, struct job *j
                 return;
         }
         j->status = 200;
-        job_log(j, LOG_DEBUG, "Mesh refresh of %s.", j->in.mesh.node_name);
+        if (j->ring)
+                job_log(j, LOG_INFO, "Mesh refresh of %s: new or changed member; rang %zu other members.",
+                        j->in.mesh.node_name, j->rung);
+        else
+                job_log(j, LOG_DEBUG, "Mesh refresh of %s.", j->in.mesh.node_name);
 }
 
 /* --- requests ------------------------------------------------------------------------ */

@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Join-service capacity on a real first node, printed next to the targets:
+ *   reference  the same joiners sending the same join request to a server
+ *            in this process that only attests (mutual aTLS on a swtpm of
+ *            its own) and answers {}: what the attested handshake alone
+ *            allows on this machine at this moment; join and rejoin rates
+ *            are printed as a share of it, so that runs on a busy or a
+ *            quiet machine compare
  *   join     attested joins per second and their p50/p99 latency: N joiner
  *            threads, each a node with its own swtpm (AK certified by the
  *            test platform CA), doing full joins (mutual aTLS, POST
@@ -39,6 +45,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +58,7 @@
 
 #include "atls-http.h"
 #include "atls.h"
+#include "http-server.h"
 #include "attest.h"
 #include "cpdriver.h"
 #include "fileio.h"
@@ -359,9 +367,14 @@ static int policy_from_tpm(struct tpm_ctx *tpm, struct policy *ret) {
 }
 
 enum phase {
+        PHASE_REFERENCE, /* join requests to the reference server */
         PHASE_JOIN,
         PHASE_REJOIN,
 };
+
+static const char *phase_name(enum phase p) {
+        return p == PHASE_REFERENCE ? "reference request" : p == PHASE_JOIN ? "join" : "rejoin";
+}
 
 struct sample {
         double end; /* seconds since the run started */
@@ -428,7 +441,7 @@ static void disk_uuid(const struct joiner *j, unsigned seq, char ret[static UUID
 }
 
 static int request_body(struct joiner *j, unsigned seq, char **ret) {
-        if (j->phase == PHASE_JOIN) {
+        if (j->phase != PHASE_REJOIN) {
                 struct join_request m = {};
 
                 snprintf(m.role, sizeof(m.role), "worker");
@@ -488,7 +501,7 @@ static void *joiner_main(void *arg) {
         bool checked = false;
         size_t next = 0;
 
-        snprintf(url, sizeof(url), "%s/v1/%s", j->base_url, j->phase == PHASE_JOIN ? "join" : "rejoin");
+        snprintf(url, sizeof(url), "%s/v1/%s", j->base_url, j->phase == PHASE_REJOIN ? "rejoin" : "join");
         while (now() < j->deadline) {
                 _cleanup_free_ char *body = NULL;
                 struct http_response http = {};
@@ -497,7 +510,9 @@ static void *joiner_main(void *arg) {
                 double t0, t1;
                 int r;
 
-                if (j->phase == PHASE_JOIN)
+                if (j->phase == PHASE_REFERENCE)
+                        seq = 0;
+                else if (j->phase == PHASE_JOIN)
                         seq = j->next_seq++;
                 else if (j->n_joined > 0)
                         seq = j->joined[next++ % j->n_joined];
@@ -517,7 +532,7 @@ static void *joiner_main(void *arg) {
                         r = errmsg_set(&e, EPROTO, "HTTP %ld: %.300s", http.status, http.body);
                         goto fail;
                 }
-                if (!checked) {
+                if (!checked && j->phase != PHASE_REFERENCE) {
                         r = check_answer(j, &http, &e);
                         if (r < 0)
                                 goto fail;
@@ -541,7 +556,7 @@ static void *joiner_main(void *arg) {
         fail:
                 if (!j->first_failure[0])
                         snprintf(j->first_failure, sizeof(j->first_failure), "joiner %u, %s of disk %u: %s",
-                                 j->id, j->phase == PHASE_JOIN ? "join" : "rejoin", seq, errmsg_str(&e));
+                                 j->id, phase_name(j->phase), seq, errmsg_str(&e));
                 j->failed++;
                 if (http.body)
                         secret_wipe(http.body, http.body_size);
@@ -758,8 +773,8 @@ struct result {
         struct cpu cpu; /* used during the run */
 };
 
-static int run_phase(const struct cluster *c, struct joiner *j, unsigned n, enum phase phase, double seconds,
-                     struct result *ret) {
+static int run_phase(const struct cluster *c, const char *base_url, struct joiner *j, unsigned n, enum phase phase,
+                     double seconds, struct result *ret) {
         _cleanup_free_ double *ms = NULL;
         const char *failure = NULL;
         unsigned long failed = 0;
@@ -777,7 +792,7 @@ static int run_phase(const struct cluster *c, struct joiner *j, unsigned n, enum
                 j[i].n_samples = 0;
                 j[i].failed = 0;
                 j[i].first_failure[0] = 0;
-                snprintf(j[i].base_url, sizeof(j[i].base_url), "%s", c->base_url);
+                snprintf(j[i].base_url, sizeof(j[i].base_url), "%s", base_url);
                 if (pthread_create(&j[i].thread, NULL, joiner_main, &j[i]) != 0)
                         abort();
         }
@@ -801,11 +816,11 @@ static int run_phase(const struct cluster *c, struct joiner *j, unsigned n, enum
         };
         if (failed) {
                 fprintf(stderr, "bench-join: %lu %s failed; first: %s\n", failed,
-                        phase == PHASE_JOIN ? "joins" : "rejoins", strna(failure));
+                        phase_name(phase), strna(failure));
                 return -EPROTO;
         }
         if (ret->count == 0) {
-                fprintf(stderr, "bench-join: no %s completed\n", phase == PHASE_JOIN ? "join" : "rejoin");
+                fprintf(stderr, "bench-join: no %s completed\n", phase_name(phase));
                 return -EPROTO;
         }
 
@@ -839,6 +854,121 @@ static void print_cpu(const char *what, const struct result *r, long cpus) {
                (double) r->cpu.join_service * tick_ms / 10.0 / r->elapsed, (double) r->cpu.etcd * per,
                (double) r->cpu.joiners * per, (double) r->cpu.swtpms * per,
                sum * tick_ms / 10.0 / r->elapsed / (double) cpus, cpus);
+}
+
+/* --- the reference: a server that only attests and answers ------------------- */
+
+/* Mutual aTLS on its own swtpm, POST /v1/join answered with {} after
+ * reading the request: what a join costs without the join service's work
+ * (registry, etcd, keys, peer lists), measured with the same joiners in
+ * the same run. */
+struct reference {
+        struct test_swtpm swtpm;
+        struct tpm_ctx *tpm;
+        struct attester *attester;
+        struct verifier *verifier;
+        struct atls_config atls;
+        SSL_CTX *ctx;
+        struct event_base *base;
+        struct http_server *server;
+        struct event *tick;
+        atomic_bool stop;
+        bool running;
+        pthread_t thread;
+        char base_url[64];
+        atomic_ulong unverified;
+};
+
+static void reference_join(struct evhttp_request *req, void *arg) {
+        struct reference *ref = arg;
+        _cleanup_free_ char *body = NULL;
+        SSL *ssl = http_request_ssl(req);
+        size_t size;
+
+        if (!ssl || !atls_peer_verified(ssl)) {
+                atomic_fetch_add(&ref->unverified, 1);
+                http_reply_error(req, 403, "peer not attested");
+                return;
+        }
+        if (http_request_body(req, HTTP_MAX_BODY, &body, &size) < 0) {
+                http_reply_error(req, 400, "no body");
+                return;
+        }
+        http_reply_raw_json(req, 200, "{}", 2);
+}
+
+static void reference_tick(evutil_socket_t fd, short what, void *arg) {
+        struct reference *ref = arg;
+
+        if (atomic_load(&ref->stop))
+                event_base_loopbreak(ref->base);
+}
+
+static void *reference_main(void *arg) {
+        struct reference *ref = arg;
+
+        event_base_dispatch(ref->base);
+        return NULL;
+}
+
+static void reference_stop(struct reference *ref) {
+        if (ref->running) {
+                atomic_store(&ref->stop, true);
+                pthread_join(ref->thread, NULL);
+                ref->running = false;
+        }
+        if (ref->tick)
+                event_free(ref->tick);
+        ref->server = http_server_free(ref->server);
+        if (ref->base)
+                event_base_free(ref->base);
+        SSL_CTX_free(ref->ctx);
+        ref->verifier = verifier_free(ref->verifier);
+        ref->attester = attester_free(ref->attester);
+        ref->tpm = tpm_free(ref->tpm);
+        test_swtpm_stop(&ref->swtpm);
+        *ref = (struct reference){};
+}
+
+static int reference_start(struct reference *ref) {
+        struct timeval tv = { .tv_usec = 20000 };
+        struct policy pol;
+        struct errmsg e = {};
+        int r;
+
+        r = tpm_start(&ref->swtpm, &ref->tpm);
+        if (r < 0)
+                return r;
+        if ((r = attester_new("qemu-vtpm", ref->tpm, TPM_AK_HANDLE, &ref->attester, &e)) < 0 ||
+            (r = policy_from_tpm(ref->tpm, &pol)) < 0 ||
+            (r = verifier_new("qemu-vtpm", &pol, plat.roots, &ref->verifier, &e)) < 0)
+                goto fail;
+        ref->atls = (struct atls_config){ .attester = ref->attester, .verifier = ref->verifier };
+        if ((r = atls_ctx_new(true, &ref->atls, &ref->ctx, &e)) < 0)
+                goto fail;
+        ref->base = event_base_new();
+        if (!ref->base) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if ((r = http_server_new(ref->base, ref->ctx, "127.0.0.1", 0, &ref->server, &e)) < 0 ||
+            (r = http_server_route(ref->server, "/v1/join", reference_join, ref)) < 0)
+                goto fail;
+        ref->tick = event_new(ref->base, -1, EV_PERSIST, reference_tick, ref);
+        if (!ref->tick || event_add(ref->tick, &tv) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        snprintf(ref->base_url, sizeof(ref->base_url), "https://127.0.0.1:%u", http_server_port(ref->server));
+        if (pthread_create(&ref->thread, NULL, reference_main, ref) != 0) {
+                r = -EAGAIN;
+                goto fail;
+        }
+        ref->running = true;
+        return 0;
+fail:
+        fprintf(stderr, "bench-join: reference server: %s\n", e.text[0] ? e.text : strerror(-r));
+        return r;
 }
 
 /* GET /v1/attestation from the bootstrapper's init server (server-attested,
@@ -954,7 +1084,8 @@ static const char *met(bool ok) {
 int main(void) {
         static struct joiner joiners[MAX_JOINERS];
         struct cluster c = {};
-        struct result join = {}, rejoin = {};
+        struct result join = {}, rejoin = {}, reference = {};
+        static struct reference ref;
         unsigned n_joiners, n_started = 0, attestations = 0;
         double seconds, setup_start = now(), attestation_elapsed = 0;
         long cpus = sysconf(_SC_NPROCESSORS_ONLN), js_kb, boot_kb;
@@ -1014,26 +1145,37 @@ int main(void) {
                "%u joiners with a swtpm each, in %.1f s\n",
                c.address, JOIN_PORT, n_joiners, now() - setup_start);
 
-        r = run_phase(&c, joiners, n_joiners, PHASE_JOIN, seconds, &join);
+        r = reference_start(&ref);
         if (r < 0)
                 goto fail;
-        printf("join: %zu attested joins in %.2f s: %.0f joins/s, p50 %.1f ms, p99 %.1f ms (%u joiners, %u "
-               "swtpms, "
-               "%ld CPUs) [target >= %.0f/s: %s]\n",
-               join.count, join.elapsed, join.rate, join.p50, join.p99, n_joiners, n_joiners, cpus,
-               TARGET_JOINS, met(join.rate >= TARGET_JOINS));
+        r = run_phase(&c, ref.base_url, joiners, n_joiners, PHASE_REFERENCE, seconds, &reference);
+        reference_stop(&ref);
+        if (r < 0)
+                goto fail;
+        printf("reference: %zu mutual aTLS requests in %.2f s to a server that only attests and answers: "
+               "%.0f/s, p50 %.1f ms, p99 %.1f ms (the same joiners and request body; the ceiling for joins on "
+               "this machine now)\n",
+               reference.count, reference.elapsed, reference.rate, reference.p50, reference.p99);
+
+        r = run_phase(&c, c.base_url, joiners, n_joiners, PHASE_JOIN, seconds, &join);
+        if (r < 0)
+                goto fail;
+        printf("join: %zu attested joins in %.2f s: %.0f joins/s = %.0f%% of the reference, p50 %.1f ms, p99 "
+               "%.1f ms (%u joiners, %u swtpms, %ld CPUs) [target >= %.0f/s: %s]\n",
+               join.count, join.elapsed, join.rate, 100.0 * join.rate / reference.rate, join.p50, join.p99,
+               n_joiners, n_joiners, cpus, TARGET_JOINS, met(join.rate >= TARGET_JOINS));
         printf("join: %zu in the first second, %zu in the last, as the registry grew to %zu members "
                "(answers list every peer: up to %.0f KiB)\n",
                join.first_second, join.last_second, join.count + 1, (double) join.max_body / 1024);
         print_cpu("join", &join, cpus);
 
-        r = run_phase(&c, joiners, n_joiners, PHASE_REJOIN, seconds, &rejoin);
+        r = run_phase(&c, c.base_url, joiners, n_joiners, PHASE_REJOIN, seconds, &rejoin);
         if (r < 0)
                 goto fail;
         printf("rejoin (no registry write: the same handshake and attestation, one registry read): %zu in "
-               "%.2f s: "
-               "%.0f/s, p50 %.1f ms, p99 %.1f ms\n",
-               rejoin.count, rejoin.elapsed, rejoin.rate, rejoin.p50, rejoin.p99);
+               "%.2f s: %.0f/s = %.0f%% of the reference, p50 %.1f ms, p99 %.1f ms\n",
+               rejoin.count, rejoin.elapsed, rejoin.rate, 100.0 * rejoin.rate / reference.rate, rejoin.p50,
+               rejoin.p99);
         print_cpu("rejoin", &rejoin, cpus);
 
         r = attestation_burst(&c, joiners[0].verifier, &attestations, &attestation_elapsed);
@@ -1067,6 +1209,7 @@ int main(void) {
 fail:
         print_tail(c.log, 2000);
 out:
+        reference_stop(&ref);
         cluster_stop(&c);
         for (unsigned i = 0; i < n_started; i++)
                 joiner_stop(&joiners[i]);

@@ -227,20 +227,31 @@ static void error_cb(enum evhttp_request_error error, void *arg) {
 }
 
 static int tls_failure(struct http_client *c, SSL *ssl) {
-        unsigned long err = 0, last;
+        unsigned long err, openssl_err = 0, code = 0;
         char buf[256] = "";
         long vr;
 
-        while (c->conn && (last = bufferevent_get_openssl_error(evhttp_connection_get_bufferevent(c->conn))))
-                err = last;
+        /* bufferevent_openssl queues SSL_get_error()'s code (small numbers)
+         * and then OpenSSL's own errors, if any. */
+        while (c->conn && (err = bufferevent_get_openssl_error(evhttp_connection_get_bufferevent(c->conn)))) {
+                if (err < 256)
+                        code = err;
+                else
+                        openssl_err = err;
+        }
         vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
         if (vr != X509_V_OK && vr != X509_V_ERR_APPLICATION_VERIFICATION)
                 return errmsg_set(&c->e, EPROTO, "%s: TLS certificate verification failed: %s", c->origin,
                                   X509_verify_cert_error_string(vr));
-        if (err) {
-                ERR_error_string_n(err, buf, sizeof(buf));
+        if (openssl_err) {
+                ERR_error_string_n(openssl_err, buf, sizeof(buf));
                 return errmsg_set(&c->e, EPROTO, "%s: TLS handshake failed: %s", c->origin, buf);
         }
+        if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN)
+                return errmsg_set(&c->e, ECONNRESET,
+                                  "%s: the server closed the connection during the TLS handshake", c->origin);
+        if (code)
+                return errmsg_set(&c->e, EPROTO, "%s: TLS handshake failed (SSL error %lu)", c->origin, code);
         return 0;
 }
 

@@ -1058,12 +1058,13 @@ struct fixture {
         struct loop l;
 };
 
-static void fixture_up(struct fixture *f) {
+/* verifier: NULL for a server-attested server, else mutual. */
+static void fixture_up(struct fixture *f, struct verifier *verifier) {
         struct timeval tv = { .tv_usec = 20000 };
         struct errmsg e = {};
 
         node_open(&f->srv, &tpm_a);
-        f->scfg = (struct atls_config){ .attester = f->srv.attester };
+        f->scfg = (struct atls_config){ .attester = f->srv.attester, .verifier = verifier };
         f->sctx = atls_ctx(true, &f->scfg);
         f->l.base = event_base_new();
         cr_assert_not_null(f->l.base);
@@ -1097,7 +1098,7 @@ Test(atls, http_client_request_over_atls, .init = setup_one, .fini = teardown) {
         json_object *o;
         int r;
 
-        fixture_up(&f);
+        fixture_up(&f, NULL);
         cr_assert_eq(http_server_route(f.hs, "/v1/hello", handle_hello, NULL), 0);
         fixture_run(&f);
         snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/hello", http_server_port(f.hs));
@@ -1175,7 +1176,7 @@ Test(atls, refused_evidence_sends_nothing, .init = setup_one, .fini = teardown) 
         char url[128];
         int r;
 
-        fixture_up(&f);
+        fixture_up(&f, NULL);
         http_server_default(f.hs, handle_count, &handled);
         fixture_run(&f);
         snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/join", http_server_port(f.hs));
@@ -1219,6 +1220,37 @@ Test(atls, refused_evidence_sends_nothing, .init = setup_one, .fini = teardown) 
         event_base_free(a.base);
         verifier_free(good.verifier);
         verifier_free(bad.verifier);
+}
+
+/* Mutual: a client that verifies the server but cannot attest itself is
+ * refused with an error, and its request is never handled. */
+Test(atls, http_client_that_cannot_attest_is_refused, .init = setup_one, .fini = teardown) {
+        static const char body[] = "{}";
+        struct fixture f = {};
+        struct atls_config ccfg = {};
+        struct http_response resp = {};
+        struct errmsg e = {};
+        atomic_uint handled = 0;
+        char url[128];
+        int r;
+
+        fixture_up(&f, make_default_verifier());
+        http_server_default(f.hs, handle_count, &handled);
+        fixture_run(&f);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/join", http_server_port(f.hs));
+        ccfg.verifier = make_default_verifier();
+        r = atls_http_request(&ccfg, url, "POST", body, strlen(body), 10000, &resp, &e);
+        cr_assert_lt(r, 0, "a client without evidence got an answer (HTTP %ld)", resp.status);
+        cr_assert(r == -ECONNRESET || r == -EPROTO, "%d %s", r, errmsg_str(&e));
+        cr_assert_neq(e.text[0], 0);
+        cr_assert_null(resp.body);
+        /* The client verified the server before it was refused. */
+        cr_assert(ccfg.last_verified);
+        usleep(100000);
+        cr_assert_eq(atomic_load(&handled), 0);
+        fixture_down(&f);
+        verifier_free(f.scfg.verifier);
+        verifier_free(ccfg.verifier);
 }
 
 /* A server that accepts TCP and never starts TLS: the request's deadline

@@ -8,12 +8,15 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "openssl-util.h"
@@ -129,6 +132,20 @@ static bool is_ip_literal(const char *host) {
 
 /* --- connections -------------------------------------------------------------------- */
 
+/* Small writes leave at once (TCP_NODELAY), as curl does: a TLS client's
+ * Finished and its request are two writes, and with Nagle the request
+ * waits for the server's delayed ACK (~40 ms). evhttp makes the socket
+ * itself, so it is set when the handshake starts. */
+static void tls_info_cb(const SSL *ssl, int where, int ret) {
+        int fd;
+
+        if (!(where & SSL_CB_HANDSHAKE_START))
+                return;
+        fd = SSL_get_fd(ssl);
+        if (fd >= 0)
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+}
+
 static void close_cb(struct evhttp_connection *conn, void *arg) {
         struct http_client *c = arg;
         c->conn_down = true;
@@ -155,6 +172,7 @@ static int conn_new(struct http_client *c, struct errmsg *e) {
 
                 if (!ssl)
                         return openssl_error(e, ENOMEM, "cannot create a TLS connection");
+                SSL_set_info_callback(ssl, tls_info_cb);
                 if (c->flags & HTTP_CLIENT_VERIFY_HOST) {
                         X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
                         bool ip = is_ip_literal(c->url.host);

@@ -32,6 +32,7 @@ struct http_client {
 
         struct evhttp_connection *conn;
         bool conn_down;         /* went down (or never came up): a new one for the next request */
+        bool tls_started, tls_done; /* of conn's handshake (evhttp clears the SSL when it fails) */
         unsigned conn_requests; /* requests answered on conn */
 
         struct event *timer;  /* the request's deadline */
@@ -137,10 +138,15 @@ static bool is_ip_literal(const char *host) {
  * waits for the server's delayed ACK (~40 ms). evhttp makes the socket
  * itself, so it is set when the handshake starts. */
 static void tls_info_cb(const SSL *ssl, int where, int ret) {
+        struct http_client *c = SSL_get_app_data(ssl);
         int fd;
 
+        if (c && (where & SSL_CB_HANDSHAKE_DONE))
+                c->tls_done = true;
         if (!(where & SSL_CB_HANDSHAKE_START))
                 return;
+        if (c)
+                c->tls_started = true;
         fd = SSL_get_fd(ssl);
         if (fd >= 0)
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
@@ -157,6 +163,7 @@ static void conn_free(struct http_client *c) {
         c->conn = NULL;
         c->conn_down = false;
         c->conn_requests = 0;
+        c->tls_started = c->tls_done = false;
 }
 
 static int conn_new(struct http_client *c, struct errmsg *e) {
@@ -173,6 +180,7 @@ static int conn_new(struct http_client *c, struct errmsg *e) {
                 if (!ssl)
                         return openssl_error(e, ENOMEM, "cannot create a TLS connection");
                 SSL_set_info_callback(ssl, tls_info_cb);
+                SSL_set_app_data(ssl, c);
                 if (c->flags & HTTP_CLIENT_VERIFY_HOST) {
                         X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
                         bool ip = is_ip_literal(c->url.host);
@@ -244,7 +252,7 @@ static void error_cb(enum evhttp_request_error error, void *arg) {
         c->error_set = true;
 }
 
-static int tls_failure(struct http_client *c, SSL *ssl) {
+static int tls_failure(struct http_client *c, SSL *ssl, bool handshake_done) {
         unsigned long err, openssl_err = 0, code = 0;
         char buf[256] = "";
         long vr;
@@ -266,8 +274,9 @@ static int tls_failure(struct http_client *c, SSL *ssl) {
                 return errmsg_set(&c->e, EPROTO, "%s: TLS handshake failed: %s", c->origin, buf);
         }
         if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN)
-                return errmsg_set(&c->e, ECONNRESET,
-                                  "%s: the server closed the connection during the TLS handshake", c->origin);
+                return errmsg_set(&c->e, ECONNRESET, "%s: the server closed the connection %s", c->origin,
+                                  handshake_done ? "after the TLS handshake (it may have refused this side's certificate)"
+                                                 : "during the TLS handshake");
         if (code)
                 return errmsg_set(&c->e, EPROTO, "%s: TLS handshake failed (SSL error %lu)", c->origin, code);
         return 0;
@@ -276,14 +285,21 @@ static int tls_failure(struct http_client *c, SSL *ssl) {
 static int failure(struct http_client *c, SSL *ssl, bool handshake_done) {
         int r;
 
-        if (c->url.tls && !handshake_done) {
-                r = tls_failure(c, ssl);
+        if (c->url.tls) {
+                r = tls_failure(c, ssl, handshake_done);
                 if (r < 0)
                         return r;
         }
-        /* evhttp reports a refused connect without its error callback. */
-        if (!c->error_set)
+        /* evhttp reports a refused connect without its error callback, but
+         * also some ends of a connection that was made. */
+        if (!c->error_set) {
+                if (c->tls_started)
+                        return errmsg_set(&c->e, ECONNRESET, "%s: the server closed the connection %s", c->origin,
+                                          handshake_done ? "after the TLS handshake (it may have refused this "
+                                                           "side's certificate)"
+                                                         : "during the TLS handshake");
                 return errmsg_set(&c->e, ECONNREFUSED, "%s: cannot connect: connection refused", c->origin);
+        }
         switch (c->error) {
         case EVREQ_HTTP_TIMEOUT:
                 return errmsg_set(&c->e, ETIMEDOUT, "%s: no answer within %ld ms", c->origin, c->timeout_ms);
@@ -313,7 +329,7 @@ static void request_cb(struct evhttp_request *req, void *arg) {
         struct http_client *c = arg;
         struct evbuffer *in;
         SSL *ssl = http_client_ssl(c);
-        bool handshake_done = !ssl || SSL_is_init_finished(ssl);
+        bool handshake_done = !c->url.tls || c->tls_done;
         int code = req ? evhttp_request_get_response_code(req) : 0;
         size_t len;
 

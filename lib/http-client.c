@@ -139,7 +139,13 @@ static bool is_ip_literal(const char *host) {
  * itself, so it is set when the handshake starts. */
 static void tls_info_cb(const SSL *ssl, int where, int ret) {
         struct http_client *c = SSL_get_app_data(ssl);
+        void (*ctx_cb)(const SSL *, int, int) = SSL_CTX_get_info_callback(SSL_get_SSL_CTX(ssl));
         int fd;
+
+        /* This one replaces the context's, which aTLS needs too: it
+         * records a verified server's refusal alert (atls.h). */
+        if (ctx_cb)
+                ctx_cb(ssl, where, ret);
 
         if (c && (where & SSL_CB_HANDSHAKE_DONE))
                 c->tls_done = true;

@@ -1253,6 +1253,44 @@ Test(atls, http_client_that_cannot_attest_is_refused, .init = setup_one, .fini =
         verifier_free(ccfg.verifier);
 }
 
+/* Mutual, through the HTTP client: a server refusing this node for its
+ * measurements is recorded as a policy refusal (what a drifted mesh member
+ * acts on), the request is never handled. */
+Test(atls, http_client_learns_policy_refusal, .init = setup_two, .fini = teardown) {
+        static const char body[] = "{}";
+        struct fixture f = {};
+        struct node cli;
+        struct atls_config ccfg = {};
+        struct policy spol = {};
+        struct http_response resp = {};
+        struct errmsg e = {};
+        atomic_uint handled = 0;
+        char url[128];
+        int r;
+
+        /* The server wants PCR 0 = 0x11..: the client's (zero) is not. */
+        memset(spol.pcr[0].expected, 0x11, 32);
+        spol.pcr[0].set = true;
+        fixture_up(&f, make_verifier(&spol));
+        http_server_default(f.hs, handle_count, &handled);
+        fixture_run(&f);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/mesh", http_server_port(f.hs));
+        node_open(&cli, &tpm_b);
+        ccfg.attester = cli.attester;
+        ccfg.verifier = make_default_verifier();
+        r = atls_http_request(&ccfg, url, "POST", body, strlen(body), 10000, &resp, &e);
+        cr_assert_lt(r, 0, "a refused client got an answer (HTTP %ld)", resp.status);
+        cr_assert(ccfg.last_verified, "%s", ccfg.last_report.reason);
+        cr_assert_eq(ccfg.peer_refusal, ATLS_REFUSAL_POLICY, "%s (%d %s)", atls_refusal_to_string(ccfg.peer_refusal),
+                     r, errmsg_str(&e));
+        usleep(100000);
+        cr_assert_eq(atomic_load(&handled), 0);
+        fixture_down(&f);
+        node_close(&cli);
+        verifier_free(f.scfg.verifier);
+        verifier_free(ccfg.verifier);
+}
+
 /* A server that accepts TCP and never starts TLS: the request's deadline
  * covers the handshake. */
 Test(atls, handshake_is_bounded_by_the_deadline, .init = setup_common) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "evidence.h"
 #include "openssl-util.h"
@@ -351,6 +352,24 @@ static void client_read_alert(const SSL *ssl, int ret) {
 
 /* A verifying server learns of a peer that presented no certificate (or
  * failed the handshake otherwise) only through the alert it sends. */
+/* A refused client has often sent its request right behind its Finished
+ * (TLS 1.3 clients are done before the server has checked their
+ * certificate). Closing a socket with unread data sends a reset, and a
+ * reset makes the client's kernel drop the alert it has not read yet:
+ * the client would see an outage instead of a refusal. So after the fatal
+ * alert: discard what has arrived and end our side (FIN after the alert);
+ * the client sends nothing more before it hears from us. */
+static void refusal_linger(const SSL *ssl) {
+        char buf[4096];
+        int fd = SSL_get_fd(ssl);
+
+        if (fd < 0)
+                return;
+        (void) shutdown(fd, SHUT_WR);
+        while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+                ;
+}
+
 static void info_cb(const SSL *ssl, int where, int ret) {
         struct atls_config *cfg;
         struct atls_conn *c;
@@ -361,6 +380,7 @@ static void info_cb(const SSL *ssl, int where, int ret) {
         }
         if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != SSL3_AL_FATAL || !SSL_is_server((SSL *) ssl))
                 return;
+        refusal_linger(ssl);
         cfg = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_cfg_index);
         c = SSL_get_ex_data(ssl, conn_index);
         if (!cfg || (c && (c->report_set || c->failure_notified)))

@@ -183,7 +183,7 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
  * "existing") and wait until it reports healthy. */
 static int start_etcd(const struct cp_node *node, const char *initial_cluster, const char *state,
                       struct cp_result *ret, struct errmsg *e) {
-        _cleanup_free_ char *bin = NULL, *data_dir = NULL, *log_path = NULL;
+        _cleanup_free_ char *bin = NULL, *data_dir = NULL, *log_path = NULL, *wal_dir = NULL;
         _cleanup_(json_object_putp) json_object *kc = NULL, *eps = NULL;
         char curl[300], purl[300], lurl[300], listen[610];
         const char *s;
@@ -211,7 +211,8 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
         if (r < 0)
                 return errmsg_set(e, r, "cannot create %s: %s", node->state_dir, strerror(-r));
         if (asprintf(&data_dir, "%s/etcd", node->state_dir) < 0 ||
-            asprintf(&log_path, "%s/etcd.log", node->state_dir) < 0)
+            asprintf(&log_path, "%s/etcd.log", node->state_dir) < 0 ||
+            asprintf(&wal_dir, "%s/etcd/member/wal", node->state_dir) < 0)
                 return -ENOMEM;
         if (stat(log_path, &st) == 0)
                 log_offset = st.st_size;
@@ -242,12 +243,32 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
                 (char *) (node->cluster_name ? node->cluster_name : CP_CLUSTER_NAME_DEFAULT),
                 NULL,
         };
-        r = cp_spawn(argv, log_path, &pid, e);
-        if (r < 0)
-                return r;
-        r = wait_healthy(pid, curl, log_path, log_offset, e);
-        if (r < 0)
-                return r;
+        /* A joiner's etcd ("existing") first fetches the cluster from the
+         * members' peer URLs and exits at once when none answers. Over the
+         * mesh that is expected for a moment: the members add the joiner
+         * as a WireGuard peer at their next mesh refresh. So start it again
+         * until ETCD_START_TIMEOUT_MS, as long as it never got as far as
+         * writing its log (member/wal: before it, etcd only made an empty
+         * database, and fetches the cluster again at its next start). */
+        for (uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;;) {
+                struct errmsg attempt = {};
+                struct stat dst;
+
+                r = cp_spawn(argv, log_path, &pid, e);
+                if (r < 0)
+                        return r;
+                r = wait_healthy(pid, curl, log_path, log_offset, &attempt);
+                if (r >= 0)
+                        break;
+                if (!streq(state, "existing") || !strstr(attempt.text, "cannot fetch cluster info from peer urls") ||
+                    stat(wal_dir, &dst) == 0 || cp_now_ms() >= deadline) {
+                        errmsg_set(e, -r, "%s", attempt.text);
+                        return r;
+                }
+                if (stat(log_path, &st) == 0)
+                        log_offset = st.st_size;
+                cp_sleep_ms(500);
+        }
 
         kc = json_object_new_object();
         eps = json_object_new_array();

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -701,6 +703,50 @@ Test(etcd, local_address_serves_clients_and_is_never_advertised, .init = setup_e
         cr_assert_eq(json_get_array(params, "endpoints", &arr, NULL), 0);
         cr_assert_eq(json_object_array_length(arr), 1);
         cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(arr, 0)), url_of(0, cport));
+}
+
+/* A control-plane joiner whose members cannot be reached yet (over the
+ * mesh: until they add it as a WireGuard peer at their next refresh) keeps
+ * starting its etcd, which exits at once without them, until they answer;
+ * here the member's etcd is down for 2 s and comes back as it was. */
+Test(etcd, joiner_waits_for_members_it_cannot_reach_yet, .init = setup_etcd, .fini = teardown) {
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        _cleanup_free_ char *log = NULL, *cmdline = NULL;
+        char path[64], *argv[64];
+        struct errmsg e = {};
+        struct tnode n1, n2;
+        const char *names[CP_MAX_MEMBERS];
+        size_t learners, size = 0, argc = 0;
+        pid_t back;
+
+        make_etcd_node(&n1, "n1", 0);
+        make_etcd_node(&n2, "n2", 1);
+        cr_assert_eq(cp_init(&cp_driver_etcd, &n1.n, &res[0], &e), 0, "%s", e.text);
+        cr_assert_eq(cp_join_params(&cp_driver_etcd, &n1.n, "n2", addr[1], CP_ROLE_CONTROL_PLANE, &params, &e), 0,
+                     "%s", e.text);
+        /* n1's etcd as it was started, stopped, and started again in 2 s. */
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) res[0].pid);
+        cr_assert_eq(read_full_file(path, 1 << 16, &cmdline, &size), 0);
+        for (size_t k = 0; k < size && argc < ELEMENTSOF(argv) - 1; k += strlen(cmdline + k) + 1)
+                argv[argc++] = cmdline + k;
+        argv[argc] = NULL;
+        cr_assert_eq(cp_stop(&res[0]), 0);
+        back = fork();
+        cr_assert_geq(back, 0);
+        if (back == 0) {
+                int fd = open("/dev/null", O_WRONLY);
+                dup2(fd, 1), dup2(fd, 2);
+                sleep(2);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        res[0].pid = back; /* stopped by the teardown */
+
+        cr_assert_eq(cp_join(&cp_driver_etcd, &n2.n, CP_ROLE_CONTROL_PLANE, params, &res[1], &e), 0, "%s", e.text);
+        cr_assert_eq(read_full_file(path_in("n2/state/etcd.log"), 1 << 24, &log, NULL), 0);
+        cr_assert(strstr(log, "cannot fetch cluster info from peer urls"), "the joiner never found n1 missing");
+        cr_assert_eq(members(1, names, &learners), 2);
+        cr_assert_eq(learners, 0);
 }
 
 Test(etcd, init_join_and_replicate, .init = setup_etcd, .fini = teardown) {

@@ -15,7 +15,7 @@ ETCD_NS=cp1
 ETCD_ENDPOINTS=http://127.0.0.1:2379
 . "$(dirname "$0")/netns-lib.sh"
 
-echo "1..45"
+echo "1..47"
 mkdir -p "$W/ca" "$W/owner"
 "$B/arca" platform create-ca --dir "$W/ca" >/dev/null
 host owner 10.250.0.2
@@ -49,6 +49,11 @@ check "the owner's secrets are unchanged and no cluster state was written" \
     test "$(sha256sum <"$W/owner/arca-owner.json")" = "$before" -a ! -e "$W/owner/arca-cluster.json"
 
 # --- nodes: cp2 and w1 start joining before the cluster exists -----------------
+# cp2's etcd client port on 127.0.0.1 is taken at first: its joins fail after
+# arca0 came up, until the port is free again.
+ip netns exec "$P-cp2" "$T/arca-fwtest" serve --tcp 2379 127.0.0.1 >"$W/block.out" 2>&1 & # execs: $! is the server
+BLOCK=$!
+wait_for 10 grep -q ready "$W/block.out"
 bootstrapper cp1 10.250.0.11 --listen 10.250.0.11 --init-secret-hash "$HASH"
 bootstrapper cp2 10.250.0.12 --role control-plane --join 10.250.0.11:30090
 bootstrapper w1 10.250.0.21 --join 10.250.0.11:30090 --join 10.250.0.12:30090
@@ -63,7 +68,13 @@ check "the admin credential is private (0600)" \
     test "$(stat -c %a "$W/owner/arca-admin.conf")" = 600
 
 # 6-8: joins
-check "the second control-plane node joins" wait_for 60 logged cp2 "Joined the cluster"
+check "a control-plane join that fails after arca0 came up (etcd: port taken) names the reason" \
+    wait_for 60 logged cp2 "Join through .* failed: etcd exited .*address already in use"
+check "and takes arca0 and the firewall table down again (logged; seen between the retries)" \
+    wait_for 60 eval 'logged cp2 "Mesh: arca0 removed (the init or join failed)" &&
+                      ! in_ns cp2 ip link show arca0 >/dev/null 2>&1 && ! in_ns cp2 nft list table inet arca >/dev/null 2>&1'
+kill $BLOCK; wait $BLOCK 2>/dev/null
+check "the second control-plane node joins once the port is free" wait_for 60 logged cp2 "Joined the cluster"
 check "a worker joins (after retrying while the cluster did not exist)" wait_for 60 logged w1 "Joined the cluster"
 check "the worker's first retry came well under a second" \
     grep -q "next try in [0-9][0-9]\{0,2\} ms" "$W/w1.log"

@@ -61,6 +61,7 @@
 #include "http-server.h"
 #include "attest.h"
 #include "cpdriver.h"
+#include "encoding.h"
 #include "fileio.h"
 #include "messages.h"
 #include "policy.h"
@@ -448,8 +449,16 @@ static int request_body(struct joiner *j, unsigned seq, char **ret) {
                 disk_uuid(j, seq, m.disk_uuid);
                 snprintf(m.node_name, sizeof(m.node_name), "j%u-%u", j->id, seq);
                 snprintf(m.endpoint, sizeof(m.endpoint), "127.0.0.1:51820");
-                snprintf(m.wg_public_key, sizeof(m.wg_public_key),
-                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+                /* A WireGuard key of its own per node: the join service
+                 * refuses a key another member holds. */
+                uint8_t wg[32] = { 0xbe, (uint8_t) j->id };
+                _cleanup_free_ char *wg64 = NULL;
+                int r;
+
+                memcpy(wg + 2, &seq, sizeof(seq));
+                if ((r = base64_encode(wg, sizeof(wg), &wg64)) < 0)
+                        return r;
+                snprintf(m.wg_public_key, sizeof(m.wg_public_key), "%s", wg64);
                 return join_request_serialize(&m, ret);
         } else {
                 struct rejoin_request m = {};

@@ -8,6 +8,9 @@
 # measurements (its firmware event log and IMA list, read in boot 1), so
 # it runs "the same image" as the guest; its AK is certified by the same
 # platform CA. The guest reaches it at 10.0.2.2 (qemu user networking).
+# From boot 1's measurements on, the owner's policy enforces PCRs 0-14 as
+# the guest measured them and PCR 15 zero: cp1's join service checks the
+# guest's join and rejoin against all of them, `arca recover` too.
 #   boot 1  disk A blank: format + mount + bind-mounts + write; the real
 #           arca-bootstrapper in the guest joins cp1 as worker w1 through
 #           its join service (mutual aTLS) and re-keys the disk through its
@@ -23,8 +26,8 @@
 #           join service of the same cluster whose vTPM has another PCR 4
 #           (refused by the guest in the handshake), one of another cluster
 #           (same image; it does not know the disk: 404), an unreachable
-#           one; the disk stays closed. `arca recover` with an unmatched
-#           policy sends nothing, with another cluster's secrets is refused,
+#           one; the disk stays closed. `arca recover` with a policy whose
+#           PCR 4 differs sends nothing, with another cluster's secrets is refused,
 #           with the owner's secrets opens it; data intact; PCR 15 = node
 #           lock with the cluster ID. Disk D: reformatted cleanly. Disk E
 #           (data, no LUKS header): refused, untouched. Disk A closed, one
@@ -469,6 +472,23 @@ else
     vm_tap_line FAIL "cp1's vTPM replays the guest's measurements: PCRs 0-14 equal"
     echo "# guest: $GUEST_PCRS"; echo "# cp1:   $(pcrs_of "$TCTI_CP1")"
 fi
+# The owner's policy from here on: every PCR 0-14 as the guest measured
+# them, PCR 15 zero, all enforced (the join services check the guest's
+# joins and rejoins against it, `arca recover` the waiting guest). The
+# "bad" policy differs in PCR 4 only.
+policy_of() { # policy_of [PCR4-VALUE]: JSON policy from $GUEST_PCRS ("0=HEX ... 14=HEX")
+    local kv sep="{"
+    for kv in $GUEST_PCRS; do
+        local i=${kv%%=*} v
+        v=$(echo "${kv#*=}" | tr 'A-F' 'a-f')
+        [ "$i" = 4 ] && [ -n "$1" ] && v=$1
+        printf '%s"%s": {"expected": "%s", "warnOnly": false}' "$sep" "$i" "$v"; sep=", "
+    done
+    printf '%s"15": {"expected": "%s", "warnOnly": false}}\n' "$sep" "$zero"
+}
+if [ "$(echo $GUEST_PCRS | wc -w)" = 15 ]; then
+    policy_of "" >"$W/policy.json" && policy_of "$(echo drift | sha256sum | cut -c1-64)" >"$W/policy-other.json"
+fi
 tpm2_pcrextend -T "$TCTI_DRIFT" "4:sha256=$(echo drift | sha256sum | cut -c1-64)"
 node cp1 127.0.0.1
 node other 10.77.0.2 "$O"
@@ -549,10 +569,10 @@ else
     vm_tap_line FAIL "rejoin refused everywhere: the disk stays closed"
 fi
 recover() { TSS2_LOG=all+none "$B/arca" recover --config "$1/arca.conf" --node "127.0.0.1:$HP" >"$W/recover.out" 2>&1; }
-if ! recover "$W/badpolicy" && grep -q 'PCR 15' "$W/recover.out"; then
-    vm_tap_line OK "recover: a node that fails the owner's policy gets no secret"
+if ! recover "$W/badpolicy" && grep -q 'PCR 4' "$W/recover.out"; then
+    vm_tap_line OK "recover: a node that fails the owner's policy (PCR 4) gets no secret"
 else
-    vm_tap_line FAIL "recover: a node that fails the owner's policy gets no secret"; sed 's/^/# /' "$W/recover.out"
+    vm_tap_line FAIL "recover: a node that fails the owner's policy (PCR 4) gets no secret"; sed 's/^/# /' "$W/recover.out"
 fi
 if ! recover "$W/other" && grep -q 'does not open disk' "$W/recover.out"; then
     vm_tap_line OK "recover: another cluster's secrets are refused (403)"

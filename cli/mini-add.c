@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mini.h"
+#include "mini-neigh.h"
 #include "openssl-util.h"
 #include "policy.h"
 
@@ -265,6 +266,9 @@ int mini_add(struct mini_cluster *c, const struct mini_options *o) {
         struct busy busy = {};
         uint8_t lock[32];
         double t0 = mini_now(), t_reg, t_reached;
+        struct mini_neigh_limits neigh = {};
+        uint64_t fulls0 = 0, fulls1 = 0;
+        bool have_fulls;
         int r;
 
         if (o->vm) {
@@ -330,6 +334,8 @@ int mini_add(struct mini_cluster *c, const struct mini_options *o) {
                 printf(" %s (%s, %s)", c->nodes[i].name,
                        c->nodes[i].role == MINI_WORKER ? "worker" : "control plane", c->nodes[i].address);
         printf(" to its %u node%s\n", first, first == 1 ? "" : "s");
+        mini_neigh_report(mini_neigh_ensure(&neigh), &neigh, c->n_nodes);
+        have_fulls = mini_neigh_overflows(&fulls0) >= 0;
         fflush(stdout);
         if (mini_create_nodes(c, first) < 0) {
                 log_error("Some nodes could not be created (see above).");
@@ -348,6 +354,13 @@ int mini_add(struct mini_cluster *c, const struct mini_options *o) {
         (void) mini_probe(c, st, true, false, c->mesh);
         printf("\n");
         mini_print_table(c, st);
+        /* Dropped packets leave no other trace: say it, or the time
+         * below is taken for the mesh's. */
+        if (have_fulls && mini_neigh_overflows(&fulls1) >= 0 && fulls1 > fulls0)
+                printf("\nWARNING: the host's ARP table was full %llu times during this add: the kernel dropped "
+                       "packets between nodes (doorbells, WireGuard handshakes, probes). The nodes' namespaces "
+                       "share one table: raise net.ipv4.neigh.default.gc_thresh3 (docs/MINI.md).\n",
+                       (unsigned long long) (fulls1 - fulls0));
         printf("\nAdded %u node%s in %.1f s: joined after %.1f s", c->n_nodes - first, c->n_nodes - first == 1 ? "" : "s",
                t_reached - t0, t_reg - t0);
         if (c->mesh)

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mini.h"
+#include "mini-neigh.h"
 #include "openssl-util.h"
 
 static void help(void) {
@@ -525,6 +526,12 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         printf("  measurements:  PCR %d = arca-bootstrapper, PCR %d = arca-join-service (the binaries in %s); "
                "PCRs 0-14 enforced\n",
                MINI_PCR_BOOTSTRAPPER, MINI_PCR_JOIN_SERVICE, c->bin_dir);
+        {
+                /* Without room in the host's shared ARP table, packets
+                 * between nodes vanish (cli/mini-neigh.h). */
+                struct mini_neigh_limits nl = {};
+                mini_neigh_report(mini_neigh_ensure(&nl), &nl, c->n_nodes);
+        }
         fflush(stdout);
 
         /* The platform: a CA that certifies every node's attestation key. */

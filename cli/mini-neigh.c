@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "macro.h"
 
 #define STAT_PATH "/proc/net/stat/arp_cache"
@@ -87,57 +88,26 @@ int mini_neigh_parse_stat(const char *text, size_t len, uint64_t *ret_fulls) {
         return 0;
 }
 
-/* /proc files have no size: read until EOF, bounded. */
-static int read_proc(const char *path, char *buf, size_t size, size_t *ret_len) {
-        size_t len = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                ssize_t k = read(fd, buf + len, size - 1 - len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        int r = -errno;
-                        close(fd);
-                        return r;
-                }
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-                if (len == size - 1) {
-                        close(fd);
-                        return -EFBIG;
-                }
-        }
-        close(fd);
-        buf[len] = 0;
-        *ret_len = len;
-        return 0;
-}
-
 int mini_neigh_overflows(uint64_t *ret) {
-        _cleanup_free_ char *buf = malloc(STAT_MAX_SIZE);
+        _cleanup_free_ char *buf = NULL;
         size_t len;
         int r;
 
-        if (!buf)
-                return -ENOMEM;
-        r = read_proc(STAT_PATH, buf, STAT_MAX_SIZE, &len);
+        r = read_full_file(STAT_PATH, STAT_MAX_SIZE, &buf, &len);
         if (r < 0)
                 return r;
         return mini_neigh_parse_stat(buf, len, ret);
 }
 
 static int read_thresh(const char *name, unsigned *ret) {
-        char path[128], buf[32], *end;
+        _cleanup_free_ char *buf = NULL;
+        char path[128], *end;
         size_t len;
         unsigned long v;
         int r;
 
         snprintf(path, sizeof(path), SYSCTL_DIR "/%s", name);
-        r = read_proc(path, buf, sizeof(buf), &len);
+        r = read_full_file(path, 32, &buf, &len);
         if (r < 0)
                 return r;
         errno = 0;

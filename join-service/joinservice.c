@@ -303,30 +303,28 @@ static struct job *job_new(enum job_kind kind, struct evhttp_request *req, const
 
 /* --- peers ------------------------------------------------------------------------- */
 
-/* The peers of `self`: every member but itself. */
-static int make_peers(const struct registry_member *members, size_t n, const char *self, struct mesh_peer **ret,
+/* The peers of `self`: every member but itself, pointing into v (which
+ * must outlive the answer's serialization). */
+static int make_peers(const struct registry_members *v, const char *self, struct mesh_peer_ref **ret,
                       size_t *ret_n, struct errmsg *e) {
-        struct mesh_peer *peers;
+        struct mesh_peer_ref *peers;
         size_t k = 0;
 
-        peers = calloc(n + 1, sizeof(*peers));
+        peers = calloc(v->n + 1, sizeof(*peers));
         if (!peers)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                struct mesh_peer *p = &peers[k];
-                if (streq(members[i].name, self))
+        for (size_t i = 0; i < v->n; i++) {
+                const struct registry_member *m = v->m[i];
+
+                if (streq(m->name, self))
                         continue;
                 if (k >= MSG_MAX_PEERS) {
                         free(peers);
                         return errmsg_set(e, ENOSPC, "the registry holds more than %u peers of '%s'",
                                           MSG_MAX_PEERS, self);
                 }
-                snprintf(p->name, sizeof(p->name), "%s", members[i].name);
-                snprintf(p->role, sizeof(p->role), "%s", members[i].role);
-                snprintf(p->wg_public_key, sizeof(p->wg_public_key), "%s", members[i].wg_public_key);
-                snprintf(p->endpoint, sizeof(p->endpoint), "%s", members[i].endpoint);
-                snprintf(p->mesh_address, sizeof(p->mesh_address), "%s", members[i].mesh_address);
-                k++;
+                peers[k++] = (struct mesh_peer_ref){ m->name, m->role, m->wg_public_key, m->endpoint,
+                                                     m->mesh_address };
         }
         *ret = peers;
         *ret_n = k;
@@ -335,36 +333,29 @@ static int make_peers(const struct registry_member *members, size_t n, const cha
 
 /* The membership changed: ring every member but `except` (NULL: all), so
  * that they refresh now rather than at their next interval. */
-static size_t ring_members(const struct join_service *s, const struct registry_member *members, size_t n,
-                           const char *except) {
+static size_t ring_members(const struct join_service *s, const struct registry_members *v, const char *except) {
         _cleanup_free_ const char **to = NULL;
         size_t k = 0;
 
-        if (s->bell_fd < 0 || n == 0 || !(to = calloc(n, sizeof(*to))))
+        if (s->bell_fd < 0 || v->n == 0 || !(to = calloc(v->n, sizeof(*to))))
                 return 0;
-        for (size_t i = 0; i < n; i++)
-                if (!except || !streq(members[i].name, except))
-                        to[k++] = members[i].mesh_address;
+        for (size_t i = 0; i < v->n; i++)
+                if (!except || !streq(v->m[i]->name, except))
+                        to[k++] = v->m[i]->mesh_address;
         return mesh_notify_send(s->bell_fd, to, k);
-}
-
-static struct registry_member *find_member(struct registry_member *members, size_t n, const char *name) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(members[i].name, name))
-                        return &members[i];
-        return NULL;
 }
 
 /* --- join ------------------------------------------------------------------------- */
 
+/* The answer's peers point into *view, which the caller releases after
+ * serializing it. */
 static int do_join(struct join_service *s, struct registry *reg, const struct join_request *req,
-                   const char *ak_name, struct join_response *m, struct errmsg *e) {
-        _cleanup_free_ struct registry_member *members = NULL;
+                   const char *ak_name, struct registry_members **view, struct join_response *m, struct errmsg *e) {
+        const struct registry_members *v;
         struct registry_member member = {};
         struct cp_node self;
         enum cp_role role;
         char host[ADDRESS_MAX];
-        size_t n = 0;
         int r;
 
         r = cp_role_from_string(req->role, &role);
@@ -376,18 +367,19 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
 
         /* The peers as they are before this join: the answer names them,
          * and a new member is admitted only while the registry has room. */
-        r = registry_list_members(reg, &members, &n, e);
+        r = registry_members_get(reg, view, e);
         if (r < 0)
                 return r;
-        if (n >= ADMIT_MAX_MEMBERS && !find_member(members, n, req->node_name))
+        v = *view;
+        if (v->n >= ADMIT_MAX_MEMBERS && !registry_members_find(v, req->node_name))
                 return errmsg_set(e, ENOSPC, "the cluster has the maximum of %u members", ADMIT_MAX_MEMBERS);
         /* Every member's agent refuses a peer list that names a key twice
          * (docs/MESH.md): such a join would block every later one. */
-        for (size_t i = 0; i < n; i++)
-                if (!streq(members[i].name, req->node_name) && streq(members[i].wg_public_key, req->wg_public_key))
+        for (size_t i = 0; i < v->n; i++)
+                if (!streq(v->m[i]->name, req->node_name) && streq(v->m[i]->wg_public_key, req->wg_public_key))
                         return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already",
-                                          req->wg_public_key, members[i].name);
-        r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
+                                          req->wg_public_key, v->m[i]->name);
+        r = make_peers(v, req->node_name, &m->peer_refs, &m->n_peers, e);
         if (r < 0)
                 return r;
 
@@ -444,11 +436,12 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
 }
 
 static void run_join(struct join_service *s, struct registry *reg, struct job *j) {
+        _cleanup_registry_members_ struct registry_members *view = NULL;
         struct join_response resp = {};
         int r;
 
         j->e = (struct errmsg){};
-        r = do_join(s, reg, &j->in.join, j->ak_name, &resp, &j->e);
+        r = do_join(s, reg, &j->in.join, j->ak_name, &view, &resp, &j->e);
         if (r >= 0)
                 r = join_response_serialize(&resp, &j->body);
         join_response_done(&resp);
@@ -502,8 +495,10 @@ static void run_rejoin(struct join_service *s, struct registry *reg, struct job 
 
 /* --- mesh refresh ---------------------------------------------------------------------- */
 
-static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, struct mesh_response *m,
-                   struct errmsg *e) {
+/* The answer's peers point into *view, which the caller releases after
+ * serializing it. */
+static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, struct registry_members **view,
+                   struct mesh_response *m, struct errmsg *e) {
         const struct mesh_request *req = &j->in.mesh;
         char host[ADDRESS_MAX];
         int r;
@@ -512,15 +507,17 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
         if (r < 0)
                 return r;
         for (unsigned round = 0;; round++) {
-                _cleanup_free_ struct registry_member *members = NULL;
-                struct registry_member *me, updated;
+                const struct registry_member *me;
+                const struct registry_members *v;
+                struct registry_member updated;
                 bool changed;
-                size_t n = 0;
 
-                r = registry_list_members(reg, &members, &n, e);
+                *view = registry_members_unref(*view);
+                r = registry_members_get(reg, view, e);
                 if (r < 0)
                         return r;
-                me = find_member(members, n, req->node_name);
+                v = *view;
+                me = registry_members_find(v, req->node_name);
                 if (!me)
                         return errmsg_set(e, EPERM,
                                           "node '%s' is not a member of this cluster (never joined, evicted, or "
@@ -535,10 +532,10 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                 if (!streq(me->ak_name, j->ak_name))
                         return errmsg_set(e, EPERM, "node '%s' joined with another attestation key than this one",
                                           req->node_name);
-                for (size_t i = 0; i < n; i++)
-                        if (&members[i] != me && streq(members[i].wg_public_key, req->wg_public_key))
+                for (size_t i = 0; i < v->n; i++)
+                        if (v->m[i] != me && streq(v->m[i]->wg_public_key, req->wg_public_key))
                                 return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already",
-                                                  req->wg_public_key, members[i].name);
+                                                  req->wg_public_key, v->m[i]->name);
                 updated = *me;
                 snprintf(updated.ak_name, sizeof(updated.ak_name), "%s", j->ak_name);
                 snprintf(updated.wg_public_key, sizeof(updated.wg_public_key), "%s", req->wg_public_key);
@@ -572,14 +569,13 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                 if (r < 0)
                         return r;
                 if (changed) {
-                        j->rung = ring_members(s, members, n, req->node_name);
+                        j->rung = ring_members(s, v, req->node_name);
                         j->ring = true;
                 }
-                *me = updated;
-                r = make_peers(members, n, req->node_name, &m->peers, &m->n_peers, e);
+                r = make_peers(v, req->node_name, &m->peer_refs, &m->n_peers, e);
                 if (r < 0)
                         return r;
-                snprintf(m->mesh_address, sizeof(m->mesh_address), "%s", me->mesh_address);
+                snprintf(m->mesh_address, sizeof(m->mesh_address), "%s", updated.mesh_address);
                 snprintf(m->mesh_cidr, sizeof(m->mesh_cidr), "%s", s->state.mesh_cidr);
                 m->refresh_interval = s->opt.refresh_interval;
                 return 0;
@@ -587,11 +583,12 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
 }
 
 static void run_mesh(struct join_service *s, struct registry *reg, struct job *j) {
+        _cleanup_registry_members_ struct registry_members *view = NULL;
         struct mesh_response resp = {};
         int r;
 
         j->e = (struct errmsg){};
-        r = do_mesh(s, reg, j, &resp, &j->e);
+        r = do_mesh(s, reg, j, &view, &resp, &j->e);
         if (r >= 0)
                 r = mesh_response_serialize(&resp, &j->body);
         mesh_response_done(&resp);
@@ -672,27 +669,26 @@ static void handle_mesh(struct evhttp_request *req, void *arg) {
 /* --- eviction and expiry ----------------------------------------------------------- */
 
 static void run_evict(struct join_service *s, struct registry *reg, struct job *j) {
-        _cleanup_free_ struct registry_member *members = NULL;
-        size_t n = 0;
+        _cleanup_registry_members_ struct registry_members *v = NULL;
         int r;
 
-        r = registry_list_members(reg, &members, &n, &j->e);
+        r = registry_members_get(reg, &v, &j->e);
         if (r < 0) {
                 job_log(j, LOG_ERR, "Cannot check whether a drifted node is a member: %s", errmsg_str(&j->e));
                 return;
         }
-        for (size_t i = 0; i < n; i++) {
-                if (!streq(members[i].ak_name, j->ak_name))
+        for (size_t i = 0; i < v->n; i++) {
+                if (!streq(v->m[i]->ak_name, j->ak_name))
                         continue;
                 /* Its record, address and disks: it gets no disk key again. */
-                r = registry_delete_member(reg, members[i].name, &j->e);
+                r = registry_delete_member(reg, v->m[i]->name, &j->e);
                 if (r < 0 && r != -ENOENT)
-                        job_log(j, LOG_ERR, "Cannot evict drifted member %s: %s", members[i].name,
+                        job_log(j, LOG_ERR, "Cannot evict drifted member %s: %s", v->m[i]->name,
                                 errmsg_str(&j->e));
                 else {
                         job_log(j, LOG_WARNING, "Evicted member %s: its measurements drifted (%s).",
-                                members[i].name, j->reason);
-                        ring_members(s, members, n, members[i].name);
+                                v->m[i]->name, j->reason);
+                        ring_members(s, v, v->m[i]->name);
                 }
                 return;
         }
@@ -700,24 +696,23 @@ static void run_evict(struct join_service *s, struct registry *reg, struct job *
 }
 
 static void run_sweep(struct join_service *s, struct registry *reg, struct job *j) {
-        _cleanup_free_ struct registry_member *members = NULL;
+        _cleanup_registry_members_ struct registry_members *v = NULL;
         int64_t now = (int64_t) time(NULL);
         unsigned expired = 0;
-        size_t n = 0;
         int r;
 
-        r = registry_list_members(reg, &members, &n, &j->e);
+        r = registry_members_get(reg, &v, &j->e);
         if (r < 0) {
                 job_log(j, LOG_ERR, "Member expiry: %s", errmsg_str(&j->e));
                 return;
         }
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < v->n; i++) {
                 struct errmsg e = {};
 
-                if (members[i].last_seen + (int64_t) s->opt.member_timeout >= now)
+                if (v->m[i]->last_seen + (int64_t) s->opt.member_timeout >= now)
                         continue;
                 /* A refresh or another join service's sweep meanwhile wins. */
-                r = registry_expire_member(reg, &members[i], &e);
+                r = registry_expire_member(reg, v->m[i], &e);
                 if (r >= 0) {
                         size_t used;
 
@@ -726,13 +721,13 @@ static void run_sweep(struct join_service *s, struct registry *reg, struct job *
                                         s->opt.member_timeout);
                         used = strlen(j->log);
                         snprintf(j->log + used, sizeof(j->log) - used, " %s (last seen %lld s ago)",
-                                 members[i].name, (long long) (now - members[i].last_seen));
+                                 v->m[i]->name, (long long) (now - v->m[i]->last_seen));
                 } else if (r != -ESTALE && r != -ENOENT)
-                        job_log(j, LOG_ERR, "Cannot remove member %s: %s", members[i].name, errmsg_str(&e));
+                        job_log(j, LOG_ERR, "Cannot remove member %s: %s", v->m[i]->name, errmsg_str(&e));
         }
         /* Expired members are rung too: harmless, they no longer refresh. */
         if (expired)
-                ring_members(s, members, n, NULL);
+                ring_members(s, v, NULL);
 }
 
 /* --- the pool ------------------------------------------------------------------------- */

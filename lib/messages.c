@@ -260,6 +260,7 @@ void join_response_done(struct join_response *m) {
                 json_object_put(m->cp_params);
         }
         free(m->peers);
+        free(m->peer_refs);
         secret_wipe(m, sizeof(*m));
 }
 
@@ -313,7 +314,15 @@ static int peers_parse(json_object *arr, struct mesh_peer **ret, size_t *ret_n, 
 #define PEER_FMT                                                                                            \
         "{\"name\":\"%s\",\"role\":\"%s\",\"wireguardPublicKey\":\"%s\",\"endpoint\":\"%s\",\"meshAddress\":\"%s\"}"
 
-static int serialize_with_peers(json_object *o, const struct mesh_peer *peers, size_t n, char **ret) {
+static struct mesh_peer_ref peer_at(const struct mesh_peer *peers, const struct mesh_peer_ref *refs, size_t i) {
+        if (refs)
+                return refs[i];
+        return (struct mesh_peer_ref){ peers[i].name, peers[i].role, peers[i].wg_public_key, peers[i].endpoint,
+                                       peers[i].mesh_address };
+}
+
+static int serialize_with_peers(json_object *o, const struct mesh_peer *peers, const struct mesh_peer_ref *refs,
+                                size_t n, char **ret) {
         char *head = NULL, *out, *p;
         size_t head_len, size;
         int r;
@@ -324,15 +333,16 @@ static int serialize_with_peers(json_object *o, const struct mesh_peer *peers, s
         }
         size = STRLEN(",\"peers\":[]}") + 1;
         for (size_t i = 0; i < n; i++) {
-                const struct mesh_peer *q = &peers[i];
+                struct mesh_peer_ref q = peer_at(peers, refs, i);
 
-                if (!valid_node_name(q->name) || !valid_role(q->role) || !valid_wg_key(q->wg_public_key) ||
-                    !valid_endpoint(q->endpoint) || !valid_address(q->mesh_address)) {
+                if (!q.name || !q.role || !q.wg_public_key || !q.endpoint || !q.mesh_address ||
+                    !valid_node_name(q.name) || !valid_role(q.role) || !valid_wg_key(q.wg_public_key) ||
+                    !valid_endpoint(q.endpoint) || !valid_address(q.mesh_address)) {
                         json_wipe_strings(o);
                         return -EINVAL;
                 }
-                size += STRLEN(PEER_FMT) + 1 + strlen(q->name) + strlen(q->role) + strlen(q->wg_public_key) +
-                        strlen(q->endpoint) + strlen(q->mesh_address);
+                size += STRLEN(PEER_FMT) + 1 + strlen(q.name) + strlen(q.role) + strlen(q.wg_public_key) +
+                        strlen(q.endpoint) + strlen(q.mesh_address);
         }
         r = json_serialize_secret(o, &head);
         if (r < 0)
@@ -352,10 +362,11 @@ static int serialize_with_peers(json_object *o, const struct mesh_peer *peers, s
         p = out + head_len - 1;
         p += sprintf(p, "%s\"peers\":[", head_len > 2 ? "," : "");
         for (size_t i = 0; i < n; i++) {
+                struct mesh_peer_ref q = peer_at(peers, refs, i);
+
                 if (i)
                         *p++ = ',';
-                p += sprintf(p, PEER_FMT, peers[i].name, peers[i].role, peers[i].wg_public_key, peers[i].endpoint,
-                             peers[i].mesh_address);
+                p += sprintf(p, PEER_FMT, q.name, q.role, q.wg_public_key, q.endpoint, q.mesh_address);
         }
         strcpy(p, "]}");
         secret_free(head, head_len);
@@ -452,7 +463,7 @@ int join_response_serialize(const struct join_response *m, char **ret) {
                 if ((r = json_add(cp, "params", params)) < 0)
                         goto fail;
         }
-        return serialize_with_peers(o, m->peers, m->n_peers, ret);
+        return serialize_with_peers(o, m->peers, m->peer_refs, m->n_peers, ret);
 fail:
         json_wipe_strings(o);
         return r;
@@ -557,6 +568,7 @@ void mesh_response_done(struct mesh_response *m) {
         if (!m)
                 return;
         free(m->peers);
+        free(m->peer_refs);
         *m = (struct mesh_response){};
 }
 
@@ -598,5 +610,5 @@ int mesh_response_serialize(const struct mesh_response *m, char **ret) {
             (r = json_add_string(o, "meshCidr", m->mesh_cidr)) < 0 ||
             (r = json_add_int(o, "refreshIntervalSeconds", m->refresh_interval)) < 0)
                 return r;
-        return serialize_with_peers(o, m->peers, m->n_peers, ret);
+        return serialize_with_peers(o, m->peers, m->peer_refs, m->n_peers, ret);
 }

@@ -78,6 +78,16 @@ struct mesh_peer {
         char mesh_address[ADDRESS_MAX];
 };
 
+/* A peer as an answer is serialized from it, its fields held elsewhere (a
+ * join service's member view, registry.h): answers name every member, and
+ * a struct mesh_peer copy of each per request cost the join service 235
+ * bytes per member per worker. When an answer's peer_refs is set, it is
+ * serialized from them instead of peers (n_peers of them, freed by the
+ * answer's _done; the strings are not). Parsers fill peers only. */
+struct mesh_peer_ref {
+        const char *name, *role, *wg_public_key, *endpoint, *mesh_address;
+};
+
 struct join_response {
         uint8_t disk_key[KEY_SIZE];
         uint8_t measurement_salt[KEY_SIZE];
@@ -94,6 +104,7 @@ struct join_response {
         char mesh_cidr[CIDR_MAX];
         char mesh_address[ADDRESS_MAX];
         struct mesh_peer *peers;
+        struct mesh_peer_ref *peer_refs;
         size_t n_peers;
 };
 
@@ -119,6 +130,7 @@ struct mesh_response {
         char mesh_address[ADDRESS_MAX];
         char mesh_cidr[CIDR_MAX];
         struct mesh_peer *peers; /* every other member, as in join_response */
+        struct mesh_peer_ref *peer_refs;
         size_t n_peers;
         unsigned refresh_interval; /* "refreshIntervalSeconds" */
 };

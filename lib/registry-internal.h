@@ -66,3 +66,9 @@ struct reg_txn_req {
 };
 int reg_txn_req_init(struct reg_txn_req *t);
 void reg_txn_req_done(struct reg_txn_req *t);
+
+/* Members with records written after revision `since` (0: all), as etcd
+ * has them now, sorted by name; *ret_count is how many members there are
+ * in all (registry.c; the cache in registry-cache.c reads through it). */
+int reg_read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
+                     int64_t *ret_count, int64_t *ret_revision, struct errmsg *e);

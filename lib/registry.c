@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Membership on etcd: member records, the member cache, mesh addresses,
- * joins and disks, each write one transaction (registry-etcd.c sends it). */
+/* Membership on etcd: member records, mesh addresses,
+ * joins and disks, each write one transaction (registry-etcd.c sends it;
+ * registry-cache.c keeps the member cache). */
 #include "registry.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,40 +337,8 @@ int registry_get_member(struct registry *reg, const char *name, struct registry_
         return kv_member(kv, strlen(key) - strlen(name), ret, e);
 }
 
-struct registry_cache {
-        pthread_mutex_t lock;
-        struct registry_member *members; /* sorted by name */
-        size_t n, cap;
-        int64_t revision; /* of the store when last read; 0: nothing read */
-};
-
-int registry_cache_new(struct registry_cache **ret) {
-        struct registry_cache *c = calloc(1, sizeof(*c));
-
-        if (!c)
-                return -ENOMEM;
-        pthread_mutex_init(&c->lock, NULL);
-        *ret = c;
-        return 0;
-}
-
-struct registry_cache *registry_cache_free(struct registry_cache *c) {
-        if (!c)
-                return NULL;
-        pthread_mutex_destroy(&c->lock);
-        free(c->members);
-        free(c);
-        return NULL;
-}
-
-void registry_set_cache(struct registry *reg, struct registry_cache *c) {
-        reg->cache = c;
-}
-
-/* Members with records written after revision `since` (0: all), as etcd
- * has them now; *ret_count is how many members there are in all. */
-static int read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
-                        int64_t *ret_count, int64_t *ret_revision, struct errmsg *e) {
+int reg_read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
+                     int64_t *ret_count, int64_t *ret_revision, struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *req = NULL;
         _cleanup_(registry_range_done) struct registry_range rr = {};
         _cleanup_free_ struct registry_member *list = NULL;
@@ -408,99 +376,6 @@ static int read_members(struct registry *reg, int64_t since, struct registry_mem
         *ret_count = rr.count;
         *ret_revision = rr.revision;
         return 0;
-}
-
-static int cmp_member_name(const void *a, const void *b) {
-        return strcmp(((const struct registry_member *) a)->name, ((const struct registry_member *) b)->name);
-}
-
-/* Merge records written since the cache's revision into it; stale after a
- * deletion (the count tells), then the caller reads everything. */
-static int cache_merge(struct registry_cache *c, const struct registry_member *changed, size_t n_changed,
-                       int64_t count, int64_t revision, bool *ret_stale) {
-        for (size_t i = 0; i < n_changed; i++) {
-                struct registry_member *hit =
-                        c->n ? bsearch(&changed[i], c->members, c->n, sizeof(c->members[0]), cmp_member_name)
-                             : NULL;
-                size_t at;
-
-                if (hit) {
-                        *hit = changed[i];
-                        continue;
-                }
-                if (c->n == c->cap) {
-                        size_t cap = c->cap ? c->cap * 2 : 64;
-                        struct registry_member *m = reallocarray(c->members, cap, sizeof(c->members[0]));
-
-                        if (!m)
-                                return -ENOMEM;
-                        c->members = m;
-                        c->cap = cap;
-                }
-                for (at = c->n; at > 0 && strcmp(c->members[at - 1].name, changed[i].name) > 0; at--)
-                        ;
-                memmove(&c->members[at + 1], &c->members[at], (c->n - at) * sizeof(c->members[0]));
-                c->members[at] = changed[i];
-                c->n++;
-        }
-        c->revision = revision;
-        /* Only additions and updates came: a deletion leaves one more here. */
-        *ret_stale = (int64_t) c->n != count;
-        return 0;
-}
-
-static int list_cached(struct registry *reg, struct registry_cache *c, struct registry_member **ret, size_t *ret_n,
-                       struct errmsg *e) {
-        _cleanup_free_ struct registry_member *changed = NULL, *copy = NULL;
-        size_t n_changed = 0;
-        int64_t count = 0, revision = 0;
-        bool stale = true;
-        int r;
-
-        if (c->revision > 0) {
-                r = read_members(reg, c->revision, &changed, &n_changed, &count, &revision, e);
-                if (r < 0)
-                        return r;
-                r = cache_merge(c, changed, n_changed, count, revision, &stale);
-                if (r < 0)
-                        return r;
-        }
-        if (stale) {
-                changed = mfree(changed);
-                c->revision = 0;
-                c->n = 0;
-                r = read_members(reg, 0, &changed, &n_changed, &count, &revision, e);
-                if (r < 0)
-                        return r;
-                r = cache_merge(c, changed, n_changed, count, revision, &stale);
-                if (r < 0)
-                        return r;
-        }
-        if (c->n > 0) {
-                copy = malloc(c->n * sizeof(copy[0]));
-                if (!copy)
-                        return -ENOMEM;
-                memcpy(copy, c->members, c->n * sizeof(copy[0]));
-        }
-        *ret = TAKE_PTR(copy);
-        *ret_n = c->n;
-        return 0;
-}
-
-int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n,
-                          struct errmsg *e) {
-        int64_t count, revision;
-        int r;
-
-        if (reg->cache) {
-                pthread_mutex_lock(&reg->cache->lock);
-                r = list_cached(reg, reg->cache, ret, ret_n, e);
-                if (r < 0)
-                        reg->cache->revision = 0; /* read everything next time */
-                pthread_mutex_unlock(&reg->cache->lock);
-                return r;
-        }
-        return read_members(reg, 0, ret, ret_n, &count, &revision, e);
 }
 
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e) {

@@ -108,12 +108,31 @@ int registry_put_member(struct registry *reg, const struct registry_member *m, s
 /* -ENOENT if there is no member of that name. */
 int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret,
                         struct errmsg *e);
-/* All members, sorted by name; *ret is a malloc'ed array (NULL when empty). */
+/* All members, sorted by name; *ret is a malloc'ed array (NULL when empty),
+ * a copy of each record. */
 int registry_list_members(struct registry *reg, struct registry_member **ret, size_t *ret_n,
                           struct errmsg *e);
-/* A member list shared by handles of one registry (same endpoints and
- * prefix) in one process, for callers that list members often (a join
- * service answers every join and refresh with the peers): a handle
+
+/* All members, sorted by name, as a read-only view shared by whoever reads
+ * them: the records in it are shared with the member cache and with other
+ * views of the same records, so that a view costs a pointer per member,
+ * and a view nothing changed since is handed out again. A join service
+ * answers every join and refresh with the peers; copying every record per
+ * request made its memory grow with the members times the workers.
+ * Release with registry_members_unref (any thread). */
+struct registry_members {
+        size_t n;
+        const struct registry_member *const *m;
+};
+int registry_members_get(struct registry *reg, struct registry_members **ret, struct errmsg *e);
+struct registry_members *registry_members_unref(struct registry_members *v);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct registry_members *, registry_members_unref);
+#define _cleanup_registry_members_ _cleanup_(registry_members_unrefp)
+/* The member named `name` in v (binary search), NULL if none. */
+const struct registry_member *registry_members_find(const struct registry_members *v, const char *name);
+
+/* A member view shared by handles of one registry (same endpoints and
+ * prefix) in one process, for callers that list members often: a handle
  * attached to it reads only the records written since its last read
  * (etcd's min_mod_revision), and everything again when a member was
  * removed. Any thread; the cache must outlive the handles. */

@@ -858,6 +858,170 @@ Test(registry, cached_member_list_follows_other_writers, .init = setup, .fini = 
         registry_cache_free(cache);
 }
 
+/* Views of the cache: handed out again while nothing changed, a new one
+ * after a change that shares the unchanged records, each one immutable and
+ * valid until its last holder lets go (also after the cache is gone). */
+Test(registry, member_views_share_records_and_stay_as_read, .init = setup, .fini = teardown) {
+        struct registry_members *v1 = NULL, *v2 = NULL, *v3 = NULL, *v4 = NULL;
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), got;
+        struct registry_cache *cache = NULL;
+        struct registry *cached = open_default();
+        struct errmsg e = {};
+        int64_t old_seen;
+
+        cr_assert_eq(registry_cache_new(&cache), 0);
+        registry_set_cache(cached, cache);
+        cr_assert_eq(registry_join(reg, &a, CIDR, NULL), 0);
+        cr_assert_eq(registry_join(reg, &b, CIDR, NULL), 0);
+        cr_assert_eq(registry_members_get(cached, &v1, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(v1->n, 2);
+        cr_assert_str_eq(v1->m[0]->name, "node-a");
+        cr_assert_str_eq(v1->m[1]->name, "node-b");
+        cr_assert_eq(registry_members_find(v1, "node-b"), v1->m[1]);
+        cr_assert_null(registry_members_find(v1, "node-c"));
+        cr_assert_eq(registry_members_get(cached, &v2, NULL), 0);
+        cr_assert_eq(v2, v1, "nothing changed: the same view");
+        old_seen = v1->m[1]->last_seen;
+
+        cr_assert_eq(registry_get_member(reg, "node-b", &got, NULL), 0);
+        got.last_seen = old_seen + 100;
+        cr_assert_eq(registry_update_member(reg, &got, NULL), 0);
+        cr_assert_eq(registry_members_get(cached, &v3, NULL), 0);
+        cr_assert_neq(v3, v1, "a change makes a new view");
+        cr_assert_eq(v3->n, 2);
+        cr_assert_eq(v3->m[0], v1->m[0], "the unchanged record is shared");
+        cr_assert_neq(v3->m[1], v1->m[1]);
+        cr_assert_eq(v3->m[1]->last_seen, old_seen + 100);
+        cr_assert_eq(v1->m[1]->last_seen, old_seen, "a view stays as it was read");
+
+        v1 = registry_members_unref(v1);
+        v2 = registry_members_unref(v2);
+        cr_assert_str_eq(v3->m[0]->name, "node-a", "still held by v3 after v1 went");
+
+        /* A removal: read again, without the member. */
+        cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
+        cr_assert_eq(registry_members_get(cached, &v4, NULL), 0);
+        cr_assert_eq(v4->n, 1);
+        cr_assert_str_eq(v4->m[0]->name, "node-b");
+        registry_free(cached);
+        registry_cache_free(cache);
+        cr_assert_str_eq(v3->m[0]->name, "node-a", "views outlive the cache");
+        cr_assert_str_eq(v4->m[0]->name, "node-b");
+        registry_members_unref(v3);
+        registry_members_unref(v4);
+        cr_assert_null(registry_members_unref(NULL));
+}
+
+/* Several threads with handles on one cache read views while another
+ * writes, and release them in another thread than the one that got them
+ * (as the join service's workers do not, but could): every view is
+ * sorted and whole, and ASan (make check-asan) sees no use after free
+ * or leak. */
+#define VIEW_READERS 3
+#define VIEW_ROUNDS 60
+#define VIEW_MEMBERS 8
+
+struct view_shared {
+        pthread_mutex_t lock;
+        struct registry_members *parked[VIEW_READERS * 2]; /* released by whoever comes next */
+        struct registry_cache *cache;
+        char error[256];
+};
+
+struct view_reader {
+        struct view_shared *sh;
+        unsigned id;
+};
+
+static void *view_reader_thread(void *arg) {
+        struct view_reader *rd = arg;
+        struct view_shared *sh = rd->sh;
+        struct registry *rg = open_default();
+
+        registry_set_cache(rg, sh->cache);
+        for (unsigned round = 0; round < VIEW_ROUNDS; round++) {
+                struct registry_members *v = NULL, *other;
+                struct errmsg e = {};
+                size_t slot = (rd->id * 7 + round) % ELEMENTSOF(sh->parked);
+
+                if (registry_members_get(rg, &v, &e) < 0) {
+                        pthread_mutex_lock(&sh->lock);
+                        snprintf(sh->error, sizeof(sh->error), "reader %u: %s", rd->id, errmsg_str(&e));
+                        pthread_mutex_unlock(&sh->lock);
+                        break;
+                }
+                for (size_t i = 0; i < v->n; i++)
+                        if ((i > 0 && strcmp(v->m[i - 1]->name, v->m[i]->name) >= 0) ||
+                            registry_members_find(v, v->m[i]->name) != v->m[i]) {
+                                pthread_mutex_lock(&sh->lock);
+                                snprintf(sh->error, sizeof(sh->error), "reader %u: view out of order at %zu",
+                                         rd->id, i);
+                                pthread_mutex_unlock(&sh->lock);
+                        }
+                pthread_mutex_lock(&sh->lock);
+                other = sh->parked[slot];
+                sh->parked[slot] = v;
+                pthread_mutex_unlock(&sh->lock);
+                /* Maybe another thread's view, maybe an older one. */
+                registry_members_unref(other);
+        }
+        registry_free(rg);
+        return NULL;
+}
+
+Test(registry, member_views_under_concurrent_readers_and_writer, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        struct view_shared sh = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        struct view_reader readers[VIEW_READERS];
+        struct registry_member m[VIEW_MEMBERS];
+        pthread_t th[VIEW_READERS];
+
+        cr_assert_eq(registry_cache_new(&sh.cache), 0);
+        for (unsigned i = 0; i < VIEW_MEMBERS / 2; i++) {
+                char name[16], uuid[UUID_STRING_SIZE];
+
+                snprintf(name, sizeof(name), "node-%u", i);
+                snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000002", i);
+                m[i] = joiner(name, uuid);
+                cr_assert_eq(registry_join(reg, &m[i], CIDR, NULL), 0);
+        }
+        for (unsigned t = 0; t < VIEW_READERS; t++) {
+                readers[t] = (struct view_reader){ .sh = &sh, .id = t };
+                cr_assert_eq(pthread_create(&th[t], NULL, view_reader_thread, &readers[t]), 0);
+        }
+        /* Meanwhile: updates, additions and a removal. */
+        for (unsigned round = 0; round < 20; round++) {
+                unsigned i = 1 + round % (VIEW_MEMBERS / 2 - 1); /* node-0 goes at round 10 */
+                struct registry_member got;
+                struct errmsg e = {};
+
+                cr_assert_eq(registry_get_member(reg, m[i].name, &got, NULL), 0);
+                got.last_seen += 1 + round;
+                cr_assert_eq(registry_update_member(reg, &got, &e), 0, "%s", errmsg_str(&e));
+                if (round % 5 == 4) {
+                        unsigned k = VIEW_MEMBERS / 2 + round / 5;
+                        char name[16], uuid[UUID_STRING_SIZE];
+
+                        snprintf(name, sizeof(name), "node-%u", k);
+                        snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-000000000002", k);
+                        m[k] = joiner(name, uuid);
+                        cr_assert_eq(registry_join(reg, &m[k], CIDR, NULL), 0);
+                }
+                if (round == 10)
+                        cr_assert_eq(registry_delete_member(reg, "node-0", NULL), 0);
+        }
+        for (unsigned t = 0; t < VIEW_READERS; t++)
+                pthread_join(th[t], NULL);
+        cr_assert_eq(sh.error[0], 0, "%s", sh.error);
+        /* Views outlive the cache: release the parked ones after it. */
+        registry_cache_free(sh.cache);
+        for (size_t i = 0; i < ELEMENTSOF(sh.parked); i++) {
+                if (sh.parked[i] && sh.parked[i]->n > 0)
+                        cr_assert_str_neq(sh.parked[i]->m[0]->name, "");
+                registry_members_unref(sh.parked[i]);
+        }
+}
+
 /* --- disks ------------------------------------------------------------------------- */
 
 Test(registry, disks_belong_to_one_node, .init = setup, .fini = teardown) {

@@ -167,15 +167,53 @@ static int read_all(struct registry *reg, struct view **ret, int64_t *ret_revisi
         return 0;
 }
 
+static int cmp_name(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+/* v without the members whose names are not in `names` (sorted here), as
+ * a new view sharing v's records; -ESTALE when names lists one that v
+ * does not hold. */
+static int view_filter(const struct view *v, char (*names)[NODE_NAME_MAX + 1], size_t n_names, struct view **ret) {
+        struct view *f;
+        size_t n = 0;
+
+        if (n_names > 1)
+                qsort(names, n_names, sizeof(names[0]), cmp_name);
+        f = malloc(sizeof(*f) + v->pub.n * sizeof(f->m[0]));
+        if (!f)
+                return -ENOMEM;
+        atomic_init(&f->refs, 1);
+        f->pub = (struct registry_members){ .m = f->m };
+        for (size_t i = 0; i < v->pub.n; i++)
+                if (n_names > 0 && bsearch(v->m[i]->name, names, n_names, sizeof(names[0]), cmp_name)) {
+                        atomic_fetch_add_explicit(&rec_of(v->m[i])->refs, 1, memory_order_relaxed);
+                        f->m[n++] = v->m[i];
+                }
+        f->pub.n = n;
+        if (n != n_names) {
+                view_unref(f);
+                return -ESTALE;
+        }
+        *ret = f;
+        return 0;
+}
+
 /* Bring c up to date (its lock held): the records written since its
- * revision merged into a new view; everything read again when a member
- * was removed since (only additions and updates come, so the merged view
- * then holds more members than etcd counts). */
+ * revision merged into a new view. Only additions and updates come that
+ * way: when etcd counts fewer members than the merged view holds, some
+ * were removed, and the names as of the same revision (keys only) tell
+ * which. Everything is read again only the first time, or when that
+ * does not add up (e.g. the revision was compacted meanwhile): a full
+ * read is etcd's whole member range as JSON, several MiB of transient
+ * memory in a large cluster, where the names are a few dozen bytes a
+ * member. */
 static int cache_refresh(struct registry *reg, struct registry_cache *c, struct errmsg *e) {
         _cleanup_free_ struct registry_member *changed = NULL;
-        struct view *v = NULL;
+        _cleanup_free_ char(*names)[NODE_NAME_MAX + 1] = NULL;
+        struct view *v = NULL, *f;
         int64_t count, revision;
-        size_t k = 0;
+        size_t k = 0, n_names = 0;
         int r;
 
         if (c->view && c->revision > 0) {
@@ -186,13 +224,21 @@ static int cache_refresh(struct registry *reg, struct registry_cache *c, struct 
                         c->revision = revision;
                         return 0;
                 }
-                if (k > 0) {
+                if (k == 0)
+                        v = view_ref(c->view);
+                else {
                         r = view_merge(c->view, changed, k, &v);
                         if (r < 0)
                                 return r;
-                        if (count != (int64_t) v->pub.n)
-                                v = (view_unref(v), NULL);
                 }
+                if (count < (int64_t) v->pub.n &&
+                    reg_read_member_names(reg, revision, &names, &n_names, &(struct errmsg){}) >= 0 &&
+                    view_filter(v, names, n_names, &f) >= 0) {
+                        view_unref(v);
+                        v = f;
+                }
+                if (count != (int64_t) v->pub.n)
+                        v = (view_unref(v), NULL);
         }
         if (!v) {
                 r = read_all(reg, &v, &revision, e);

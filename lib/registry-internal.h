@@ -72,3 +72,8 @@ void reg_txn_req_done(struct reg_txn_req *t);
  * in all (registry.c; the cache in registry-cache.c reads through it). */
 int reg_read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
                      int64_t *ret_count, int64_t *ret_revision, struct errmsg *e);
+/* The names of the members as they were at store revision `revision`
+ * (keys only: a few dozen bytes per member where a record is ~600 in
+ * etcd's answer); -EBADMSG for a key that names no member. */
+int reg_read_member_names(struct registry *reg, int64_t revision, char (**ret)[NODE_NAME_MAX + 1], size_t *ret_n,
+                          struct errmsg *e);

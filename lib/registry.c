@@ -378,6 +378,45 @@ int reg_read_members(struct registry *reg, int64_t since, struct registry_member
         return 0;
 }
 
+int reg_read_member_names(struct registry *reg, int64_t revision, char (**ret)[NODE_NAME_MAX + 1], size_t *ret_n,
+                          struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *req = NULL;
+        _cleanup_(registry_range_done) struct registry_range rr = {};
+        _cleanup_free_ char(*names)[NODE_NAME_MAX + 1] = NULL;
+        char key[KEY_BUF], end[KEY_BUF];
+        size_t plen;
+        int r;
+
+        make_key(reg, key, "members", NULL);
+        reg_prefix_end(key, end, sizeof(end));
+        plen = strlen(key);
+        req = reg_range_body(key, end, true, REGISTRY_MAX_MEMBERS);
+        if (!req || reg_add_int64(req, "revision", revision) < 0)
+                return -ENOMEM;
+        r = reg_etcd_range(reg, req, REGISTRY_MAX_MEMBERS, &rr, e);
+        if (r < 0)
+                return r;
+        if (rr.more || rr.count > REGISTRY_MAX_MEMBERS)
+                return errmsg_set(e, EFBIG, "registry holds more than %u members", REGISTRY_MAX_MEMBERS);
+        if (rr.n_kvs > 0) {
+                names = calloc(rr.n_kvs, sizeof(names[0]));
+                if (!names)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < rr.n_kvs; i++) {
+                const char *name = rr.kvs[i].key + plen;
+
+                if (rr.kvs[i].key_size <= plen || memcmp(rr.kvs[i].key, key, plen) != 0 ||
+                    strlen(name) != rr.kvs[i].key_size - plen || !valid_node_name(name))
+                        return errmsg_set(e, EBADMSG, "etcd answered with key \"%s\", not a member under \"%s\"",
+                                          PRINTABLE(rr.kvs[i].key), key);
+                memcpy(names[i], name, strlen(name) + 1);
+        }
+        *ret_n = rr.n_kvs;
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e) {
         char member[KEY_BUF], node[KEY_BUF], disks[KEY_BUF], disks_end[KEY_BUF];
         size_t dlen;

@@ -898,11 +898,28 @@ Test(registry, member_views_share_records_and_stay_as_read, .init = setup, .fini
         v2 = registry_members_unref(v2);
         cr_assert_str_eq(v3->m[0]->name, "node-a", "still held by v3 after v1 went");
 
-        /* A removal: read again, without the member. */
+        /* A removal: found by the names alone, the other records kept. */
         cr_assert_eq(registry_delete_member(reg, "node-a", NULL), 0);
         cr_assert_eq(registry_members_get(cached, &v4, NULL), 0);
         cr_assert_eq(v4->n, 1);
         cr_assert_str_eq(v4->m[0]->name, "node-b");
+        cr_assert_eq(v4->m[0], v3->m[1], "no full read after a removal");
+        /* A removal and an addition between two reads. */
+        {
+                struct registry_members *v5 = NULL;
+                struct registry_member c = joiner("node-c", UUID_C), d = joiner("node-d", UUID_A);
+
+                cr_assert_eq(registry_join(reg, &c, CIDR, NULL), 0);
+                cr_assert_eq(registry_members_get(cached, &v5, NULL), 0);
+                v5 = registry_members_unref(v5);
+                cr_assert_eq(registry_delete_member(reg, "node-b", NULL), 0);
+                cr_assert_eq(registry_join(reg, &d, CIDR, NULL), 0);
+                cr_assert_eq(registry_members_get(cached, &v5, NULL), 0);
+                cr_assert_eq(v5->n, 2);
+                cr_assert_str_eq(v5->m[0]->name, "node-c");
+                cr_assert_str_eq(v5->m[1]->name, "node-d");
+                registry_members_unref(v5);
+        }
         registry_free(cached);
         registry_cache_free(cache);
         cr_assert_str_eq(v3->m[0]->name, "node-a", "views outlive the cache");

@@ -424,16 +424,20 @@ static pid_t join_service_pid;
 
 static long proc_kb(pid_t pid, const char *file, const char *field);
 
+static struct milestone milestone_read(void) {
+        return (struct milestone){
+                .hwm_kb = proc_kb(join_service_pid, "status", "VmHWM"),
+                .rss_kb = proc_kb(join_service_pid, "status", "VmRSS"),
+                .pss_kb = proc_kb(join_service_pid, "smaps_rollup", "Pss"),
+                .private_kb = proc_kb(join_service_pid, "smaps_rollup", "Private_Clean") +
+                              proc_kb(join_service_pid, "smaps_rollup", "Private_Dirty"),
+        };
+}
+
 static void milestone_check(unsigned members) {
         for (size_t k = 0; k < ELEMENTSOF(milestone_members); k++)
                 if (members == milestone_members[k])
-                        milestones[k] = (struct milestone){
-                                .hwm_kb = proc_kb(join_service_pid, "status", "VmHWM"),
-                                .rss_kb = proc_kb(join_service_pid, "status", "VmRSS"),
-                                .pss_kb = proc_kb(join_service_pid, "smaps_rollup", "Pss"),
-                                .private_kb = proc_kb(join_service_pid, "smaps_rollup", "Private_Clean") +
-                                              proc_kb(join_service_pid, "smaps_rollup", "Private_Dirty"),
-                        };
+                        milestones[k] = milestone_read();
 }
 
 static void joiner_stop(struct joiner *j) {
@@ -1187,6 +1191,14 @@ int main(void) {
         printf("setup: first node %s (arca-bootstrapper, arca init, etcd driver), join service on :%d, "
                "%u joiners with a swtpm each, in %.1f s\n",
                c.address, JOIN_PORT, n_joiners, now() - setup_start);
+        {
+                struct milestone idle = milestone_read();
+
+                printf("setup: arca-join-service before any request (1 member): peak RSS %.1f MiB, RSS %.1f MiB, "
+                       "PSS %.1f MiB, private %.1f MiB\n",
+                       (double) idle.hwm_kb / 1024, (double) idle.rss_kb / 1024, (double) idle.pss_kb / 1024,
+                       (double) idle.private_kb / 1024);
+        }
 
         r = reference_start(&ref);
         if (r < 0)

@@ -20,9 +20,12 @@ DOCDIR ?= $(PREFIX)/share/doc/arca
 FUZZ_SECONDS ?= 60
 
 PKGS := openssl tss2-esys tss2-mu tss2-tctildr tss2-rc json-c libevent_extra libevent_core libevent_openssl \
-	libcryptsetup libnftables
-PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
+	libcryptsetup
+# lib/firewall.c loads libnftables when first used (dlopen): its header
+# only; benches that compare against it link it.
+PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) libnftables 2>/dev/null))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+NFT_LIBS := $(shell pkg-config --libs libnftables 2>/dev/null)
 CRITERION_CFLAGS := $(shell pkg-config --cflags criterion 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
@@ -122,7 +125,7 @@ $(BUILD)/tests/fuzz/replay-main.o: tests/fuzz/replay-main.c
 
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(HELPER_OBJS) $(LIBARCA)
 	$(E) LINK $@
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRITERION_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(NFT_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBARCA)
 	$(E) LINK $@

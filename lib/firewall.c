@@ -2,16 +2,66 @@
 #include "firewall.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <nftables/libnftables.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nft_ctx *, nft_ctx_free);
+/* libnftables is not linked: with its dependencies (libnftnl, libmnl,
+ * libxtables, libgmp, libjansson) it cost the bootstrapper ~0.6 MiB
+ * resident on every node, firewall or not (the loader's relocations and
+ * the kernel's fault-around on each library; bench-join), and on a node
+ * with the firewall ~1.4 MiB of library pages plus the heap its parser
+ * and cache leave behind (`arca mini`). Each transaction runs in a child
+ * process forked for it, which loads the library, runs the script and
+ * exits: the daemon's memory never holds any of it, and a script is
+ * applied whole or not at all either way (one nft transaction). A fork
+ * costs well under a millisecond next to the transaction itself, and
+ * firewall changes follow membership changes, not requests. */
+#define NFT_SONAME "libnftables.so.1"
+
+static struct {
+        __typeof__(nft_ctx_new) *ctx_new;
+        __typeof__(nft_ctx_free) *ctx_free;
+        __typeof__(nft_ctx_buffer_output) *buffer_output;
+        __typeof__(nft_ctx_buffer_error) *buffer_error;
+        __typeof__(nft_run_cmd_from_buffer) *run_cmd_from_buffer;
+        __typeof__(nft_ctx_get_error_buffer) *get_error_buffer;
+} nft;
+static pthread_once_t nft_once = PTHREAD_ONCE_INIT;
+static char nft_load_error[256];
+
+#define NFT_SYM(field, name) (nft.field = (__typeof__(nft.field)) dlsym(h, name))
+
+static void nft_load(void) {
+        void *h = dlopen(NFT_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+        if (!h) {
+                snprintf(nft_load_error, sizeof(nft_load_error), "%s", dlerror());
+                return;
+        }
+        if (!NFT_SYM(ctx_free, "nft_ctx_free") || !NFT_SYM(buffer_output, "nft_ctx_buffer_output") ||
+            !NFT_SYM(buffer_error, "nft_ctx_buffer_error") ||
+            !NFT_SYM(run_cmd_from_buffer, "nft_run_cmd_from_buffer") ||
+            !NFT_SYM(get_error_buffer, "nft_ctx_get_error_buffer") || !NFT_SYM(ctx_new, "nft_ctx_new")) {
+                snprintf(nft_load_error, sizeof(nft_load_error), "%s", dlerror());
+                nft.ctx_new = NULL; /* set last: the mark of a complete load */
+        }
+}
+
+static void nft_ctx_freep(struct nft_ctx **p) {
+        if (*p)
+                nft.ctx_free(*p);
+}
 
 #define TABLE FIREWALL_FAMILY " " FIREWALL_TABLE
 #define IFNAME_MAX 15 /* IFNAMSIZ - 1 */
@@ -355,28 +405,86 @@ static void nft_error_line(const char *s, char *out, size_t max) {
         out[k] = 0;
 }
 
-/* Run one script as one transaction. */
-static int run_script(const char *script, const char *what, struct errmsg *e) {
+/* In the child: one transaction; 0, or a negative errno and the reason in
+ * msg. */
+static int nft_transaction(const char *script, char *msg, size_t size) {
         _cleanup_(nft_ctx_freep) struct nft_ctx *ctx = NULL;
         char line[400];
-        int r;
 
-        ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-        if (!ctx)
-                return errmsg_set(e, ENOMEM, "%s: cannot create an nftables context", what);
-        if (nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0)
-                return errmsg_set(e, ENOMEM, "%s: cannot buffer nftables output", what);
-        if (nft_run_cmd_from_buffer(ctx, script) == 0)
+        pthread_once(&nft_once, nft_load);
+        if (!nft.ctx_new) {
+                snprintf(msg, size, "cannot load %s (package libnftables1): %s", NFT_SONAME, nft_load_error);
+                return -ENOPKG;
+        }
+        ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+        if (!ctx) {
+                snprintf(msg, size, "cannot create an nftables context");
+                return -ENOMEM;
+        }
+        if (nft.buffer_output(ctx) < 0 || nft.buffer_error(ctx) < 0) {
+                snprintf(msg, size, "cannot buffer nftables output");
+                return -ENOMEM;
+        }
+        if (nft.run_cmd_from_buffer(ctx, script) == 0)
                 return 0;
-
-        nft_error_line(nft_ctx_get_error_buffer(ctx), line, sizeof(line));
+        nft_error_line(nft.get_error_buffer(ctx), line, sizeof(line));
+        snprintf(msg, size, "nft: %s", line[0] ? line : "failed without a message");
         if (strstr(line, "Operation not permitted"))
-                r = -EPERM;
-        else if (strstr(line, "No such file or directory"))
-                r = -ENOENT;
-        else
-                r = -EIO;
-        return errmsg_set(e, r, "%s: nft: %s", what, line[0] ? line : "failed without a message");
+                return -EPERM;
+        if (strstr(line, "No such file or directory"))
+                return -ENOENT;
+        return -EIO;
+}
+
+/* Run one script as one transaction, in a child (above): its exit status
+ * is the errno, its reason comes through a pipe. */
+static int run_script(const char *script, const char *what, struct errmsg *e) {
+        char msg[512] = "";
+        size_t got = 0;
+        int fds[2], st, r;
+        pid_t pid;
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return errmsg_set(e, errno, "%s: cannot make a pipe: %s", what, strerror(errno));
+        pid = fork();
+        if (pid < 0) {
+                r = errno;
+                close(fds[0]);
+                close(fds[1]);
+                return errmsg_set(e, r, "%s: cannot fork for nftables: %s", what, strerror(r));
+        }
+        if (pid == 0) {
+                close(fds[0]);
+                r = nft_transaction(script, msg, sizeof(msg));
+                if (r < 0)
+                        (void) !write(fds[1], msg, strlen(msg));
+                /* No atexit handlers or stdio flushes of the parent's. */
+                _exit(r < 0 ? -r : 0);
+        }
+        close(fds[1]);
+        for (;;) {
+                ssize_t n = read(fds[0], msg + got, sizeof(msg) - 1 - got);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+                if (got == sizeof(msg) - 1)
+                        break;
+        }
+        msg[got] = 0;
+        close(fds[0]);
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return errmsg_set(e, errno, "%s: cannot wait for the nftables child: %s", what,
+                                          strerror(errno));
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+                return 0;
+        if (!WIFEXITED(st))
+                return errmsg_set(e, EIO, "%s: the nftables child died of signal %d", what,
+                                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        return errmsg_set(e, WEXITSTATUS(st), "%s: %s", what, msg[0] ? msg : "nftables failed without a message");
 }
 
 int firewall_apply(const struct firewall_config *c, struct errmsg *e) {

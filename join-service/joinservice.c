@@ -765,9 +765,12 @@ static void job_done(struct work_item *w, void *userdata) {
         if (j->kind == JOB_SWEEP)
                 s->sweeping = false;
         if (j->req) {
-                if (j->status == 200 && j->body)
-                        http_reply_raw_json(j->req, 200, j->body, strlen(j->body));
-                else
+                if (j->status == 200 && j->body) {
+                        /* Sent from the body itself, which is wiped once
+                         * sent: no copy of every peer list in flight. */
+                        size_t len = strlen(j->body);
+                        http_reply_raw_json_take(j->req, 200, TAKE_PTR(j->body), len);
+                } else
                         http_reply_error(j->req, j->status, "%s", errmsg_str(&j->e));
         }
         /* Join answers carry disk keys and cluster secrets. */

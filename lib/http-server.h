@@ -37,5 +37,10 @@ int http_request_body(struct evhttp_request *req, size_t max, char **ret, size_t
 void http_reply_json(struct evhttp_request *req, int code, json_object *o);
 /* Reply with an already serialized JSON document. */
 void http_reply_raw_json(struct evhttp_request *req, int code, const char *json, size_t len);
+/* The same, taking json (malloc'ed, NUL-terminated at json[len]): sent
+ * from where it is, no copy, and wiped and freed (secret_free) once sent
+ * or dropped. For large answers (a join service's peer lists) and answers
+ * with secrets. */
+void http_reply_raw_json_take(struct evhttp_request *req, int code, char *json, size_t len);
 /* Reply {"error": message}. */
 void http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -337,27 +337,41 @@ int registry_get_member(struct registry *reg, const char *name, struct registry_
         return kv_member(kv, strlen(key) - strlen(name), ret, e);
 }
 
-int reg_read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
-                     int64_t *ret_count, int64_t *ret_revision, struct errmsg *e) {
+/* The member range (key: its prefix): records written after `since` (0:
+ * all), or at store revision `at` (0: now); keys only if asked. */
+static int range_members(struct registry *reg, bool keys_only, int64_t since, int64_t at, char key[static KEY_BUF],
+                         struct registry_range *ret, struct errmsg *e) {
         _cleanup_(json_object_putp) json_object *req = NULL;
-        _cleanup_(registry_range_done) struct registry_range rr = {};
-        _cleanup_free_ struct registry_member *list = NULL;
-        char key[KEY_BUF], end[KEY_BUF];
-        size_t plen;
+        char end[KEY_BUF];
         int r;
 
         make_key(reg, key, "members", NULL);
         reg_prefix_end(key, end, sizeof(end));
-        plen = strlen(key);
-        req = reg_range_body(key, end, false, REGISTRY_MAX_MEMBERS);
+        req = reg_range_body(key, end, keys_only, REGISTRY_MAX_MEMBERS);
         /* etcd still counts every key of the range, filtered or not. */
-        if (!req || (since > 0 && reg_add_int64(req, "min_mod_revision", since + 1) < 0))
+        if (!req || (since > 0 && reg_add_int64(req, "min_mod_revision", since + 1) < 0) ||
+            (at > 0 && reg_add_int64(req, "revision", at) < 0))
                 return -ENOMEM;
-        r = reg_etcd_range(reg, req, REGISTRY_MAX_MEMBERS, &rr, e);
+        r = reg_etcd_range(reg, req, REGISTRY_MAX_MEMBERS, ret, e);
         if (r < 0)
                 return r;
-        if (rr.more || rr.count > REGISTRY_MAX_MEMBERS)
+        if (ret->more || ret->count > REGISTRY_MAX_MEMBERS)
                 return errmsg_set(e, EFBIG, "registry holds more than %u members", REGISTRY_MAX_MEMBERS);
+        return 0;
+}
+
+int reg_read_members(struct registry *reg, int64_t since, struct registry_member **ret, size_t *ret_n,
+                     int64_t *ret_count, int64_t *ret_revision, struct errmsg *e) {
+        _cleanup_(registry_range_done) struct registry_range rr = {};
+        _cleanup_free_ struct registry_member *list = NULL;
+        char key[KEY_BUF];
+        size_t plen;
+        int r;
+
+        r = range_members(reg, false, since, 0, key, &rr, e);
+        if (r < 0)
+                return r;
+        plen = strlen(key);
         if (rr.n_kvs > 0) {
                 list = calloc(rr.n_kvs, sizeof(list[0]));
                 if (!list)
@@ -380,24 +394,16 @@ int reg_read_members(struct registry *reg, int64_t since, struct registry_member
 
 int reg_read_member_names(struct registry *reg, int64_t revision, char (**ret)[NODE_NAME_MAX + 1], size_t *ret_n,
                           struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *req = NULL;
         _cleanup_(registry_range_done) struct registry_range rr = {};
         _cleanup_free_ char(*names)[NODE_NAME_MAX + 1] = NULL;
-        char key[KEY_BUF], end[KEY_BUF];
+        char key[KEY_BUF];
         size_t plen;
         int r;
 
-        make_key(reg, key, "members", NULL);
-        reg_prefix_end(key, end, sizeof(end));
-        plen = strlen(key);
-        req = reg_range_body(key, end, true, REGISTRY_MAX_MEMBERS);
-        if (!req || reg_add_int64(req, "revision", revision) < 0)
-                return -ENOMEM;
-        r = reg_etcd_range(reg, req, REGISTRY_MAX_MEMBERS, &rr, e);
+        r = range_members(reg, true, 0, revision, key, &rr, e);
         if (r < 0)
                 return r;
-        if (rr.more || rr.count > REGISTRY_MAX_MEMBERS)
-                return errmsg_set(e, EFBIG, "registry holds more than %u members", REGISTRY_MAX_MEMBERS);
+        plen = strlen(key);
         if (rr.n_kvs > 0) {
                 names = calloc(rr.n_kvs, sizeof(names[0]));
                 if (!names)

@@ -1132,6 +1132,51 @@ Test(atls, http_client_request_over_atls, .init = setup_one, .fini = teardown) {
         verifier_free(bad.verifier);
 }
 
+/* An answer handed over without a copy (http_reply_raw_json_take): a
+ * body larger than a TLS record and a socket buffer arrives whole, with
+ * the newline in place of its NUL; ASan (make check-asan) sees it freed
+ * once sent. */
+#define BIG_BODY (200 * 1024)
+
+static void handle_big(struct evhttp_request *req, void *arg) {
+        char *body = malloc(BIG_BODY + 1);
+
+        cr_assert_not_null(body);
+        memset(body, 'a', BIG_BODY);
+        body[0] = '"';
+        body[BIG_BODY - 1] = '"';
+        body[BIG_BODY] = 0;
+        http_reply_raw_json_take(req, 200, body, BIG_BODY);
+}
+
+Test(atls, large_answer_is_sent_from_its_body, .init = setup_one, .fini = teardown) {
+        struct fixture f = {};
+        struct atls_config good = {};
+        struct errmsg e = {};
+        char url[128];
+
+        fixture_up(&f, NULL);
+        cr_assert_eq(http_server_route(f.hs, "/v1/big", handle_big, NULL), 0);
+        fixture_run(&f);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/big", http_server_port(f.hs));
+        good.verifier = make_default_verifier();
+        for (int i = 0; i < 2; i++) {
+                struct http_response resp = {};
+                int r = atls_http_request(&good, url, "GET", NULL, 0, 10000, &resp, &e);
+
+                cr_assert_eq(r, 0, "atls_http_request: %d %s", r, errmsg_str(&e));
+                cr_assert_eq(resp.status, 200);
+                cr_assert_eq(resp.body_size, BIG_BODY + 1, "%zu bytes", resp.body_size);
+                cr_assert_eq(resp.body[0], '"');
+                cr_assert_eq(resp.body[BIG_BODY / 2], 'a');
+                cr_assert_eq(resp.body[BIG_BODY - 1], '"');
+                cr_assert_eq(resp.body[BIG_BODY], '\n');
+                http_response_done(&resp);
+        }
+        fixture_down(&f);
+        verifier_free(good.verifier);
+}
+
 /* A server that counts the requests it was handed, whatever their path. */
 static void handle_count(struct evhttp_request *req, void *arg) {
         atomic_uint *n = arg;

@@ -197,40 +197,33 @@ int ec_p256_generate(EVP_PKEY **ret) {
         return 0;
 }
 
-int pubkey_spki_sha256(EVP_PKEY *k, uint8_t out[32]) {
-        _cleanup_free_ unsigned char *der = NULL;
-        unsigned char *p;
-        int n;
+/* The SHA-256 of n bytes of DER that OpenSSL allocated for us (i2d_*
+ * with a NULL *pp allocates; calling it once, not once to size and once
+ * to write, since each call of an encoder costs as much as the other). */
+static int der_sha256(unsigned char *der, int n, uint8_t out[32]) {
+        int r;
 
-        n = i2d_PUBKEY(k, NULL);
         if (n <= 0)
                 return openssl_errno(-EINVAL);
-        der = malloc((size_t) n);
-        if (!der)
-                return -ENOMEM;
-        p = der;
-        if (i2d_PUBKEY(k, &p) != n)
-                return openssl_errno(-EINVAL);
-        return sha256(der, (size_t) n, out);
+        r = sha256(der, (size_t) n, out);
+        OPENSSL_free(der);
+        return r;
+}
+
+int pubkey_spki_sha256(EVP_PKEY *k, uint8_t out[32]) {
+        unsigned char *der = NULL;
+        int n = i2d_PUBKEY(k, &der);
+
+        return der_sha256(der, n, out);
 }
 
 int x509_spki_sha256(const X509 *x, uint8_t out[32]) {
-        _cleanup_free_ unsigned char *der = NULL;
-        unsigned char *p;
-        int n;
-
+        unsigned char *der = NULL;
         /* The certificate's own SubjectPublicKeyInfo: no EVP_PKEY and no
          * trip through OpenSSL 3's encoders (~140 us per i2d_PUBKEY). */
-        n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), NULL);
-        if (n <= 0)
-                return openssl_errno(-EINVAL);
-        der = malloc((size_t) n);
-        if (!der)
-                return -ENOMEM;
-        p = der;
-        if (i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &p) != n)
-                return openssl_errno(-EINVAL);
-        return sha256(der, (size_t) n, out);
+        int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+
+        return der_sha256(der, n, out);
 }
 
 int sha256(const void *p, size_t n, uint8_t out[32]) {

@@ -331,6 +331,18 @@ static int make_peers(const struct registry_members *v, const char *self, struct
         return 0;
 }
 
+/* Every member's agent refuses a peer list that names a key twice
+ * (docs/MESH.md): a join or refresh that would make one is refused with
+ * the name of the member holding the key (not `self`). */
+static int check_wg_key_free(const struct registry_members *v, const char *self, const char *key,
+                             struct errmsg *e) {
+        for (size_t i = 0; i < v->n; i++)
+                if (!streq(v->m[i]->name, self) && streq(v->m[i]->wg_public_key, key))
+                        return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already", key,
+                                          v->m[i]->name);
+        return 0;
+}
+
 /* The membership changed: ring every member but `except` (NULL: all), so
  * that they refresh now rather than at their next interval. */
 static size_t ring_members(const struct join_service *s, const struct registry_members *v, const char *except) {
@@ -373,12 +385,9 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
         v = *view;
         if (v->n >= ADMIT_MAX_MEMBERS && !registry_members_find(v, req->node_name))
                 return errmsg_set(e, ENOSPC, "the cluster has the maximum of %u members", ADMIT_MAX_MEMBERS);
-        /* Every member's agent refuses a peer list that names a key twice
-         * (docs/MESH.md): such a join would block every later one. */
-        for (size_t i = 0; i < v->n; i++)
-                if (!streq(v->m[i]->name, req->node_name) && streq(v->m[i]->wg_public_key, req->wg_public_key))
-                        return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already",
-                                          req->wg_public_key, v->m[i]->name);
+        r = check_wg_key_free(v, req->node_name, req->wg_public_key, e);
+        if (r < 0)
+                return r;
         r = make_peers(v, req->node_name, &m->peer_refs, &m->n_peers, e);
         if (r < 0)
                 return r;
@@ -532,12 +541,10 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                 if (!streq(me->ak_name, j->ak_name))
                         return errmsg_set(e, EPERM, "node '%s' joined with another attestation key than this one",
                                           req->node_name);
-                for (size_t i = 0; i < v->n; i++)
-                        if (v->m[i] != me && streq(v->m[i]->wg_public_key, req->wg_public_key))
-                                return errmsg_set(e, EEXIST, "WireGuard public key %s is member '%s''s already",
-                                                  req->wg_public_key, v->m[i]->name);
+                r = check_wg_key_free(v, me->name, req->wg_public_key, e);
+                if (r < 0)
+                        return r;
                 updated = *me;
-                snprintf(updated.ak_name, sizeof(updated.ak_name), "%s", j->ak_name);
                 snprintf(updated.wg_public_key, sizeof(updated.wg_public_key), "%s", req->wg_public_key);
                 snprintf(updated.endpoint, sizeof(updated.endpoint), "%s", req->endpoint);
                 updated.last_seen = (int64_t) time(NULL);
@@ -545,7 +552,7 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                  * its arca0 is up), or a new key or endpoint (it restarted):
                  * the others need it now, not at their next refresh. */
                 changed = me->last_seen == me->join_time || !streq(me->wg_public_key, updated.wg_public_key) ||
-                          !streq(me->endpoint, updated.endpoint) || !streq(me->ak_name, updated.ak_name);
+                          !streq(me->endpoint, updated.endpoint);
                 /* Within the second of its join, the first refresh must
                  * still leave a mark: one ring per join, not two. */
                 if (updated.last_seen == me->join_time)

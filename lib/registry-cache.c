@@ -32,7 +32,6 @@ struct registry_cache {
         int64_t revision;  /* of the store when last read; 0: read everything next time */
 };
 
-#define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
 
 static struct member_rec *rec_of(const struct registry_member *m) {
         return container_of(m, struct member_rec, m);

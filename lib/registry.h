@@ -134,8 +134,12 @@ const struct registry_member *registry_members_find(const struct registry_member
 /* A member view shared by handles of one registry (same endpoints and
  * prefix) in one process, for callers that list members often: a handle
  * attached to it reads only the records written since its last read
- * (etcd's min_mod_revision), and everything again when a member was
- * removed. Any thread; the cache must outlive the handles. */
+ * (etcd's min_mod_revision); when etcd counts fewer members than the
+ * view holds (one was removed), it reads the member names alone at that
+ * revision and drops the missing ones, and everything again only when
+ * names and count disagree. Any thread; one refresh at a time (under the
+ * cache's lock, etcd round trips included); the cache must outlive the
+ * handles. */
 struct registry_cache;
 int registry_cache_new(struct registry_cache **ret);
 struct registry_cache *registry_cache_free(struct registry_cache *c);

@@ -1030,6 +1030,28 @@ Test(registry, member_views_under_concurrent_readers_and_writer, .init = setup, 
         for (unsigned t = 0; t < VIEW_READERS; t++)
                 pthread_join(th[t], NULL);
         cr_assert_eq(sh.error[0], 0, "%s", sh.error);
+        /* The cache's view after all that is whole: the same records as a
+         * read of the registry without a cache (node-0 gone, the added
+         * members there, every update's last_seen and revision). */
+        {
+                _cleanup_registry_members_ struct registry_members *cached = NULL, *direct = NULL;
+                struct registry *rg = open_default();
+                struct errmsg e = {};
+
+                registry_set_cache(rg, sh.cache);
+                cr_assert_eq(registry_members_get(rg, &cached, &e), 0, "%s", errmsg_str(&e));
+                cr_assert_eq(registry_members_get(reg, &direct, &e), 0, "%s", errmsg_str(&e));
+                cr_assert_eq(cached->n, direct->n);
+                cr_assert_null(registry_members_find(cached, "node-0"));
+                for (size_t i = 0; i < direct->n; i++) {
+                        cr_assert_str_eq(cached->m[i]->name, direct->m[i]->name);
+                        cr_assert_eq(cached->m[i]->mod_revision, direct->m[i]->mod_revision, "%s",
+                                     direct->m[i]->name);
+                        cr_assert_eq(cached->m[i]->last_seen, direct->m[i]->last_seen, "%s",
+                                     direct->m[i]->name);
+                }
+                registry_free(rg);
+        }
         /* Views outlive the cache: release the parked ones after it. */
         registry_cache_free(sh.cache);
         for (size_t i = 0; i < ELEMENTSOF(sh.parked); i++) {

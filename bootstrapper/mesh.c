@@ -524,12 +524,24 @@ static int mesh_up(void *userdata, const char *address, const char *cidr, const 
         return 0;
 }
 
-/* An init or join failed after mesh_up: no refreshes, no device, no table. */
+/* The doorbell is bound to this boot's mesh address: closed with it. */
+static void bell_close(struct mesh *m) {
+        if (m->bell_event)
+                event_free(m->bell_event);
+        m->bell_event = NULL;
+        if (m->bell_fd >= 0)
+                close(m->bell_fd);
+        m->bell_fd = -1;
+}
+
+/* An init or join failed after mesh_up: no refreshes, no device, no table,
+ * no doorbell (a retry may get another mesh address). */
 static void mesh_down(void *userdata) {
         struct mesh *m = userdata;
         struct errmsg e = {};
 
         evtimer_del(m->timer);
+        bell_close(m);
         if (m->firewall_applied && firewall_remove(&e) < 0)
                 log_error("Mesh: cannot remove the firewall: %s", errmsg_str(&e));
         m->firewall_applied = m->firewall_stale = false;
@@ -584,10 +596,7 @@ struct mesh *mesh_free(struct mesh *m) {
                 return NULL;
         if (m->timer)
                 event_free(m->timer);
-        if (m->bell_event)
-                event_free(m->bell_event);
-        if (m->bell_fd >= 0)
-                close(m->bell_fd);
+        bell_close(m);
         if (m->firewall_applied) {
                 struct errmsg e = {};
                 if (firewall_remove(&e) < 0)

@@ -284,6 +284,22 @@ int mini_add(struct mini_cluster *c, const struct mini_options *o) {
                 return 1;
         }
         mini_name_option(c, o, nameopt, sizeof(nameopt));
+        /* One add at a time: both would take the same names and addresses.
+         * Locked before the journal is read, so that this add sees the
+         * nodes of an add that ended just before. */
+        snprintf(path, sizeof(path), "%s/add.lock", c->state_dir);
+        lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock_fd < 0 && errno == ENOENT) {
+                log_error("No mini cluster \"%s\" (no %s); make one with arca mini up%s.", c->name, c->state_dir,
+                          nameopt);
+                return 1;
+        }
+        if (lock_fd < 0)
+                return log_error_errno(errno, "Cannot open %s: %m", path), 1;
+        if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                log_error("Another arca mini add%s is running; wait for it.", nameopt);
+                return 1;
+        }
         r = mini_journal_load(c, find_busy, &busy);
         if (r == -ENOENT) {
                 log_error("No mini cluster \"%s\" (no %s); make one with arca mini up%s.", c->name, c->journal,
@@ -296,15 +312,6 @@ int mini_add(struct mini_cluster *c, const struct mini_options *o) {
                 log_error("Cluster \"%s\" was never initialized (its up stopped early); remove it with arca mini "
                           "down%s.",
                           c->name, nameopt);
-                return 1;
-        }
-        /* One add at a time: both would take the same names and addresses. */
-        snprintf(path, sizeof(path), "%s/add.lock", c->state_dir);
-        lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock_fd < 0)
-                return log_error_errno(errno, "Cannot open %s: %m", path), 1;
-        if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                log_error("Another arca mini add%s is running; wait for it.", nameopt);
                 return 1;
         }
         if (busy.pid && streq(busy.kind, "up")) {

@@ -15,6 +15,11 @@
 #include "macro.h"
 
 #define STAT_PATH "/proc/net/stat/arp_cache"
+
+/* The limits hold the largest cluster: every node an entry per other node,
+ * the bridge one per node. */
+_Static_assert(MINI_NEIGH_THRESH2 >= MINI_NEIGH_NEEDED, "gc_thresh2 below what the largest cluster needs");
+_Static_assert(MINI_NEIGH_THRESH3 >= MINI_NEIGH_THRESH2, "gc_thresh3 below gc_thresh2");
 #define SYSCTL_DIR "/proc/sys/net/ipv4/neigh/default"
 #define STAT_MAX_SIZE (256 * 1024)
 #define STAT_MAX_COLUMNS 64

@@ -39,7 +39,8 @@ static void help(void) {
                "and prints the cluster; `status` attests every node again; `down` removes\n"
                "everything `up` created, also after an `up` that died halfway. `add` adds nodes\n"
                "to a running cluster (default one worker) and waits until every node reaches\n"
-               "them over the mesh.\n\n"
+               "them over the mesh; the cluster's --subnet, --driver and mesh and firewall\n"
+               "options are up's (add refuses them).\n\n"
                "  --name NAME            cluster name, 1-%d of [a-z0-9] (default mini)\n"
                "  --state-dir DIR        where mini keeps its state (default %s/NAME)\n"
                "  --control-planes N     control-plane nodes (default 1)\n"
@@ -778,7 +779,7 @@ int verb_mini(int argc, char **argv) {
                 .name = "mini", .subnet = "10.66.0.0/24", .control_planes = 1, .workers = 2, .timeout = 120,
         };
         struct mini_cluster c = { .ops = &mini_netns_ops };
-        const char *sub, *node = NULL, *output = NULL;
+        const char *sub, *node = NULL, *output = NULL, *up_only = NULL;
         char *vextra[2];
         int nextra = 0, ch, ret;
 
@@ -806,13 +807,17 @@ int verb_mini(int argc, char **argv) {
                         }
                         o.workers_set = true;
                         break;
-                case ARG_SUBNET: o.subnet = optarg; break;
+                case ARG_SUBNET:
+                        o.subnet = optarg;
+                        up_only = "--subnet";
+                        break;
                 case ARG_DRIVER:
                         if (!streq(optarg, "kubeadm") && !streq(optarg, "etcd")) {
                                 log_error("Invalid --driver \"%s\": kubeadm or etcd.", optarg);
                                 return 2;
                         }
                         o.driver = optarg;
+                        up_only = "--driver";
                         break;
                 case ARG_TIMEOUT:
                         if (parse_count(optarg, &o.timeout) < 0 || o.timeout == 0) {
@@ -826,13 +831,20 @@ int verb_mini(int argc, char **argv) {
                         break;
                 case ARG_VM: o.vm = true; break;
                 case ARG_NOWAIT: o.no_wait = true; break;
-                case ARG_NOMESH: o.no_mesh = true; break;
-                case ARG_MESH: o.mesh = true; break;
-                case ARG_NOFW: o.no_firewall = true; break;
+                case ARG_NOMESH: o.no_mesh = true; up_only = "--no-mesh"; break;
+                case ARG_MESH: o.mesh = true; up_only = "--mesh"; break;
+                case ARG_NOFW: o.no_firewall = true; up_only = "--no-firewall"; break;
                 case 'o': output = optarg; break;
                 case 'h': help(); return 0;
                 default: return 2;
                 }
+        /* The cluster's network, driver, mesh and firewall are up's, kept
+         * in its journal: add takes them from there. */
+        if (streq(sub, "add") && up_only) {
+                log_error("%s is set by arca mini up for the whole cluster; arca mini add takes the cluster's.",
+                          up_only);
+                return 2;
+        }
         if (streq(sub, "verify")) {
                 if (optind < argc - 1)
                         node = argv[1 + optind++];

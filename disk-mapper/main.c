@@ -455,7 +455,8 @@ int main(int argc, char **argv) {
         cmd = argv[optind];
         signal(SIGPIPE, SIG_IGN);
         snprintf(dm_path, sizeof(dm_path), "/dev/mapper/%s", o.disk.name);
-        if (o.device_id && find_device(&o) < 0)
+        /* close needs only the mapping's name, not the disk under it. */
+        if (o.device_id && strcmp(cmd, "close") != 0 && find_device(&o) < 0)
                 return 1;
         o.tcti = tpm_tcti_default(o.tcti);
         if (strcmp(cmd, "setup") == 0)

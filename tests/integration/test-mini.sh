@@ -154,8 +154,12 @@ conv1=$(sed -n 's/^convergence: \([0-9.]*\) s$/\1/p' "$W/add.out")
 conv2=$(sed -n 's/^convergence: \([0-9.]*\) s$/\1/p' "$W/add2.out")
 echo "# every node reached w4 over arca0 ${conv2:-?} s after its join (w3: ${conv1:-?} s)"
 check "a second add (w4) right after the first succeeds" test $rc -eq 0 -a -n "$(grep "adding w4" "$W/add2.out")"
-check "and saw no overflow of the host's ARP table (no packet between nodes dropped)" \
-    test -z "$(grep "ARP table was full" "$W/add.out" "$W/add2.out")"
+if [ -r /proc/net/stat/arp_cache ]; then
+    check "and saw no overflow of the host's ARP table (no packet between nodes dropped)" \
+        test -z "$(grep "ARP table was full" "$W/add.out" "$W/add2.out")"
+else
+    skip "no overflow of the host's ARP table: /proc/net/stat/arp_cache is not readable here"
+fi
 if grep -q "mesh:          WireGuard" "$W/up3.out"; then
     read -r b1 b2 b3 b4 <<<"$before"
     for _ in $(seq 20); do # a doorbell's log line may trail the add's last probe

@@ -59,12 +59,6 @@ Test(mini_neigh, refuses_malformed_tables) {
         }
 }
 
-Test(mini_neigh, the_limit_holds_the_largest_cluster) {
-        /* Every node an entry per other node, the bridge one per node. */
-        cr_assert_geq(MINI_NEIGH_THRESH2, MINI_NEIGH_NEEDED);
-        cr_assert_geq(MINI_NEIGH_THRESH3, MINI_NEIGH_THRESH2);
-}
-
 Test(mini_neigh, reads_this_hosts_table) {
         uint64_t fulls = 0;
         int r = mini_neigh_overflows(&fulls);

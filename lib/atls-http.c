@@ -102,6 +102,8 @@ static int call_prepare(struct event_base *base, struct atls_config *cfg, const 
                 return r;
         (*ret)->before = cfg->n_verifications;
         cfg->last_attest_error = (struct errmsg){};
+        /* A refusal is of this request's server, not an earlier one's. */
+        cfg->peer_refusal = ATLS_REFUSAL_NONE;
         return 0;
 }
 

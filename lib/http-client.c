@@ -225,6 +225,27 @@ static int conn_new(struct http_client *c, struct errmsg *e) {
 
 /* --- one request --------------------------------------------------------------------- */
 
+/* libevent frees its buffers' memory without wiping it: a request body
+ * (init and recover carry secrets) goes to it as a copy it owns, which it
+ * wipes through this when it has sent it or drops it. */
+static void body_release(const void *data, size_t size, void *extra) {
+        (void) extra;
+        secret_free((void *) data, size);
+}
+
+static int add_body(struct evbuffer *out, const void *body, size_t size) {
+        void *copy = malloc(size);
+
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, body, size);
+        if (evbuffer_add_reference(out, copy, size, body_release, NULL) < 0) {
+                secret_free(copy, size);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 static void request_forget(struct http_client *c) {
         c->busy = false;
         c->req = NULL;
@@ -366,10 +387,21 @@ static void request_cb(struct evhttp_request *req, void *arg) {
                 conclude(c, -ENOMEM);
                 return;
         }
-        if (evbuffer_remove(in, c->resp.body, len) != (int) len) {
-                c->resp.body = mfree(c->resp.body);
-                conclude(c, errmsg_set(&c->e, EIO, "%s: cannot read the response", c->origin));
-                return;
+        /* Answers carry keys (join, rejoin): copied out of libevent's
+         * buffer, which is wiped before it goes back to the heap. */
+        {
+                unsigned char *p = len > 0 ? evbuffer_pullup(in, (ev_ssize_t) len) : NULL;
+
+                if (len > 0 && !p) {
+                        c->resp.body = mfree(c->resp.body);
+                        conclude(c, errmsg_set(&c->e, EIO, "%s: cannot read the response", c->origin));
+                        return;
+                }
+                if (len > 0) {
+                        memcpy(c->resp.body, p, len);
+                        secret_wipe(p, len);
+                        evbuffer_drain(in, len);
+                }
         }
         c->resp.body[len] = 0;
         c->resp.body_size = len;
@@ -435,7 +467,7 @@ static int send_request(struct http_client *c, struct errmsg *e) {
         if (evhttp_add_header(h, "Host", host) < 0 || evhttp_add_header(h, "Accept", "application/json") < 0 ||
             (c->method == EVHTTP_REQ_POST && evhttp_add_header(h, "Content-Type", c->content_type) < 0) ||
             (!(c->flags & HTTP_CLIENT_KEEP_ALIVE) && evhttp_add_header(h, "Connection", "close") < 0) ||
-            (c->body_size > 0 && evbuffer_add(evhttp_request_get_output_buffer(req), c->body, c->body_size) < 0)) {
+            (c->body_size > 0 && add_body(evhttp_request_get_output_buffer(req), c->body, c->body_size) < 0)) {
                 evhttp_request_free(req);
                 return errmsg_set(e, ENOMEM, "%s: cannot build the request", c->origin);
         }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "http-client.h"
 #include "json-util.h"
 #include "macro.h"
@@ -605,31 +606,6 @@ static void describe_status(int st, char *buf, size_t size) {
                 snprintf(buf, size, "status 0x%x", st);
 }
 
-/* In the child, before exec: die with the parent, default signal
- * handling (a daemon may block or ignore signals the program relies on:
- * SIGTERM, SIGCHLD, SIGPIPE), clean descriptors. Only async-signal-safe
- * calls. */
-static void child_setup(pid_t parent, int sig, int out_fd, int err_fd) {
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        sigset_t none;
-        int null_fd;
-
-        for (int s = 1; s < NSIG; s++)
-                if (s != SIGKILL && s != SIGSTOP)
-                        (void) sigaction(s, &dfl, NULL);
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-        if (prctl(PR_SET_PDEATHSIG, sig) < 0 || getppid() != parent)
-                _exit(127);
-        null_fd = open("/dev/null", O_RDWR);
-        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
-            dup2(out_fd < 0 ? null_fd : out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
-                _exit(127);
-        if (close_range(3, ~0U, 0) < 0)
-                for (int fd = 3; fd < 1024; fd++)
-                        close(fd);
-}
-
 int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct errmsg *e) {
         _cleanup_close_ int rfd = -EBADF;
         int pipefd[2], st = 0;
@@ -656,7 +632,7 @@ int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct er
         }
         if (pid == 0) {
                 static const char msg[] = "cannot execute the program\n";
-                child_setup(parent, SIGKILL, -1, pipefd[1]);
+                child_reset(parent, SIGKILL, -1, pipefd[1]);
                 (void) setpgid(0, 0);
                 execv(argv[0], argv);
                 (void) !write(STDERR_FILENO, msg, sizeof(msg) - 1);
@@ -730,7 +706,7 @@ int cp_spawn(char *const argv[], const char *log_path, pid_t *ret_pid, struct er
         if (pid < 0)
                 return errmsg_set(e, errno, "cannot start %s: %m", argv[0]);
         if (pid == 0) {
-                child_setup(parent, SIGTERM, log_fd, log_fd);
+                child_reset(parent, SIGTERM, log_fd, log_fd);
                 execv(argv[0], argv);
                 _exit(127);
         }

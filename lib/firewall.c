@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <nftables/libnftables.h>
-#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "macro.h"
 
 /* libnftables is not linked: with its dependencies (libnftnl, libmnl,
@@ -37,7 +38,6 @@ static struct {
         __typeof__(nft_run_cmd_from_buffer) *run_cmd_from_buffer;
         __typeof__(nft_ctx_get_error_buffer) *get_error_buffer;
 } nft;
-static pthread_once_t nft_once = PTHREAD_ONCE_INIT;
 static char nft_load_error[256];
 
 #define NFT_SYM(field, name) (nft.field = (__typeof__(nft.field)) dlsym(h, name))
@@ -411,7 +411,7 @@ static int nft_transaction(const char *script, char *msg, size_t size) {
         _cleanup_(nft_ctx_freep) struct nft_ctx *ctx = NULL;
         char line[400];
 
-        pthread_once(&nft_once, nft_load);
+        nft_load(); /* in a child forked for this one transaction */
         if (!nft.ctx_new) {
                 snprintf(msg, size, "cannot load %s (package libnftables1): %s", NFT_SONAME, nft_load_error);
                 return -ENOPKG;
@@ -436,44 +436,56 @@ static int nft_transaction(const char *script, char *msg, size_t size) {
         return -EIO;
 }
 
-/* Run one script as one transaction, in a child (above): its exit status
- * is the errno, its reason comes through a pipe. */
+/* Run one script as one transaction, in a child (above). The child writes
+ * its errno (an int) and then its reason to a pipe on its stdout; an exit
+ * without them (libnftables exits by itself when it cannot open its
+ * netlink socket or memory) is reported with its status. */
 static int run_script(const char *script, const char *what, struct errmsg *e) {
         char msg[512] = "";
-        size_t got = 0;
-        int fds[2], st, r;
-        pid_t pid;
+        size_t got = 0, n_msg = 0;
+        int fds[2], st, child_errno = 0;
+        pid_t parent = getpid(), pid;
 
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return errmsg_set(e, errno, "%s: cannot make a pipe: %s", what, strerror(errno));
         pid = fork();
         if (pid < 0) {
-                r = errno;
+                int r = errno;
                 close(fds[0]);
                 close(fds[1]);
                 return errmsg_set(e, r, "%s: cannot fork for nftables: %s", what, strerror(r));
         }
         if (pid == 0) {
-                close(fds[0]);
+                int r;
+
+                /* The daemon's signal handlers, mask and descriptors are
+                 * not the child's; stderr stays the daemon's log. */
+                child_reset(parent, SIGKILL, fds[1], STDERR_FILENO);
                 r = nft_transaction(script, msg, sizeof(msg));
-                if (r < 0)
-                        (void) !write(fds[1], msg, strlen(msg));
+                if (r < 0) {
+                        int err = -r;
+                        (void) !write(STDOUT_FILENO, &err, sizeof(err));
+                        (void) !write(STDOUT_FILENO, msg, strlen(msg));
+                }
                 /* No atexit handlers or stdio flushes of the parent's. */
-                _exit(r < 0 ? -r : 0);
+                _exit(r < 0 ? 1 : 0);
         }
         close(fds[1]);
         for (;;) {
-                ssize_t n = read(fds[0], msg + got, sizeof(msg) - 1 - got);
+                char buf[sizeof(msg)];
+                ssize_t n = read(fds[0], buf, sizeof(buf));
 
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
                         break;
-                got += (size_t) n;
-                if (got == sizeof(msg) - 1)
-                        break;
+                for (ssize_t i = 0; i < n; i++, got++)
+                        if (got < sizeof(child_errno))
+                                ((char *) &child_errno)[got] = buf[i];
+                        else if (n_msg < sizeof(msg) - 1)
+                                msg[n_msg++] = buf[i];
         }
-        msg[got] = 0;
+        msg[n_msg] = 0;
         close(fds[0]);
         while (waitpid(pid, &st, 0) < 0)
                 if (errno != EINTR)
@@ -481,10 +493,12 @@ static int run_script(const char *script, const char *what, struct errmsg *e) {
                                           strerror(errno));
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
                 return 0;
-        if (!WIFEXITED(st))
-                return errmsg_set(e, EIO, "%s: the nftables child died of signal %d", what,
-                                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-        return errmsg_set(e, WEXITSTATUS(st), "%s: %s", what, msg[0] ? msg : "nftables failed without a message");
+        if (got >= sizeof(child_errno) && child_errno > 0 && child_errno < 4096)
+                return errmsg_set(e, child_errno, "%s: %s", what, msg[0] ? msg : "nftables failed without a message");
+        if (WIFSIGNALED(st))
+                return errmsg_set(e, EIO, "%s: the nftables child died of signal %d", what, WTERMSIG(st));
+        return errmsg_set(e, EIO, "%s: nftables exited with status %d without a reason", what,
+                          WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
 int firewall_apply(const struct firewall_config *c, struct errmsg *e) {

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mini.h"
+#include "pcr11.h"
 #include "mini-neigh.h"
 #include "openssl-util.h"
 #include "policy.h"
@@ -75,14 +76,14 @@ static int check_binaries(struct mini_cluster *c) {
         for (size_t i = 0; i < ELEMENTSOF(measured); i++) {
                 uint8_t *digest = measured[i].pcr == MINI_PCR_BOOTSTRAPPER ? c->digest_bootstrapper
                                                                            : c->digest_join_service;
-                uint8_t buf[64] = {}, pcr[32];
+                uint8_t pcr[32] = {};
 
                 snprintf(path, sizeof(path), "%s/%s", c->bin_dir, measured[i].bin);
                 r = mini_file_sha256(path, digest);
                 if (r < 0)
                         return log_error_errno(r, "Cannot read %s: %m (build it with make).", path);
-                memcpy(buf + 32, digest, 32);
-                if (sha256(buf, sizeof(buf), pcr) < 0)
+                /* What the TPM holds after one extend onto zero. */
+                if (pcr_extend_sha256(pcr, digest) < 0)
                         return log_oom();
                 if (!p.pcr[measured[i].pcr].set || memcmp(p.pcr[measured[i].pcr].expected, pcr, 32) != 0) {
                         log_error("%s changed since the cluster came up: a new node would measure it into PCR %u, "

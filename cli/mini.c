@@ -23,6 +23,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mini.h"
+#include "pcr11.h"
 #include "mini-neigh.h"
 #include "openssl-util.h"
 
@@ -194,24 +195,19 @@ static int run_self(const struct mini_cluster *c, const char *log_path, char *co
 }
 
 static int write_policy(const struct mini_cluster *c) {
-        static const uint8_t zero[32];
         _cleanup_free_ char *path = NULL;
         char text[4096], hex[65];
         size_t len = 0;
 
         len += snprintf(text + len, sizeof(text) - len, "{\n");
         for (unsigned i = 0; i <= 14; i++) {
-                uint8_t buf[64] = {}, pcr[32];
+                uint8_t pcr[32] = {};
                 const uint8_t *d = i == MINI_PCR_BOOTSTRAPPER   ? c->digest_bootstrapper
                                    : i == MINI_PCR_JOIN_SERVICE ? c->digest_join_service
                                                                 : NULL;
                 /* What the TPM holds after one extend of d onto zero. */
-                if (d) {
-                        memcpy(buf + 32, d, 32);
-                        if (sha256(buf, sizeof(buf), pcr) < 0)
-                                return -EIO;
-                } else
-                        memcpy(pcr, zero, 32);
+                if (d && pcr_extend_sha256(pcr, d) < 0)
+                        return -EIO;
                 hex_encode_buf(pcr, 32, hex);
                 len += snprintf(text + len, sizeof(text) - len, "  \"%u\": {\"expected\": \"%s\", \"warnOnly\": false}%s\n",
                                 i, hex, i == 14 ? "" : ",");

@@ -449,7 +449,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg) {
 static int send_request(struct http_client *c, struct errmsg *e) {
         struct evkeyvalq *h;
         struct evhttp_request *req;
-        char host[HTTP_CLIENT_HOST_MAX + 16];
 
         if (!c->conn || c->conn_down || !(c->flags & HTTP_CLIENT_KEEP_ALIVE)) {
                 int r = conn_new(c, e);
@@ -463,8 +462,7 @@ static int send_request(struct http_client *c, struct errmsg *e) {
                 return errmsg_set(e, ENOMEM, "%s: cannot create a request", c->origin);
         evhttp_request_set_error_cb(req, error_cb);
         h = evhttp_request_get_output_headers(req);
-        snprintf(host, sizeof(host), strchr(c->url.host, ':') ? "[%s]:%u" : "%s:%u", c->url.host, c->url.port);
-        if (evhttp_add_header(h, "Host", host) < 0 || evhttp_add_header(h, "Accept", "application/json") < 0 ||
+        if (evhttp_add_header(h, "Host", c->origin) < 0 || evhttp_add_header(h, "Accept", "application/json") < 0 ||
             (c->method == EVHTTP_REQ_POST && evhttp_add_header(h, "Content-Type", c->content_type) < 0) ||
             (!(c->flags & HTTP_CLIENT_KEEP_ALIVE) && evhttp_add_header(h, "Connection", "close") < 0) ||
             (c->body_size > 0 && add_body(evhttp_request_get_output_buffer(req), c->body, c->body_size) < 0)) {

@@ -21,6 +21,7 @@
 #include "attest.h"
 #include "errmsg.h"
 #include "messages.h"
+#include "peer-verifier.h"
 #include "openssl-util.h"
 #include "platform.h"
 #include "tpm.h"
@@ -40,12 +41,9 @@ int main(int argc, char **argv) {
         struct tpm_ctx *tpm = NULL;
         struct attester *attester = NULL;
         struct verifier *verifier = NULL;
-        X509_STORE *roots = NULL;
         struct atls_config atls = {};
         struct http_response http = {};
-        struct policy p = {};
         struct errmsg e = {};
-        uint8_t pcrs[TPM_PCR_COUNT][TPM_DIGEST_SIZE];
         char url[256], *body = NULL;
         const char *verb;
         bool any_pcrs = false;
@@ -70,16 +68,10 @@ int main(int argc, char **argv) {
                 }
         if (!join || !ca)
                 return 2;
-        if ((r = tpm_open(tcti, &tpm, &e)) < 0 || (r = attester_new("qemu-vtpm", tpm, TPM_AK_HANDLE, &attester, &e)) < 0 ||
-            (r = tpm_pcr_read(tpm, pcrs, &e)) < 0 || (r = platform_roots_load(ca, &roots, &e)) < 0)
-                goto fail;
         /* --any-pcrs: check the join service's AK chain and quote, but no
          * PCR, so that only the join service's own checks can refuse. */
-        for (unsigned i = 0; i < 15 && !any_pcrs; i++) {
-                p.pcr[i].set = true;
-                memcpy(p.pcr[i].expected, pcrs[i], 32);
-        }
-        if ((r = verifier_new("qemu-vtpm", &p, roots, &verifier, &e)) < 0)
+        if ((r = tpm_open(tcti, &tpm, &e)) < 0 || (r = attester_new("qemu-vtpm", tpm, TPM_AK_HANDLE, &attester, &e)) < 0 ||
+            (r = peer_verifier_new(tpm, "qemu-vtpm", ca, any_pcrs ? 0 : PEER_PCRS_DEFAULT, &verifier, &e)) < 0)
                 goto fail;
         if (strcmp(verb, "join") == 0) {
                 struct join_request m = {};
@@ -122,7 +114,6 @@ out:
         http_response_done(&http);
         free(body);
         verifier_free(verifier);
-        X509_STORE_free(roots);
         attester_free(attester);
         tpm_free(tpm);
         return r < 0 ? 1 : 0;

@@ -72,22 +72,6 @@ void cp_sleep_ms(unsigned ms) {
                 ;
 }
 
-/* A user-supplied string for a message: bounded, control characters
- * replaced, so that a refused value cannot forge log lines. */
-static const char *quote(const char *s, char buf[static 72]) {
-        size_t i = 0;
-
-        if (!s)
-                return "(null)";
-        for (; s[i] && i < 64; i++)
-                buf[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-        if (s[i])
-                memcpy(buf + i, "...", 4);
-        else
-                buf[i] = 0;
-        return buf;
-}
-
 /* --- results and parameters ----------------------------------------------- */
 
 void cp_result_done(struct cp_result *r) {
@@ -348,37 +332,38 @@ int cp_hostport(const char *address, uint16_t port, char *buf, size_t size) {
  * are checked when given. */
 static int validate_node(const struct cp_driver *d, const struct cp_node *n, bool need_k8s,
                          struct errmsg *e) {
-        char q[72];
+        char q[68];
         size_t i = 0;
 
         if (!cp_valid_name(n->name))
                 return errmsg_set(e, EINVAL, "node name '%s' is not a lowercase RFC 1123 name",
-                                  quote(n->name, q));
+                                  printable_str(n->name, q, sizeof(q)));
         if (!cp_valid_ip(n->address))
-                return errmsg_set(e, EINVAL, "node address '%s' is not an IP address", quote(n->address, q));
+                return errmsg_set(e, EINVAL, "node address '%s' is not an IP address",
+                                  printable_str(n->address, q, sizeof(q)));
         if (n->local_address && (!cp_valid_ip(n->local_address) || streq(n->local_address, n->address)))
                 return errmsg_set(e, EINVAL, "local address '%s' is not an IP address other than the node's",
-                                  quote(n->local_address, q));
+                                  printable_str(n->local_address, q, sizeof(q)));
         if (!cp_valid_path(n->state_dir))
                 return errmsg_set(e, EINVAL, "state directory '%s' is not a plain absolute path",
-                                  quote(n->state_dir, q));
+                                  printable_str(n->state_dir, q, sizeof(q)));
         if (n->kubernetes_dir && !cp_valid_path(n->kubernetes_dir))
                 return errmsg_set(e, EINVAL, "Kubernetes directory '%s' is not a plain absolute path",
-                                  quote(n->kubernetes_dir, q));
+                                  printable_str(n->kubernetes_dir, q, sizeof(q)));
         if (n->cluster_name && (!cp_valid_name(n->cluster_name) || strlen(n->cluster_name) > 63))
                 return errmsg_set(e, EINVAL, "cluster name '%s' is not a lowercase RFC 1123 label",
-                                  quote(n->cluster_name, q));
+                                  printable_str(n->cluster_name, q, sizeof(q)));
         if (!d->kubernetes)
                 return 0;
         if ((need_k8s || n->k8s_version) && !cp_valid_k8s_version(n->k8s_version))
                 return errmsg_set(e, EINVAL, "Kubernetes version '%s' is not of the form v1.29.3",
-                                  quote(n->k8s_version, q));
+                                  printable_str(n->k8s_version, q, sizeof(q)));
         if ((need_k8s || n->pod_cidr) && !cp_valid_cidrs(n->pod_cidr))
                 return errmsg_set(e, EINVAL, "pod CIDR '%s' is not a CIDR (or a dual-stack pair)",
-                                  quote(n->pod_cidr, q));
+                                  printable_str(n->pod_cidr, q, sizeof(q)));
         if ((need_k8s || n->service_cidr) && !cp_valid_cidrs(n->service_cidr))
                 return errmsg_set(e, EINVAL, "service CIDR '%s' is not a CIDR (or a dual-stack pair)",
-                                  quote(n->service_cidr, q));
+                                  printable_str(n->service_cidr, q, sizeof(q)));
         for (; n->api_sans && n->api_sans[i]; i++) {
                 const char *s = n->api_sans[i];
                 if (i >= CP_MAX_SANS)
@@ -387,7 +372,7 @@ static int validate_node(const struct cp_driver *d, const struct cp_node *n, boo
                     !(strncmp(s, "*.", 2) == 0 && valid_dns(s + 2, strlen(s + 2), true)))
                         return errmsg_set(e, EINVAL,
                                           "API server SAN '%s' is neither an IP address nor a DNS name",
-                                          quote(s, q));
+                                          printable_str(s, q, sizeof(q)));
         }
         return 0;
 }
@@ -415,7 +400,7 @@ int cp_init(const struct cp_driver *d, const struct cp_node *node, struct cp_res
 
 int cp_join_params(const struct cp_driver *d, const struct cp_node *node, const char *joiner_name,
                    const char *joiner_address, enum cp_role role, json_object **ret, struct errmsg *e) {
-        char q[72];
+        char q[68];
         int r;
 
         r = validate_node(d, node, false, e);
@@ -423,10 +408,10 @@ int cp_join_params(const struct cp_driver *d, const struct cp_node *node, const 
                 return r;
         if (!cp_valid_name(joiner_name))
                 return errmsg_set(e, EINVAL, "joining node's name '%s' is not a lowercase RFC 1123 name",
-                                  quote(joiner_name, q));
+                                  printable_str(joiner_name, q, sizeof(q)));
         if (!cp_valid_ip(joiner_address))
                 return errmsg_set(e, EINVAL, "joining node's address '%s' is not an IP address",
-                                  quote(joiner_address, q));
+                                  printable_str(joiner_address, q, sizeof(q)));
         if (role != CP_ROLE_WORKER && role != CP_ROLE_CONTROL_PLANE)
                 return errmsg_set(e, EINVAL, "unknown role %d", (int) role);
         return d->join_params(node, joiner_name, joiner_address, role, ret, e);
@@ -492,12 +477,13 @@ int cp_join(const struct cp_driver *d, const struct cp_node *node, enum cp_role 
 int cp_json_only_fields(json_object *o, const char *const allowed[], struct errmsg *e) {
         json_object_object_foreach(o, key, v) {
                 bool ok = false;
-                char q[72];
+                char q[68];
                 (void) v;
                 for (size_t i = 0; allowed[i] && !ok; i++)
                         ok = streq(key, allowed[i]);
                 if (!ok)
-                        return errmsg_set(e, EBADMSG, "unknown field '%s'", quote(key, q));
+                        return errmsg_set(e, EBADMSG, "unknown field '%s'",
+                                          printable_str(key, q, sizeof(q)));
         }
         return 0;
 }

@@ -77,21 +77,6 @@ void firewall_config_default(struct firewall_config *c) {
         memcpy(c->tcp_ports, default_tcp_ports, sizeof(default_tcp_ports));
 }
 
-/* An outside string for a message: at most 64 bytes, anything but
- * printable ASCII shown as '?'. */
-static const char *shown(const char *s, char buf[68]) {
-        size_t i;
-
-        if (!s)
-                return "(null)";
-        for (i = 0; s[i] && i < 64; i++)
-                buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-        if (s[i])
-                buf[i++] = '.', buf[i++] = '.', buf[i++] = '.';
-        buf[i] = 0;
-        return buf;
-}
-
 struct node_addr {
         int family;
         uint8_t bytes[16];
@@ -165,12 +150,12 @@ static int parse_nodes(const char *const *nodes, size_t n, struct node_addr **re
                                 x->family = AF_INET;
                         }
                 } else
-                        return errmsg_set(e, EINVAL, "node address %zu '%s' is not an IPv4 or IPv6 address", i,
-                                          shown(nodes[i], buf));
+                        return errmsg_set(e, EINVAL, "node address %zu '%s' is not an IPv4 or IPv6 address",
+                                          i, printable_str(nodes[i], buf, sizeof(buf)));
                 why = unusable(x);
                 if (why)
                         return errmsg_set(e, EINVAL, "node address %zu '%s' is not a node's address: %s", i,
-                                          shown(nodes[i], buf), why);
+                                          printable_str(nodes[i], buf, sizeof(buf)), why);
         }
         qsort(a, n, sizeof(*a), node_addr_cmp);
         for (size_t i = 0; i < n; i++)
@@ -201,8 +186,9 @@ static int check_config(const struct firewall_config *c, struct errmsg *e) {
         if (!c)
                 return errmsg_set(e, EINVAL, "no firewall configuration");
         if (!valid_ifname(c->mesh_interface))
-                return errmsg_set(e, EINVAL, "mesh interface '%s' is not an interface name ([A-Za-z0-9_.-], 1-%d)",
-                                  shown(c->mesh_interface, buf), IFNAME_MAX);
+                return errmsg_set(e, EINVAL,
+                                  "mesh interface '%s' is not an interface name ([A-Za-z0-9_.-], 1-%d)",
+                                  printable_str(c->mesh_interface, buf, sizeof(buf)), IFNAME_MAX);
         if (c->wireguard_port == 0)
                 return errmsg_set(e, EINVAL, "WireGuard port 0");
         if (c->n_tcp_ports > FIREWALL_TCP_PORTS_MAX)

@@ -17,18 +17,9 @@
  * with a clear message rather than being refused as too large. */
 #define POLICY_SIG_MAX_SIZE 256
 
-/* Keys are shown in messages; they are user input, so cut them short and
- * keep only printable ASCII (no newlines or escape sequences in logs). */
+/* Keys are shown in messages; they are user input, so cut them short
+ * (printable() in errmsg.h). */
 #define KEY_SHOW_MAX 32
-
-static const char *show_key(const char *s, size_t len, char buf[static KEY_SHOW_MAX + 4]) {
-        size_t n = len > KEY_SHOW_MAX ? KEY_SHOW_MAX : len;
-
-        for (size_t i = 0; i < n; i++)
-                buf[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-        strcpy(buf + n, len > n ? "..." : "");
-        return buf;
-}
 
 /* "0".."23", spelled as Constellation spells them: decimal, no sign, no
  * leading zero. */
@@ -96,7 +87,7 @@ static int parse_entry(json_object *v, unsigned pcr, struct policy_pcr *ret, str
                 (void) val;
                 if (!streq(key, "expected") && !streq(key, "warnOnly"))
                         return errmsg_set(e, EBADMSG, "PCR \"%u\": unknown field '%s'", pcr,
-                                          show_key(key, strlen(key), shown));
+                                          printable_str(key, shown, sizeof(shown)));
         }
         if (!json_object_object_get_ex(v, "expected", &f))
                 return errmsg_set(e, EBADMSG, "PCR \"%u\": missing field 'expected'", pcr);
@@ -142,7 +133,7 @@ int policy_parse(const char *buf, size_t len, struct policy *ret, struct errmsg 
 
                 if (parse_index(key, strlen(key), &pcr) < 0)
                         return errmsg_set(e, EBADMSG, "unknown PCR index \"%s\"",
-                                          show_key(key, strlen(key), shown));
+                                          printable_str(key, shown, sizeof(shown)));
                 r = parse_entry(v, pcr, &p.pcr[pcr], e);
                 if (r < 0)
                         return r;

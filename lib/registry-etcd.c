@@ -19,18 +19,6 @@
 /* gRPC status codes the gateway reports in error bodies. */
 #define GRPC_UNAVAILABLE 14
 
-/* Copy s for an error message: bounded, control and non-ASCII bytes as '?',
- * so that text from outside cannot forge log lines. */
-const char *reg_printable(const char *s, size_t len, char *buf, size_t size) {
-        size_t n = 0;
-
-        for (size_t i = 0; i < len && n + 1 < size; i++)
-                buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-        buf[n] = 0;
-        return buf;
-}
-
-
 /* --- etcd responses (pure) ----------------------------------------------------- */
 
 void registry_range_done(struct registry_range *r) {
@@ -369,15 +357,14 @@ int registry_parse_error_response(const char *buf, size_t len, int *ret_grpc_cod
         if (len > REGISTRY_MAX_RESPONSE || json_parse(buf, len, &o, &inner) < 0 ||
             !json_object_is_type(o, json_type_object) || json_get_int(o, "code", &code, &inner) < 0 ||
             json_get_string(o, "message", &msg, &inner) < 0)
-                return errmsg_set(
-                        e, EPROTO, "not an etcd error response (%s): \"%s\"",
-                        reg_printable(errmsg_str(&inner), strlen(errmsg_str(&inner)), why, sizeof(why)),
-                        reg_printable(buf, len, tmp, sizeof(tmp)));
+                return errmsg_set(e, EPROTO, "not an etcd error response (%s): \"%s\"",
+                                  printable_str(errmsg_str(&inner), why, sizeof(why)),
+                                  printable(buf, len, tmp, sizeof(tmp)));
         if (code < 0 || code > 16)
                 return errmsg_set(e, EPROTO, "etcd error with unknown code %lld", (long long) code);
         *ret_grpc_code = (int) code;
-        return errmsg_set(e, grpc_to_errno(code), "%s (gRPC code %d)",
-                          reg_printable(msg, strlen(msg), tmp, sizeof(tmp)), (int) code);
+        return errmsg_set(e, grpc_to_errno(code), "%s (gRPC code %d)", printable_str(msg, tmp, sizeof(tmp)),
+                          (int) code);
 }
 
 /* --- transport ---------------------------------------------------------------------- */
@@ -520,7 +507,7 @@ void reg_prefix_end(const char *prefix, char *buf, size_t size) {
 
         assert(n > 0 && n < size);
         memcpy(buf, prefix, n + 1);
-        /* Prefixes end in '/' (reg_printable ASCII), so no carry. */
+        /* Prefixes end in '/' (printable ASCII), so no carry. */
         buf[n - 1]++;
 }
 
@@ -656,7 +643,7 @@ int registry_new(const struct registry_config *cfg, struct registry **ret, struc
         for (size_t i = 0; i < plen; i++)
                 if (prefix[i] <= 0x20 || prefix[i] >= 0x7f)
                         return errmsg_set(e, EINVAL,
-                                          "registry: key prefix must be reg_printable ASCII without spaces");
+                                          "registry: key prefix must be printable ASCII without spaces");
         if (!cfg->cert_file != !cfg->key_file)
                 return errmsg_set(e, EINVAL, "registry: a client certificate needs its key and vice versa");
         if ((r = check_file("CA file", cfg->ca_file, e)) < 0 ||

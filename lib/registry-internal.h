@@ -29,11 +29,6 @@ struct registry {
         struct registry_cache *cache; /* borrowed */
 };
 
-/* Copy s for an error message: bounded, control and non-ASCII bytes as '?',
- * so that text from outside cannot forge log lines. */
-const char *reg_printable(const char *s, size_t len, char *buf, size_t size);
-#define PRINTABLE(s) reg_printable((s), strnlen((s), 128), (char[129]){}, 129)
-
 /* POST /v3/kv/range and /v3/kv/txn on the first endpoint that answers,
  * the answer parsed (at most max_kvs pairs per range). */
 int reg_etcd_range(struct registry *reg, json_object *req, size_t max_kvs, struct registry_range *ret,

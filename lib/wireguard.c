@@ -344,7 +344,7 @@ int wg_device_new(const struct wg_options *opt, struct wg_device **ret, struct e
         int r;
 
         if (!valid_ifname(opt->ifname))
-                return errmsg_set(e, EINVAL, "invalid interface name \"%s\"", strna(opt->ifname));
+                return errmsg_set(e, EINVAL, "invalid interface name \"%s\"", PRINTABLE(opt->ifname));
         ip = find_tool(ips);
         if (!ip)
                 return errmsg_set(e, ENOENT, "iproute2's ip is not installed");
@@ -426,7 +426,7 @@ int wg_device_set_address(struct wg_device *d, const char *address, unsigned pre
         int r;
 
         if (!valid_address(address) || prefixlen > (strchr(address, ':') ? 128u : 32u))
-                return errmsg_set(e, EINVAL, "invalid interface address \"%s/%u\"", address, prefixlen);
+                return errmsg_set(e, EINVAL, "invalid interface address \"%s/%u\"", PRINTABLE(address), prefixlen);
         snprintf(cidr, sizeof(cidr), "%s/%u", address, prefixlen);
         r = cp_run("ip address replace", addr_argv, 10, e);
         if (r < 0)
@@ -563,7 +563,7 @@ int wg_peer_from_mesh(const struct mesh_peer *p, const char *mesh_cidr, const ch
         struct in_addr a;
 
         if (wg_parse_cidr4(mesh_cidr, &net, &mask, &prefix) < 0)
-                return errmsg_set(e, EINVAL, "invalid mesh CIDR \"%s\"", strna(mesh_cidr));
+                return errmsg_set(e, EINVAL, "invalid mesh CIDR \"%s\"", PRINTABLE(mesh_cidr));
         if (!valid_node_name(p->name))
                 return errmsg_set(e, EBADMSG, "a peer has an invalid name");
         if (!valid_wg_key(p->wg_public_key) ||
@@ -571,10 +571,10 @@ int wg_peer_from_mesh(const struct mesh_peer *p, const char *mesh_cidr, const ch
                 return errmsg_set(e, EBADMSG, "peer \"%s\": invalid WireGuard key", p->name);
         if (!endpoint_is_literal(p->endpoint))
                 return errmsg_set(e, EBADMSG, "peer \"%s\": endpoint \"%s\" is not an IP address and port", p->name,
-                                  p->endpoint);
+                                  PRINTABLE(p->endpoint));
         if (!valid_address(p->mesh_address) || inet_pton(AF_INET, p->mesh_address, &a) != 1)
                 return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address \"%s\" is not an IPv4 address", p->name,
-                                  p->mesh_address);
+                                  PRINTABLE(p->mesh_address));
         host = ntohl(a.s_addr);
         if ((host & mask) != net || host == net || host == (net | ~mask))
                 return errmsg_set(e, EBADMSG, "peer \"%s\": mesh address %s is not a host of %s", p->name,

@@ -438,6 +438,39 @@ Test(errmsg, str_without_reason) {
         cr_assert_str_eq(errmsg_str(&e), "unknown error");
 }
 
+/* Outside text in a message: printable ASCII only, cut with "...". */
+Test(errmsg, printable_escapes_all_but_printable_ascii) {
+        char buf[32];
+
+        cr_assert_str_eq(printable_str("node-1 [::1]:9000 ~", buf, sizeof(buf)), "node-1 [::1]:9000 ~");
+        /* A forged log line, a terminal escape, DEL, UTF-8 and a raw CSI byte. */
+        cr_assert_str_eq(printable_str("a\nERR x\r\x1b[2J\x7f\xc3\xa9\x9b", buf, sizeof(buf)),
+                         "a?ERR x??[2J????");
+        /* NUL bytes inside a counted buffer are escaped too, and end it nowhere. */
+        cr_assert_str_eq(printable("a\0b\tc", 5, buf, sizeof(buf)), "a?b?c");
+        cr_assert_str_eq(printable("abc", 0, buf, sizeof(buf)), "");
+        cr_assert_str_eq(printable_str(NULL, buf, sizeof(buf)), "(null)");
+        cr_assert_str_eq(printable(NULL, 3, buf, sizeof(buf)), "(null)");
+        cr_assert_str_eq(PRINTABLE("\x1b]0;owned\x07"), "?]0;owned?");
+}
+
+Test(errmsg, printable_cuts_at_size_minus_four) {
+        char buf[8], big[300];
+
+        /* Up to size - 4 bytes shown whole; one more and it is cut. */
+        cr_assert_str_eq(printable_str("abcd", buf, sizeof(buf)), "abcd");
+        cr_assert_str_eq(printable_str("abcde", buf, sizeof(buf)), "abcd...");
+        cr_assert_str_eq(printable("abcdefgh", 4, buf, sizeof(buf)), "abcd");
+        cr_assert_str_eq(printable("abcdefgh", 5, buf, sizeof(buf)), "abcd...");
+        cr_assert_str_eq(printable_str("\x01\x02\x03\x04\x05", buf, 4), "...");
+        /* The counted form reads no further than len: no NUL needed. */
+        memset(big, 'k', sizeof(big));
+        cr_assert_str_eq(printable(big, 3, buf, sizeof(buf)), "kkk");
+        big[sizeof(big) - 1] = 0;
+        cr_assert_eq(strlen(PRINTABLE(big)), PRINTABLE_MAX + 3);
+        cr_assert(strcmp(PRINTABLE(big) + PRINTABLE_MAX, "...") == 0);
+}
+
 /* --- secrets ------------------------------------------------------------- */
 
 Test(secret, equal) {

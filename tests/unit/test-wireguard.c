@@ -298,6 +298,9 @@ Test(wireguard, mesh_peer_refusals_name_the_field) {
                 { "address", "10.123.0.2", "holds this node's mesh address" },         /* hijack our address */
                 { "address", "010.123.0.4", "not an IPv4 address" },
                 { "name", "../etc", "invalid name" },
+                /* A peer's text reaches the log only as printable ASCII. */
+                { "endpoint", "\x1b[2J1.2.3.4\n:1", "endpoint \"?[2J1.2.3.4?:1\" is not" },
+                { "address", "10.\xc3\xa9.0.4", "mesh address \"10.??.0.4\" is not" },
         };
 
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

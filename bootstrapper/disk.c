@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "secret.h"
 #include "validate.h"
@@ -55,19 +56,9 @@ static int run_mapper(char *const args[], const void *in, size_t in_size, char *
         }
         close(pin[0]);
         close(pout[1]);
-        if (in) {
-                const uint8_t *p = in;
-                size_t left = in_size;
-                while (left > 0) {
-                        ssize_t n = write(pin[1], p, left);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        p += n;
-                        left -= (size_t) n;
-                }
-        }
+        /* A child that stops reading fails, and says why in its status. */
+        if (in)
+                (void) write_all(pin[1], in, in_size);
         close(pin[1]);
         while (out && got + 1 < out_size) {
                 ssize_t n = read(pout[0], out + got, out_size - 1 - got);

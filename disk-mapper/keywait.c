@@ -14,6 +14,7 @@
 #include "atls-http.h"
 #include "attest.h"
 #include "disk-recover.h"
+#include "fileio.h"
 #include "http-server.h"
 #include "json-util.h"
 #include "log.h"
@@ -193,19 +194,6 @@ out:
                 secret_wipe(http.body, http.body_size);
         http_response_done(&http);
         return r;
-}
-
-static int write_all(int fd, const void *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return -EPIPE;
-                p = (const uint8_t *) p + k;
-                n -= (size_t) k;
-        }
-        return 0;
 }
 
 static _Noreturn void worker_main(struct keywait *w, int fd, pid_t parent) {

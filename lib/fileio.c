@@ -54,10 +54,26 @@ int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_si
         return 0;
 }
 
+int write_all(int fd, const void *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        return -EIO;
+                p = (const uint8_t *) p + k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -EBADF;
-        const char *p = data;
+        int r = 0;
 
         if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
                 return -ENOMEM;
@@ -65,25 +81,11 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
         if (fd < 0)
                 return negative_errno();
         if (fchmod(fd, mode) < 0)
-                goto fail;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        goto fail;
-                }
-                p += n;
-                len -= (size_t) n;
-        }
-        if (fsync(fd) < 0)
-                goto fail;
-        if (rename(tmp, path) < 0)
-                goto fail;
-        return 0;
-fail:;
-        int r = negative_errno();
-        (void) unlink(tmp);
+                r = negative_errno();
+        else if ((r = write_all(fd, data, len)) >= 0 && (fsync(fd) < 0 || rename(tmp, path) < 0))
+                r = negative_errno();
+        if (r < 0)
+                (void) unlink(tmp);
         return r;
 }
 

@@ -176,20 +176,6 @@ static int uki_list(int argc, char **argv) {
         return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int uki_extract(int argc, char **argv) {
         _cleanup_free_ struct pe_image *pe = NULL;
         _cleanup_free_ uint8_t *data = NULL, *buf = NULL;

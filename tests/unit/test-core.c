@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <stdio.h>
 #include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "encoding.h"
 #include "errmsg.h"
+#include "fileio.h"
 #include "hkdf.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
-#include "tpm.h"
 #include "secret.h"
+#include "tpm.h"
 
 /* Decode a hex literal of the test vectors; aborts the test on bad input. */
 static size_t unhex(const char *s, uint8_t *out, size_t max) {
@@ -469,6 +474,82 @@ Test(errmsg, printable_cuts_at_size_minus_four) {
         big[sizeof(big) - 1] = 0;
         cr_assert_eq(strlen(PRINTABLE(big)), PRINTABLE_MAX + 3);
         cr_assert(strcmp(PRINTABLE(big) + PRINTABLE_MAX, "...") == 0);
+}
+
+/* --- write_all ----------------------------------------------------------- */
+
+#define WA_SIZE (2u << 20)
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig) {
+        alarms++;
+}
+
+struct wa_reader {
+        int fd;
+        uint8_t *got;
+        size_t n;
+};
+
+/* Reads slowly, in small pieces, with the timer's signal blocked. */
+static void *wa_read(void *arg) {
+        struct wa_reader *rd = arg;
+        sigset_t ss;
+        ssize_t k;
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGALRM);
+        pthread_sigmask(SIG_BLOCK, &ss, NULL);
+        while (rd->n < WA_SIZE && (k = read(rd->fd, rd->got + rd->n, 1024)) > 0) {
+                rd->n += (size_t) k;
+                if (rd->n % (64 * 1024) == 0)
+                        usleep(1000);
+        }
+        return NULL;
+}
+
+/* A signal that lands while write blocks on a full pipe makes it return
+ * what it wrote so far (a short write) or EINTR: write_all carries on. */
+Test(fileio, write_all_through_signals_and_short_writes) {
+        struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART */
+        struct itimerval it = { .it_interval.tv_usec = 300, .it_value.tv_usec = 300 };
+        _cleanup_free_ uint8_t *data = malloc(WA_SIZE);
+        _cleanup_free_ uint8_t *got = malloc(WA_SIZE);
+        struct wa_reader rd = { .got = got };
+        pthread_t t;
+        int p[2];
+
+        cr_assert(data && got);
+        for (size_t i = 0; i < WA_SIZE; i++)
+                data[i] = (uint8_t) (i * 7 + i / 4093);
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        (void) fcntl(p[1], F_SETPIPE_SZ, 4096);
+        rd.fd = p[0];
+        cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        cr_assert_eq(pthread_create(&t, NULL, wa_read, &rd), 0);
+        cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+        cr_assert_eq(write_all(p[1], data, WA_SIZE), 0);
+        it = (struct itimerval){};
+        setitimer(ITIMER_REAL, &it, NULL);
+        close(p[1]);
+        pthread_join(t, NULL);
+        close(p[0]);
+        cr_assert_gt(alarms, 0, "no signal arrived during the write: the test did not test anything");
+        cr_assert_eq(rd.n, WA_SIZE, "the reader got %zu of %u bytes", rd.n, WA_SIZE);
+        cr_assert_eq(memcmp(data, got, WA_SIZE), 0, "the bytes arrived changed or out of order");
+}
+
+Test(fileio, write_all_reports_a_closed_reader) {
+        int p[2];
+
+        signal(SIGPIPE, SIG_IGN);
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        close(p[0]);
+        cr_assert_eq(write_all(p[1], "x", 1), -EPIPE);
+        cr_assert_eq(write_all(p[1], "", 0), 0, "nothing to write is no error");
+        close(p[1]);
+        cr_assert_eq(write_all(p[1], "x", 1), -EBADF);
 }
 
 /* --- secrets ------------------------------------------------------------- */

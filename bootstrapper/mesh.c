@@ -23,6 +23,7 @@
 #include "messages.h"
 #include "node.h"
 #include "secret.h"
+#include "time-util.h"
 
 struct mesh {
         struct event_base *base;
@@ -49,12 +50,6 @@ struct mesh {
         uint64_t last_refresh_ms;  /* monotonic, when the last refresh began */
         unsigned bells_refused;
 };
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
 
 /* --- peers: validate, convert, apply ---------------------------------------- */
 

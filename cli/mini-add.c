@@ -192,7 +192,7 @@ static bool new_nodes_reached(const struct mini_cluster *c, const struct mini_no
 
 static int wait_added(struct mini_cluster *c, struct mini_node_status *st, unsigned first, double t0,
                       unsigned timeout, double *ret_registered, double *ret_reached) {
-        double deadline = mini_now() + timeout, t_reg = 0, last_print = 0;
+        double deadline = now_s() + timeout, t_reg = 0, last_print = 0;
         unsigned added = c->n_nodes - first, last_joined = ~0u, last_missing = ~0u;
 
         /* The nodes that were there are not attested again here (status
@@ -215,24 +215,25 @@ static int wait_added(struct mini_cluster *c, struct mini_node_status *st, unsig
                         registered += st[k].registered;
                 }
                 if (t_reg == 0 && registered == added) {
-                        t_reg = mini_now();
+                        t_reg = now_s();
                         mini_progress(c, t0, "joined: %u new node%s in the membership registry", added,
                                       added == 1 ? "" : "s");
                         continue;
                 }
                 reached = t_reg > 0 && (!c->mesh || new_nodes_reached(c, st, first, &missing));
-                if (t_reg > 0 && (joined != last_joined || missing != last_missing || mini_now() - last_print > 5)) {
+                if (t_reg > 0 &&
+                    (joined != last_joined || missing != last_missing || now_s() - last_print > 5)) {
                         if (c->mesh)
                                 mini_progress(c, t0, "attested with the cluster's lock %u/%u; pairs with a new node "
                                                      "not reaching each other over arca0: %u",
                                               joined, added, missing);
                         else
                                 mini_progress(c, t0, "attested with the cluster's lock %u/%u", joined, added);
-                        last_joined = joined, last_missing = missing, last_print = mini_now();
+                        last_joined = joined, last_missing = missing, last_print = now_s();
                 }
                 if (t_reg > 0 && joined == added && reached) {
                         *ret_registered = t_reg;
-                        *ret_reached = mini_now();
+                        *ret_reached = now_s();
                         return 0;
                 }
                 for (unsigned k = first; k < c->n_nodes; k++)
@@ -241,7 +242,7 @@ static int wait_added(struct mini_cluster *c, struct mini_node_status *st, unsig
                                 mini_log_tail(&c->nodes[k], "bootstrapper.log");
                                 return -EIO;
                         }
-                if (mini_now() > deadline) {
+                if (now_s() > deadline) {
                         log_error("The new node%s did not %s within %u s.", added == 1 ? "" : "s",
                                   t_reg == 0 ? "join" : "reach every node", timeout);
                         for (unsigned k = first; k < c->n_nodes; k++)
@@ -266,7 +267,7 @@ int mini_add(struct mini_cluster *c, const struct mini_options *o) {
                  n_workers = o->workers_set ? o->workers : o->control_planes_set ? 0 : 1, first;
         struct busy busy = {};
         uint8_t lock[32];
-        double t0 = mini_now(), t_reg, t_reached;
+        double t0 = now_s(), t_reg, t_reached;
         struct mini_neigh_limits neigh = {};
         uint64_t fulls0 = 0, fulls1 = 0;
         bool have_fulls;

@@ -71,7 +71,7 @@ static int boot_tpm(const struct mini_cluster *c, const struct mini_node *n) {
         _cleanup_free_ char *kp = NULL, *cp = NULL;
         _cleanup_tpm_ struct tpm_ctx *tpm = NULL;
         struct errmsg e = {};
-        double deadline = mini_now() + 20;
+        double deadline = now_s() + 20;
         int r;
 
         if (asprintf(&kp, "%s/platform-ca.key", c->ca_dir) < 0 || asprintf(&cp, "%s/platform-ca.pem", c->ca_dir) < 0)
@@ -83,7 +83,7 @@ static int boot_tpm(const struct mini_cluster *c, const struct mini_node *n) {
                 r = tpm_open(MINI_TCTI, &tpm, &e);
                 if (r >= 0)
                         break;
-                if (mini_now() > deadline)
+                if (now_s() > deadline)
                         return log_error_errno(r, "%s: the TPM does not answer: %s (see %s/swtpm.log)", n->name,
                                                errmsg_str(&e), n->dir);
                 usleep(20000);

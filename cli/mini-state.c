@@ -21,12 +21,6 @@
 #include "macro.h"
 #include "mini.h"
 
-double mini_now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 int mini_cluster_paths(struct mini_cluster *c, const char *name, const char *state_dir) {
         char exe[PATH_MAX];
         ssize_t n;

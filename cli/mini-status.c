@@ -150,7 +150,7 @@ static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n
         }
         /* Several rounds: the first packet to a peer may wait for a handshake. */
         for (int round = 0; round < p->rounds && got < p->n_peers; round++) {
-                double until = mini_now() + (round == 0 ? 0.3 : 1.0);
+                double until = now_s() + (round == 0 ? 0.3 : 1.0);
                 for (size_t i = 0; i < p->n_peers; i++) {
                         struct icmphdr h;
                         struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr = p->peers[i] };
@@ -162,7 +162,7 @@ static int mesh_probe_fn(const struct mini_cluster *c, const struct mini_node *n
                 while (got < p->n_peers) {
                         uint8_t buf[256];
                         struct pollfd pfd = { .fd = s, .events = POLLIN };
-                        double left = until - mini_now();
+                        double left = until - now_s();
                         ssize_t k;
                         size_t seq;
 

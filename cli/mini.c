@@ -289,7 +289,7 @@ int mini_start_node(struct mini_cluster *c, const struct mini_node *n, const cha
 
 void mini_progress(const struct mini_cluster *c, double t0, const char *fmt, ...) {
         va_list ap;
-        printf("[%5.1fs] ", mini_now() - t0);
+        printf("[%5.1fs] ", now_s() - t0);
         va_start(ap, fmt);
         vprintf(fmt, ap);
         va_end(ap);
@@ -329,7 +329,7 @@ int mini_create_nodes(struct mini_cluster *c, unsigned first) {
 }
 
 static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, double t0, unsigned timeout) {
-        double deadline = mini_now() + timeout, last_print = 0;
+        double deadline = now_s() + timeout, last_print = 0;
         bool mesh_seen = false;
         unsigned last_joined = ~0u, last_reg = ~0u, last_mesh = ~0u;
 
@@ -346,14 +346,15 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
                                 meshed += st[i].peers_reachable == (int) c->n_nodes - 1;
                         }
                 }
-                if (joined != last_joined || reg != last_reg || meshed != last_mesh || mini_now() - last_print > 5) {
+                if (joined != last_joined || reg != last_reg || meshed != last_mesh ||
+                    now_s() - last_print > 5) {
                         if (mesh_seen || c->mesh)
                                 mini_progress(c, t0, "joined and attested %u/%u, registered %u/%u, full mesh %u/%u", joined,
                                          c->n_nodes, reg, c->n_nodes, meshed, c->n_nodes);
                         else
                                 mini_progress(c, t0, "joined and attested %u/%u, registered %u/%u", joined, c->n_nodes, reg,
                                          c->n_nodes);
-                        last_joined = joined, last_reg = reg, last_mesh = meshed, last_print = mini_now();
+                        last_joined = joined, last_reg = reg, last_mesh = meshed, last_print = now_s();
                 }
                 if (joined == c->n_nodes && reg == c->n_nodes && ((!c->mesh && !mesh_seen) || meshed == c->n_nodes))
                         return 0;
@@ -363,7 +364,7 @@ static int wait_cluster(struct mini_cluster *c, struct mini_node_status *st, dou
                                 mini_log_tail(&c->nodes[i], "bootstrapper.log");
                                 return -EIO;
                         }
-                if (mini_now() > deadline) {
+                if (now_s() > deadline) {
                         log_error("The cluster did not form within %u s.", timeout);
                         for (unsigned i = 0; i < c->n_nodes; i++)
                                 if (!st[i].joined || !st[i].registered)
@@ -406,7 +407,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         char path[PATH_MAX + 64], ifname[IFNAMSIZ], hash[65] = "", nameopt[PATH_MAX + 32];
         const char *mesh_why;
         _cleanup_free_ char *gen = NULL;
-        double t0 = mini_now();
+        double t0 = now_s();
         const char *p;
         int r;
 
@@ -566,8 +567,8 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         /* The first node, then init, then everyone else joins. */
         if (mini_start_node(c, &c->nodes[0], hash) < 0)
                 goto fail;
-        for (double until = mini_now() + 30; !mini_log_has(&c->nodes[0], "READY"); usleep(20000))
-                if (mini_now() > until || mini_log_has(&c->nodes[0], "Failed")) {
+        for (double until = now_s() + 30; !mini_log_has(&c->nodes[0], "READY"); usleep(20000))
+                if (now_s() > until || mini_log_has(&c->nodes[0], "Failed")) {
                         log_error("Node %s did not start.", c->nodes[0].name);
                         mini_log_tail(&c->nodes[0], "bootstrapper.log");
                         goto fail;
@@ -591,8 +592,9 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         (void) mini_probe(c, st, true, false, c->mesh);
         printf("\n");
         mini_print_table(c, st);
-        printf("\nCluster \"%s\" formed in %.1f s: %u node%s joined, each attested (PCR 15 = this cluster's lock)%s.\n",
-               c->name, mini_now() - t0, c->n_nodes, c->n_nodes == 1 ? "" : "s",
+        printf("\nCluster \"%s\" formed in %.1f s: %u node%s joined, each attested (PCR 15 = this cluster's "
+               "lock)%s.\n",
+               c->name, now_s() - t0, c->n_nodes, c->n_nodes == 1 ? "" : "s",
                c->mesh ? ", every node reaches every peer over the WireGuard mesh" : "");
         mini_print_hints(c, nameopt);
         return 0;

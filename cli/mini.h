@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "errmsg.h"
+#include "time-util.h"
 
 #define MINI_NAME_MAX 8
 #define MINI_MAX_NODES 200
@@ -159,7 +160,6 @@ void mini_kill(pid_t pid, unsigned long long start_time, unsigned grace_ms);
 /* Remove a directory tree (does not cross into other file systems). */
 int mini_rm_rf(const char *path);
 int mini_mkdir_p(const char *path, mode_t mode);
-double mini_now(void);
 
 /* cli/mini-icmp.c: echo request, and the pure parser of what a raw IPv4
  * ICMP socket receives: 0 and *ret_seq for an echo reply with identifier

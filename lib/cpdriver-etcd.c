@@ -31,6 +31,7 @@
 #include "encoding.h"
 #include "json-util.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define ETCD_START_TIMEOUT_MS 60000
 #define ETCD_HTTP_TIMEOUT_MS 5000
@@ -139,7 +140,7 @@ static void log_reason(const char *log_path, off_t offset, char *out, size_t max
 
 static int wait_healthy(pid_t pid, const char *client_url, const char *log_path, off_t log_offset,
                         struct errmsg *e) {
-        uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;
+        uint64_t deadline = now_ms() + ETCD_START_TIMEOUT_MS;
         char health[300];
         struct errmsg last = {};
 
@@ -165,7 +166,7 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
                 if (cp_http_json("GET", health, NULL, 1000, &o, &last) == 0 &&
                     json_get_string(o, "health", &h, &last) == 0 && streq(h, "true"))
                         return 0;
-                if (cp_now_ms() >= deadline) {
+                if (now_ms() >= deadline) {
                         char reason[320];
                         (void) kill(pid, SIGKILL);
                         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -175,7 +176,7 @@ static int wait_healthy(pid_t pid, const char *client_url, const char *log_path,
                                           "etcd did not become healthy within %u s (%s); its log says: %s",
                                           ETCD_START_TIMEOUT_MS / 1000, errmsg_str(&last), reason);
                 }
-                cp_sleep_ms(100);
+                sleep_ms(100);
         }
 }
 
@@ -250,7 +251,7 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
          * until ETCD_START_TIMEOUT_MS, as long as it never got as far as
          * writing its log (member/wal: before it, etcd only made an empty
          * database, and fetches the cluster again at its next start). */
-        for (uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;;) {
+        for (uint64_t deadline = now_ms() + ETCD_START_TIMEOUT_MS;;) {
                 struct errmsg attempt = {};
                 struct stat dst;
 
@@ -260,14 +261,15 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
                 r = wait_healthy(pid, curl, log_path, log_offset, &attempt);
                 if (r >= 0)
                         break;
-                if (!streq(state, "existing") || !strstr(attempt.text, "cannot fetch cluster info from peer urls") ||
-                    stat(wal_dir, &dst) == 0 || cp_now_ms() >= deadline) {
+                if (!streq(state, "existing") ||
+                    !strstr(attempt.text, "cannot fetch cluster info from peer urls") ||
+                    stat(wal_dir, &dst) == 0 || now_ms() >= deadline) {
                         errmsg_set(e, -r, "%s", attempt.text);
                         return r;
                 }
                 if (stat(log_path, &st) == 0)
                         log_offset = st.st_size;
-                cp_sleep_ms(500);
+                sleep_ms(500);
         }
 
         kc = json_object_new_object();
@@ -739,7 +741,7 @@ static int etcd_parse_params(json_object *o, enum cp_role role, struct cp_join_p
  * has caught up with the leader (etcd refuses before that), asking the
  * members that were there before. Idempotent. */
 static int promote_self(const struct cp_join_params *p, const char *purl, struct errmsg *e) {
-        uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;
+        uint64_t deadline = now_ms() + ETCD_START_TIMEOUT_MS;
         struct errmsg last = {};
 
         for (size_t k = 0;; k = (k + 1) % p->n_endpoints) {
@@ -774,10 +776,10 @@ static int promote_self(const struct cp_join_params *p, const char *purl, struct
                                 return 0;
                         }
                 }
-                if (cp_now_ms() >= deadline)
+                if (now_ms() >= deadline)
                         return errmsg_set(e, ETIMEDOUT, "cannot promote etcd learner %s within %u s: %s",
                                           purl, ETCD_START_TIMEOUT_MS / 1000, errmsg_str(&last));
-                cp_sleep_ms(100);
+                sleep_ms(100);
         }
 }
 
@@ -786,7 +788,7 @@ static int promote_self(const struct cp_join_params *p, const char *purl, struct
  * a learner. Wait until it serves them, so that whoever uses the local etcd
  * next (the join service, the registry) finds a voting member. */
 static int wait_serving(const char *curl, const char *purl, struct errmsg *e) {
-        uint64_t deadline = cp_now_ms() + ETCD_START_TIMEOUT_MS;
+        uint64_t deadline = now_ms() + ETCD_START_TIMEOUT_MS;
         struct errmsg last = {};
         char api[340];
 
@@ -802,11 +804,11 @@ static int wait_serving(const char *curl, const char *purl, struct errmsg *e) {
                         for (size_t i = 0; i < n; i++)
                                 if (has_url(m[i].peer_urls, purl) && !m[i].learner)
                                         return 0;
-                if (cp_now_ms() >= deadline)
+                if (now_ms() >= deadline)
                         return errmsg_set(e, ETIMEDOUT, "etcd at %s does not serve as a voting member within %u s: %s",
                                           curl, ETCD_START_TIMEOUT_MS / 1000,
                                           last.text[0] ? errmsg_str(&last) : "still a learner");
-                cp_sleep_ms(50);
+                sleep_ms(50);
         }
 }
 

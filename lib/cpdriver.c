@@ -22,6 +22,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "secret.h"
+#include "time-util.h"
 
 #define CP_STDERR_TAIL 4096
 #define CP_HTTP_MAX_RESPONSE (1024 * 1024)
@@ -60,18 +61,6 @@ int cp_role_from_string(const char *s, enum cp_role *ret) {
         return 0;
 }
 
-uint64_t cp_now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-void cp_sleep_ms(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 /* --- results and parameters ----------------------------------------------- */
 
 void cp_result_done(struct cp_result *r) {
@@ -88,14 +77,14 @@ int cp_stop(struct cp_result *r) {
         if (!r)
                 return 0;
         if (r->pid > 0) {
-                uint64_t deadline = cp_now_ms() + CP_STOP_TIMEOUT_MS;
+                uint64_t deadline = now_ms() + CP_STOP_TIMEOUT_MS;
                 pid_t w = 0;
                 int st;
 
                 if (kill(r->pid, SIGTERM) < 0)
                         ret = -ECHILD; /* already reaped */
-                while (ret == 0 && (w = waitpid(r->pid, &st, WNOHANG)) == 0 && cp_now_ms() < deadline)
-                        cp_sleep_ms(20);
+                while (ret == 0 && (w = waitpid(r->pid, &st, WNOHANG)) == 0 && now_ms() < deadline)
+                        sleep_ms(20);
                 if (ret == 0 && w == 0) {
                         (void) kill(r->pid, SIGKILL);
                         while ((w = waitpid(r->pid, &st, 0)) < 0 && errno == EINTR)
@@ -596,7 +585,7 @@ int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct er
         _cleanup_close_ int rfd = -EBADF;
         int pipefd[2], st = 0;
         struct tail *t = NULL;
-        uint64_t deadline = cp_now_ms() + (uint64_t) timeout_sec * 1000;
+        uint64_t deadline = now_ms() + (uint64_t) timeout_sec * 1000;
         pid_t parent = getpid(), pid, w = 0;
         bool eof = false;
         int r = 0;
@@ -644,7 +633,7 @@ int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct er
                         if (w < 0)
                                 w = 0;
                 }
-                if (w == 0 && cp_now_ms() >= deadline) {
+                if (w == 0 && now_ms() >= deadline) {
                         (void) kill(-pid, SIGKILL);
                         (void) kill(pid, SIGKILL);
                         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -667,7 +656,7 @@ int cp_run(const char *what, char *const argv[], unsigned timeout_sec, struct er
                 }
                 if (w > 0)
                         break;
-                cp_sleep_ms(20);
+                sleep_ms(20);
         }
         if (r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
                 char status[64], out[384];

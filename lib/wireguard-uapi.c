@@ -18,6 +18,7 @@
 #include "encoding.h"
 #include "macro.h"
 #include "secret.h"
+#include "time-util.h"
 #include "wireguard-internal.h"
 
 #define UAPI_TIMEOUT_MS 5000
@@ -172,7 +173,7 @@ static int userspace_create(struct wg_device *d, struct errmsg *e) {
         r = cp_spawn(argv, d->log_path, &d->pid, e);
         if (r < 0)
                 return r;
-        deadline = cp_now_ms() + START_TIMEOUT_MS;
+        deadline = now_ms() + START_TIMEOUT_MS;
         for (;;) {
                 struct wg_status st = {};
                 int code;
@@ -186,9 +187,9 @@ static int userspace_create(struct wg_device *d, struct errmsg *e) {
                 if (code >= 0)
                         return errmsg_set(e, ECHILD, "wireguard-go exited (status %d) before its UAPI socket answered",
                                           code);
-                if (cp_now_ms() >= deadline)
+                if (now_ms() >= deadline)
                         break;
-                cp_sleep_ms(20);
+                sleep_ms(20);
         }
         kill(d->pid, SIGKILL);
         waitpid(d->pid, NULL, 0);
@@ -230,16 +231,16 @@ static void userspace_destroy(struct wg_device *d) {
          * never came up. */
         wg_link_delete(d);
         if (d->pid > 0) {
-                uint64_t deadline = cp_now_ms() + 3000;
+                uint64_t deadline = now_ms() + 3000;
                 kill(d->pid, SIGTERM);
                 while (child_gone(d) < 0) {
-                        if (cp_now_ms() >= deadline) {
+                        if (now_ms() >= deadline) {
                                 kill(d->pid, SIGKILL);
                                 waitpid(d->pid, NULL, 0);
                                 d->pid = 0;
                                 break;
                         }
-                        cp_sleep_ms(10);
+                        sleep_ms(10);
                 }
         }
 }

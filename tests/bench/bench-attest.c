@@ -31,6 +31,7 @@
 #include "openssl-util.h"
 #include "secret.h"
 #include "swtpm.h"
+#include "time-util.h"
 #include "tpm.h"
 
 #define ISSUE_RUNS 200
@@ -41,12 +42,6 @@
 #define TARGET_HANDSHAKES 300.0
 
 static struct test_platform plat;
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *) a, y = *(const double *) b;
@@ -136,14 +131,14 @@ static int bench_issue(struct node *n) {
 
                 if (secret_random(nonce, sizeof(nonce)) < 0)
                         return -EIO;
-                t0 = now();
+                t0 = now_s();
                 r = attester_issue(n->attester, ATTEST_PURPOSE_ATLS, nonce, ud, &doc, &size, &e);
                 if (r < 0) {
                         fprintf(stderr, "bench-attest: issue: %s\n", errmsg_str(&e));
                         return r;
                 }
                 if (i >= 0) {
-                        ms[i] = (now() - t0) * 1e3;
+                        ms[i] = (now_s() - t0) * 1e3;
                         sum += ms[i];
                 }
         }
@@ -170,7 +165,7 @@ static int bench_verify(struct node *n, struct verifier *v, double *ret_rate) {
                 fprintf(stderr, "bench-attest: issue: %s\n", errmsg_str(&e));
                 return r;
         }
-        t0 = now();
+        t0 = now_s();
         do {
                 /* Check the clock every 64 runs, not every run. */
                 for (int i = 0; i < 64; i++, count++) {
@@ -180,7 +175,7 @@ static int bench_verify(struct node *n, struct verifier *v, double *ret_rate) {
                                 return r;
                         }
                 }
-                elapsed = now() - t0;
+                elapsed = now_s() - t0;
         } while (elapsed < VERIFY_SECONDS);
         *ret_rate = (double) count / elapsed;
         printf("verify: %lu verifications of a %zu-byte document in %.2f s on one core: %.0f/s, %.1f us each\n",
@@ -256,7 +251,7 @@ static int connect_loopback(unsigned port) {
 static void *client_main(void *arg) {
         struct client *c = arg;
 
-        while (now() < c->deadline) {
+        while (now_s() < c->deadline) {
                 SSL *ssl;
                 int fd = connect_loopback(c->port);
                 bool ok;
@@ -339,7 +334,7 @@ static int bench_atls(struct node *nodes, unsigned n_servers, unsigned n_clients
         for (unsigned i = 0; i < n_servers; i++)
                 if (pthread_create(&servers[i].thread, NULL, server_main, &servers[i]) != 0)
                         abort();
-        t0 = now();
+        t0 = now_s();
         for (unsigned i = 0; i < n_clients; i++) {
                 clients[i].deadline = t0 + ATLS_SECONDS;
                 if (pthread_create(&clients[i].thread, NULL, client_main, &clients[i]) != 0)
@@ -352,7 +347,7 @@ static int bench_atls(struct node *nodes, unsigned n_servers, unsigned n_clients
                 if (!failure && clients[i].first_failure[0])
                         failure = clients[i].first_failure;
         }
-        elapsed = now() - t0;
+        elapsed = now_s() - t0;
         /* Wake the servers blocked in accept(). */
         atomic_store(&stopping, true);
         shutdown(lfd, SHUT_RDWR);

@@ -32,15 +32,10 @@
 #include "errmsg.h"
 #include "firewall.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define RUNS 60
 #define TARGET_RATIO 1.2
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *) a, y = *(const double *) b;
@@ -66,7 +61,7 @@ static void make_lists(size_t n, char (*text)[2][48], const char **a, const char
 
 /* `nft -f -` with the script on stdin; seconds, or < 0. */
 static double nft_cli(const char *script) {
-        double t0 = now();
+        double t0 = now_s();
         int fds[2], status;
         pid_t pid;
 
@@ -91,7 +86,7 @@ static double nft_cli(const char *script) {
         close(fds[1]);
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return -1;
-        return now() - t0;
+        return now_s() - t0;
 }
 
 static int measure(size_t n) {
@@ -119,13 +114,13 @@ static int measure(size_t n) {
         if (!ctx || nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0)
                 return -ENOMEM;
         for (int i = 0; i < RUNS; i++) {
-                double t0 = now();
+                double t0 = now_s();
                 if (nft_run_cmd_from_buffer(ctx, i % 2 ? script_a : script_b) != 0) {
                         printf("reference: %s\n", nft_ctx_get_error_buffer(ctx));
                         nft_ctx_free(ctx);
                         return -EIO;
                 }
-                t_ref[i] = now() - t0;
+                t_ref[i] = now_s() - t0;
         }
         nft_ctx_free(ctx);
 
@@ -137,21 +132,21 @@ static int measure(size_t n) {
                 }
         }
         for (int i = 0; i < RUNS; i++) {
-                double t0 = now();
+                double t0 = now_s();
                 if (firewall_update_nodes(i % 2 ? a : b, n, &e) < 0) {
                         printf("update: %s\n", errmsg_str(&e));
                         return -EIO;
                 }
-                t_upd[i] = now() - t0;
+                t_upd[i] = now_s() - t0;
         }
         for (int i = 0; i < RUNS; i++) {
-                double t0 = now();
+                double t0 = now_s();
                 c.nodes = i % 2 ? a : b;
                 if (firewall_apply(&c, &e) < 0) {
                         printf("apply: %s\n", errmsg_str(&e));
                         return -EIO;
                 }
-                t_apply[i] = now() - t0;
+                t_apply[i] = now_s() - t0;
         }
         firewall_remove(&e);
 

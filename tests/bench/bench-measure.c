@@ -20,21 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "time-util.h"
+
 #define RUNS 7
 #define INITRD_SIZE (42u * 1024 * 1024)
 #define TARGET_RATIO 1.3
 #define STUB "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 #define SDMEASURE "/usr/lib/systemd/systemd-measure"
 
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 /* Run argv with stdout to /dev/null; seconds taken, or -1 on failure. */
 static double run(char *const argv[]) {
-        double t0 = now();
+        double t0 = now_s();
         int status;
         pid_t pid = fork();
 
@@ -51,7 +47,7 @@ static double run(char *const argv[]) {
         }
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return -1;
-        return now() - t0;
+        return now_s() - t0;
 }
 
 static int cmp(const void *a, const void *b) {

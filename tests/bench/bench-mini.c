@@ -32,12 +32,7 @@
 #include <unistd.h>
 
 #include "swtpm.h"
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
+#include "time-util.h"
 
 /* Run a command quietly; output to log. Returns the exit status. */
 static int run(const char *log, char *const argv[]) {
@@ -103,8 +98,8 @@ static double eviction(const char *log, const char *name, int n) {
                                  (char *) "9:sha256=0000000000000000000000000000000000000000000000000000000000000001",
                                  NULL }) != 0)
                 return -1;
-        t0 = now();
-        while (now() - t0 < 60) {
+        t0 = now_s();
+        while (now_s() - t0 < 60) {
                 bool all = true;
                 for (int i = 0; i < n && all; i++) {
                         if (i == 0)
@@ -115,7 +110,7 @@ static double eviction(const char *log, const char *name, int n) {
                                 all = false;
                 }
                 if (all)
-                        return now() - t0;
+                        return now_s() - t0;
                 usleep(200 * 1000);
         }
         return -1;
@@ -170,12 +165,12 @@ int main(void) {
 
         for (int i = 0; i < 5; i++) {
                 struct test_swtpm t = {};
-                double t0 = now();
+                double t0 = now_s();
                 if (test_swtpm_start(&t) < 0) {
                         printf("bench-mini: skipped: cannot start swtpm\n");
                         return 77;
                 }
-                t_swtpm[i] = now() - t0;
+                t_swtpm[i] = now_s() - t0;
                 test_swtpm_stop(&t);
         }
         ref_swtpm = median(t_swtpm, 5);
@@ -196,19 +191,19 @@ int main(void) {
                 snprintf(name, sizeof(name), "b%d%d", (int) (getpid() % 1000), n);
                 snprintf(subnet, sizeof(subnet), "10.%d.%d.0/24", 100 + (int) (getpid() % 120), n);
                 snprintf(workers, sizeof(workers), "%d", n - 1);
-                t0 = now();
+                t0 = now_s();
                 r = run(log, (char *[]){ arca, "mini", "up", "--name", name, "--subnet", subnet, "--workers", workers,
                                          "--timeout", "120", NULL });
-                t_up = now() - t0;
+                t_up = now_s() - t0;
                 if (r != 0) {
                         printf("N=%d: arca mini up FAILED (exit %d); log %s\n", n, r, log);
                         failed++;
                 } else if (ref_verify == 0) {
                         for (int i = 0; i < 5; i++) {
-                                t0 = now();
+                                t0 = now_s();
                                 if (run(log, (char *[]){ arca, "mini", "verify", "w1", "--name", name, NULL }) != 0)
                                         failed++;
-                                t_verify[i] = now() - t0;
+                                t_verify[i] = now_s() - t0;
                         }
                         ref_verify = median(t_verify, 5);
                         printf("reference verify: one attested arca verify round trip, median of 5: %.1f ms\n",
@@ -259,12 +254,12 @@ int main(void) {
                                overflow ? " (the host's ARP table overflowed: packets were dropped)" : "");
                         fflush(stdout);
                 }
-                t0 = now();
+                t0 = now_s();
                 if (run(log, (char *[]){ arca, "mini", "down", "--name", name, NULL }) != 0) {
                         printf("N=%d: arca mini down FAILED; log %s\n", n, log);
                         failed++;
                 }
-                t_down = now() - t0;
+                t_down = now_s() - t0;
                 if (r != 0)
                         continue;
                 if (worst > 0)

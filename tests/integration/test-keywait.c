@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "policy.h"
 #include "swtpm.h"
+#include "time-util.h"
 #include "tpm.h"
 
 #define DISK_UUID "0b7e6f2a-4c1d-4e8f-9a3b-5c6d7e8f9a0b"
@@ -31,13 +32,6 @@ static struct test_swtpm swtpm;
 static struct test_platform plat;
 static struct tpm_ctx *tpm;
 static uint8_t master[KEY_SIZE], salt[KEY_SIZE], disk_key[KEY_SIZE];
-
-static double now_s(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static void setup(void) {
         struct errmsg e = {};

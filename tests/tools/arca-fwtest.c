@@ -47,6 +47,7 @@
 #include "errmsg.h"
 #include "firewall.h"
 #include "macro.h"
+#include "time-util.h"
 
 enum { OPEN = 0, TIMEOUT = 1, REFUSED = 2, EPERM_LOCAL = 3, ERROR = 4 };
 static const char *const result_word[] = { "open", "timeout", "refused", "eperm", "error" };
@@ -64,12 +65,6 @@ static int from_errno(int err) {
         if (err == ETIMEDOUT || err == EAGAIN)
                 return TIMEOUT;
         return ERROR;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
 /* ADDR + PORT into a sockaddr (IPv4 or IPv6). */

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "macro.h"
 #include "secret.h"
+#include "time-util.h"
 #include "tpm.h"
 
 /* Decode a hex literal of the test vectors; aborts the test on bad input. */
@@ -550,6 +551,38 @@ Test(fileio, write_all_reports_a_closed_reader) {
         cr_assert_eq(write_all(p[1], "", 0), 0, "nothing to write is no error");
         close(p[1]);
         cr_assert_eq(write_all(p[1], "x", 1), -EBADF);
+}
+
+/* --- monotonic time ------------------------------------------------------ */
+
+/* sleep_ms sleeps its whole time even when signals interrupt it, and the
+ * two clocks agree. */
+Test(time, sleep_ms_outlasts_signals_and_clocks_agree) {
+        struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART */
+        struct itimerval it = { .it_interval.tv_usec = 2000, .it_value.tv_usec = 2000 };
+        uint64_t t0 = now_ms(), t1;
+        double s0 = now_s(), s1;
+
+        alarms = 0;
+        cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+        sleep_ms(60);
+        t1 = now_ms();
+        s1 = now_s();
+        it = (struct itimerval){};
+        setitimer(ITIMER_REAL, &it, NULL);
+        cr_assert_gt(alarms, 0, "no signal interrupted the sleep: the test did not test anything");
+        cr_assert_geq(t1 - t0, 60, "slept %llu ms of 60", (unsigned long long) (t1 - t0));
+        cr_assert_lt(t1 - t0, 5000, "slept %llu ms (a clock not in milliseconds?)",
+                     (unsigned long long) (t1 - t0));
+        /* now_s is the same clock in seconds: each reading is at or after
+         * the other one taken before it (however long the scheduler waits
+         * in between; 1 ms for rounding). */
+        cr_assert_geq((uint64_t) (s0 * 1000) + 1, t0, "now_s %.4f s before now_ms %llu ms", s0,
+                      (unsigned long long) t0);
+        t0 = now_ms();
+        cr_assert_geq(t0 + 1, (uint64_t) (s1 * 1000), "now_ms %llu ms before now_s %.4f s",
+                      (unsigned long long) t0, s1);
 }
 
 /* --- secrets ------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "mini.h"
@@ -120,8 +121,8 @@ static int netns_node_create(struct mini_cluster *c, const struct mini_node *n) 
         snprintf(tpm_dir, sizeof(tpm_dir), "%s/tpm", n->dir);
         snprintf(run_dir, sizeof(run_dir), "%s/run", n->dir);
         snprintf(state, sizeof(state), "%s/state", n->dir);
-        if ((r = mini_mkdir_p(tpm_dir, 0700)) < 0 || (r = mini_mkdir_p(run_dir, 0755)) < 0 ||
-            (r = mini_mkdir_p(state, 0700)) < 0)
+        if ((r = mkdir_p(tpm_dir, 0700)) < 0 || (r = mkdir_p(run_dir, 0755)) < 0 ||
+            (r = mkdir_p(state, 0700)) < 0)
                 return log_error_errno(r, "Cannot create %s: %m", n->dir);
 
         snprintf(log, sizeof(log), "%s/swtpm.log", n->dir);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "mini.h"
@@ -268,7 +269,7 @@ static int private_run_setup(const char *private_run, const char *state_dir) {
                 return -errno;
         if (state_dir && strncmp(state_dir, "/run/", 5) == 0) {
                 snprintf(inner, sizeof(inner), "%s/%s", private_run, state_dir + 5);
-                if (mini_mkdir_p(inner, 0700) < 0 || mount(state_dir, inner, NULL, MS_BIND, NULL) < 0)
+                if (mkdir_p(inner, 0700) < 0 || mount(state_dir, inner, NULL, MS_BIND, NULL) < 0)
                         return -errno;
         }
         if (mount(private_run, "/run", NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -401,23 +402,6 @@ int mini_rm_rf(const char *path) {
         if (access(path, F_OK) < 0)
                 return errno == ENOENT ? 0 : -errno;
         if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-                return -errno;
-        return 0;
-}
-
-int mini_mkdir_p(const char *path, mode_t mode) {
-        char buf[PATH_MAX], *p;
-
-        if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf))
-                return -ENAMETOOLONG;
-        for (p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = 0;
-                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
                 return -errno;
         return 0;
 }

@@ -480,7 +480,7 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
         mini_name_option(c, o, nameopt, sizeof(nameopt));
 
         /* The journal first: from here on, `down` can remove what exists. */
-        if ((r = mini_mkdir_p(c->state_dir, 0700)) < 0)
+        if ((r = mkdir_p(c->state_dir, 0700)) < 0)
                 return log_error_errno(r, "Cannot create %s: %m", c->state_dir), 1;
         if (mini_journal_add(c, "cluster", "%s", c->name) < 0 ||
             mini_journal_add(c, "up-pid", "%d %llu", (int) getpid(), mini_pid_start_time(getpid())) < 0 ||
@@ -547,10 +547,11 @@ static int mini_up(struct mini_cluster *c, const struct mini_options *o) {
 
         /* The owner: configuration, secrets, measurement policy. */
         snprintf(path, sizeof(path), "%s/generate.log", c->owner_dir);
-        if (mini_mkdir_p(c->owner_dir, 0700) < 0 ||
-            run_self(c, path, (char *[]){ "config", "generate", "--dir", c->owner_dir, "--name", c->name, "--init",
-                                          c->nodes[0].address, "--driver", c->driver, "--platform-ca",
-                                          "../ca/platform-ca.pem", NULL }) < 0) {
+        if (mkdir_p(c->owner_dir, 0700) < 0 ||
+            run_self(c, path,
+                     (char *[]){ "config", "generate", "--dir", c->owner_dir, "--name", c->name, "--init",
+                                 c->nodes[0].address, "--driver", c->driver, "--platform-ca",
+                                 "../ca/platform-ca.pem", NULL }) < 0) {
                 log_error("Cannot generate the cluster configuration.");
                 goto fail;
         }

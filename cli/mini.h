@@ -159,7 +159,6 @@ unsigned long long mini_pid_start_time(pid_t pid);
 void mini_kill(pid_t pid, unsigned long long start_time, unsigned grace_ms);
 /* Remove a directory tree (does not cross into other file systems). */
 int mini_rm_rf(const char *path);
-int mini_mkdir_p(const char *path, mode_t mode);
 
 /* cli/mini-icmp.c: echo request, and the pure parser of what a raw IPv4
  * ICMP socket receives: 0 and *ret_seq for an echo reply with identifier

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 static bool safe_sub(const char *s) {
         if (!*s || s[0] == '/')
                 return false;
@@ -33,25 +35,6 @@ int bind_spec_parse(char *s, struct bind_spec *ret) {
         if (!safe_sub(s) || colon[1] != '/')
                 return -EINVAL;
         *ret = (struct bind_spec){ .sub = s, .target = colon + 1 };
-        return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode) {
-        char buf[4096];
-        size_t n = strlen(path);
-
-        if (n >= sizeof(buf))
-                return -ENAMETOOLONG;
-        memcpy(buf, path, n + 1);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = 0;
-                        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-                return -errno;
         return 0;
 }
 

@@ -29,6 +29,7 @@
 
 #include "cpdriver.h"
 #include "encoding.h"
+#include "fileio.h"
 #include "json-util.h"
 #include "macro.h"
 #include "time-util.h"
@@ -208,7 +209,7 @@ static int start_etcd(const struct cp_node *node, const char *initial_cluster, c
                 snprintf(listen, sizeof(listen), "%s,%s", curl, lurl);
         } else
                 snprintf(listen, sizeof(listen), "%s", curl);
-        r = cp_mkdir_p(node->state_dir, 0700);
+        r = mkdir_p(node->state_dir, 0700);
         if (r < 0)
                 return errmsg_set(e, r, "cannot create %s: %s", node->state_dir, strerror(-r));
         if (asprintf(&data_dir, "%s/etcd", node->state_dir) < 0 ||

@@ -209,7 +209,7 @@ static int run_with_config(const struct cp_node *n, const char *what, const char
                 return r;
         if (asprintf(&dir, "%s/kubeadm", n->state_dir) < 0 || asprintf(&path, "%s/%s", dir, file) < 0)
                 return -ENOMEM;
-        r = cp_mkdir_p(dir, 0700);
+        r = mkdir_p(dir, 0700);
         if (r < 0)
                 return errmsg_set(e, r, "cannot create %s: %s", dir, strerror(-r));
         argv[k++] = bin;

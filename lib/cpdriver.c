@@ -738,28 +738,6 @@ int cp_http_json(const char *method, const char *url, json_object *body, long ti
 
 /* --- files and randomness ------------------------------------------------- */
 
-int cp_mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-        struct stat st;
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1;; s++) {
-                if (*s != '/' && *s != 0)
-                        continue;
-                char c = *s;
-                *s = 0;
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return negative_errno();
-                *s = c;
-                if (c == 0)
-                        break;
-        }
-        if (stat(path, &st) < 0)
-                return negative_errno();
-        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 int cp_random_alnum(char *buf, size_t n) {
         static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
         uint8_t rnd[64];

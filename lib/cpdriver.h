@@ -201,9 +201,6 @@ int cp_http_json(const char *method, const char *url, json_object *body, long ti
  * characters become spaces, the end is kept (at most max - 1 bytes). */
 void cp_output_line(const char *p, size_t n, char *out, size_t max);
 
-/* mkdir -p with `mode` for the directories it creates. */
-int cp_mkdir_p(const char *path, mode_t mode);
-
 /* Fill buf with n random characters of [a-z0-9] (bootstrap tokens). */
 int cp_random_alnum(char *buf, size_t n);
 

@@ -89,6 +89,28 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
         return r;
 }
 
+int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        struct stat st;
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1;; s++) {
+                if (*s != '/' && *s != 0)
+                        continue;
+                char c = *s;
+                *s = 0;
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *s = c;
+                if (c == 0)
+                        break;
+        }
+        if (stat(path, &st) < 0)
+                return negative_errno();
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
 int path_relative_to(const char *base, const char *p, char **ret) {
         const char *slash;
         char *s;

@@ -17,5 +17,9 @@ int write_all(int fd, const void *p, size_t n);
  * readers never see a half-written file. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* mkdir -p: the missing directories of path with `mode`; -ENOTDIR when
+ * something else stands at path. */
+int mkdir_p(const char *path, mode_t mode);
+
 /* Resolve `p` relative to the directory of `base` unless p is absolute. */
 int path_relative_to(const char *base, const char *p, char **ret);

@@ -104,7 +104,7 @@ static void set_path(const char *a, const char *b, bool system) {
 static void setup_kubeadm(void) {
         cr_assert_eq(test_tmpdir(tmp, sizeof(tmp)), 0);
         find_doubles();
-        cr_assert_eq(cp_mkdir_p(path_in("bin"), 0755), 0);
+        cr_assert_eq(mkdir_p(path_in("bin"), 0755), 0);
         /* kubeadm drives the kubelet; the driver only insists it exists. */
         write_text(path_in("bin/kubelet"),
                    "#!/bin/sh\necho 'kubelet (test stub): the driver must not run me' >&2\nexit 1\n", 0755);
@@ -551,7 +551,7 @@ Test(kubeadm, double_refuses_broken_configurations, .init = setup_kubeadm, .fini
                 {
                         char d[PATH_MAX];
                         snprintf(d, sizeof(d), "%s/m%zu", tmp, i);
-                        cr_assert_eq(cp_mkdir_p(d, 0700), 0);
+                        cr_assert_eq(mkdir_p(d, 0700), 0);
                 }
                 write_text(file, mutated, cases[i].mode);
                 e = (struct errmsg){};
@@ -1004,7 +1004,7 @@ Test(etcd, check_names_missing_etcd, .init = setup_etcd, .fini = teardown) {
         struct errmsg e = {};
         struct tnode n1;
 
-        cr_assert_eq(cp_mkdir_p(path_in("empty"), 0700), 0);
+        cr_assert_eq(mkdir_p(path_in("empty"), 0700), 0);
         setenv("PATH", path_in("empty"), 1);
         cr_assert_eq(cp_check(&cp_driver_etcd, &e), -ENOENT);
         cr_assert(strstr(e.text, "etcd not found"), "%s", e.text);

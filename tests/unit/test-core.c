@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -551,6 +552,33 @@ Test(fileio, write_all_reports_a_closed_reader) {
         cr_assert_eq(write_all(p[1], "", 0), 0, "nothing to write is no error");
         close(p[1]);
         cr_assert_eq(write_all(p[1], "x", 1), -EBADF);
+}
+
+Test(fileio, mkdir_p_makes_what_is_missing) {
+        char dir[] = "/tmp/arca-mkdir.XXXXXX", path[128], file[128];
+        struct stat st;
+        int fd;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/a/b/c", dir);
+        cr_assert_eq(mkdir_p(path, 0700), 0);
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert(S_ISDIR(st.st_mode));
+        cr_assert_eq(st.st_mode & 0777, 0700);
+        cr_assert_eq(mkdir_p(path, 0700), 0, "a second time is no error");
+        /* A file where a directory should be is refused, at the end or on the way. */
+        snprintf(file, sizeof(file), "%s/a/f", dir);
+        fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        cr_assert_eq(mkdir_p(file, 0700), -ENOTDIR);
+        snprintf(path, sizeof(path), "%s/a/f/g", dir);
+        cr_assert_eq(mkdir_p(path, 0700), -ENOTDIR);
+        unlink(file);
+        snprintf(path, sizeof(path), "%s/a/b/c", dir), rmdir(path);
+        snprintf(path, sizeof(path), "%s/a/b", dir), rmdir(path);
+        snprintf(path, sizeof(path), "%s/a", dir), rmdir(path);
+        cr_assert_eq(rmdir(dir), 0, "mkdir_p left something behind in %s", dir);
 }
 
 /* --- monotonic time ------------------------------------------------------ */

@@ -78,6 +78,17 @@ enum job_kind {
         JOB_SWEEP, /* expire members that stopped refreshing */
 };
 
+/* An answer's peers: the members of a view but the node asking, written
+ * out of the view as the connection drains (http_reply_json_stream), not
+ * copied per request. The answer holds the view (the records are
+ * immutable) until it was sent or the connection went away. */
+struct answer {
+        struct registry_members *view;
+        size_t skip; /* the asker's index in view; view->n if not a member */
+        struct peer_list peers;
+        size_t next; /* peers_write's cursor */
+};
+
 struct job {
         struct work_item item; /* first: the pool hands back this pointer */
         enum job_kind kind;
@@ -91,9 +102,13 @@ struct job {
         char reason[512]; /* JOB_EVICT: the failed check */
         bool ring;        /* JOB_MESH: the membership changed, members rung */
         size_t rung;      /* how many doorbells left */
-        /* Result: status 200 and body (may hold secrets), or an error. */
+        /* Result: status 200 and body (may hold secrets), or an error.
+         * Join and mesh answers: body is the head (body_len of len bytes)
+         * and the rest comes from `answer` as the connection drains. */
         int status;
         char *body;
+        size_t body_len, len;
+        struct answer *answer;
         struct errmsg e;
         /* What to log in the loop thread (workers do not log). */
         int log_level;
@@ -303,31 +318,50 @@ static struct job *job_new(enum job_kind kind, struct evhttp_request *req, const
 
 /* --- peers ------------------------------------------------------------------------- */
 
-/* The peers of `self`: every member but itself, pointing into v (which
- * must outlive the answer's serialization). */
-static int make_peers(const struct registry_members *v, const char *self, struct mesh_peer_ref **ret,
-                      size_t *ret_n, struct errmsg *e) {
-        struct mesh_peer_ref *peers;
-        size_t k = 0;
+static struct answer *answer_free(struct answer *a) {
+        if (!a)
+                return NULL;
+        registry_members_unref(a->view);
+        free(a);
+        return NULL;
+}
 
-        peers = calloc(v->n + 1, sizeof(*peers));
-        if (!peers)
+static void answer_release(void *userdata) {
+        answer_free(userdata);
+}
+
+static struct mesh_peer_ref answer_peer_at(const void *data, size_t i) {
+        const struct answer *a = data;
+        const struct registry_member *m = a->view->m[i < a->skip ? i : i + 1];
+
+        return (struct mesh_peer_ref){ m->name, m->role, m->wg_public_key, m->endpoint, m->mesh_address };
+}
+
+static ssize_t answer_fill(void *userdata, char *buf, size_t size) {
+        struct answer *a = userdata;
+
+        return peers_write(&a->peers, &a->next, buf, size);
+}
+
+/* The peers of `self`: every member of *view but itself. The answer takes
+ * the view. */
+static int make_answer(struct registry_members **view, const char *self, struct answer **ret, struct errmsg *e) {
+        const struct registry_members *v = *view;
+        struct answer *a;
+        size_t skip = v->n;
+
+        for (size_t i = 0; i < v->n && skip == v->n; i++)
+                if (streq(v->m[i]->name, self))
+                        skip = i;
+        if (v->n - (skip < v->n) > MSG_MAX_PEERS)
+                return errmsg_set(e, ENOSPC, "the registry holds more than %u peers of '%s'", MSG_MAX_PEERS, self);
+        a = calloc(1, sizeof(*a));
+        if (!a)
                 return -ENOMEM;
-        for (size_t i = 0; i < v->n; i++) {
-                const struct registry_member *m = v->m[i];
-
-                if (streq(m->name, self))
-                        continue;
-                if (k >= MSG_MAX_PEERS) {
-                        free(peers);
-                        return errmsg_set(e, ENOSPC, "the registry holds more than %u peers of '%s'",
-                                          MSG_MAX_PEERS, self);
-                }
-                peers[k++] = (struct mesh_peer_ref){ m->name, m->role, m->wg_public_key, m->endpoint,
-                                                     m->mesh_address };
-        }
-        *ret = peers;
-        *ret_n = k;
+        a->view = TAKE_PTR(*view);
+        a->skip = skip;
+        a->peers = (struct peer_list){ .n = v->n - (skip < v->n), .at = answer_peer_at, .data = a };
+        *ret = a;
         return 0;
 }
 
@@ -359,10 +393,11 @@ static size_t ring_members(const struct join_service *s, const struct registry_m
 
 /* --- join ------------------------------------------------------------------------- */
 
-/* The answer's peers point into *view, which the caller releases after
- * serializing it. */
+/* The answer: m and its peers (*answer, which the caller frees, also on
+ * failure). */
 static int do_join(struct join_service *s, struct registry *reg, const struct join_request *req,
-                   const char *ak_name, struct registry_members **view, struct join_response *m, struct errmsg *e) {
+                   const char *ak_name, struct answer **answer, struct join_response *m, struct errmsg *e) {
+        _cleanup_registry_members_ struct registry_members *view = NULL;
         const struct registry_members *v;
         struct registry_member member = {};
         struct cp_node self;
@@ -379,16 +414,16 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
 
         /* The peers as they are before this join: the answer names them,
          * and a new member is admitted only while the registry has room. */
-        r = registry_members_get(reg, view, e);
+        r = registry_members_get(reg, &view, e);
         if (r < 0)
                 return r;
-        v = *view;
+        v = view;
         if (v->n >= ADMIT_MAX_MEMBERS && !registry_members_find(v, req->node_name))
                 return errmsg_set(e, ENOSPC, "the cluster has the maximum of %u members", ADMIT_MAX_MEMBERS);
         r = check_wg_key_free(v, req->node_name, req->wg_public_key, e);
         if (r < 0)
                 return r;
-        r = make_peers(v, req->node_name, &m->peer_refs, &m->n_peers, e);
+        r = make_answer(&view, req->node_name, answer, e);
         if (r < 0)
                 return r;
 
@@ -445,16 +480,16 @@ static int do_join(struct join_service *s, struct registry *reg, const struct jo
 }
 
 static void run_join(struct join_service *s, struct registry *reg, struct job *j) {
-        _cleanup_registry_members_ struct registry_members *view = NULL;
         struct join_response resp = {};
         int r;
 
         j->e = (struct errmsg){};
-        r = do_join(s, reg, &j->in.join, j->ak_name, &view, &resp, &j->e);
+        r = do_join(s, reg, &j->in.join, j->ak_name, &j->answer, &resp, &j->e);
         if (r >= 0)
-                r = join_response_serialize(&resp, &j->body);
+                r = join_response_serialize_head(&resp, &j->answer->peers, &j->body, &j->body_len, &j->len);
         join_response_done(&resp);
         if (r < 0) {
+                j->answer = answer_free(j->answer);
                 j->status = http_status(r);
                 if (!j->e.text[0])
                         errmsg_set(&j->e, r, "cannot encode the response");
@@ -504,10 +539,11 @@ static void run_rejoin(struct join_service *s, struct registry *reg, struct job 
 
 /* --- mesh refresh ---------------------------------------------------------------------- */
 
-/* The answer's peers point into *view, which the caller releases after
- * serializing it. */
-static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, struct registry_members **view,
-                   struct mesh_response *m, struct errmsg *e) {
+/* The answer: m and its peers (j->answer, which the caller frees, also on
+ * failure). */
+static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, struct mesh_response *m,
+                   struct errmsg *e) {
+        _cleanup_registry_members_ struct registry_members *view = NULL;
         const struct mesh_request *req = &j->in.mesh;
         char host[ADDRESS_MAX];
         int r;
@@ -521,11 +557,11 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                 struct registry_member updated;
                 bool changed;
 
-                *view = registry_members_unref(*view);
-                r = registry_members_get(reg, view, e);
+                view = registry_members_unref(view);
+                r = registry_members_get(reg, &view, e);
                 if (r < 0)
                         return r;
-                v = *view;
+                v = view;
                 me = registry_members_find(v, req->node_name);
                 if (!me)
                         return errmsg_set(e, EPERM,
@@ -579,7 +615,7 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
                         j->rung = ring_members(s, v, req->node_name);
                         j->ring = true;
                 }
-                r = make_peers(v, req->node_name, &m->peer_refs, &m->n_peers, e);
+                r = make_answer(&view, req->node_name, &j->answer, e);
                 if (r < 0)
                         return r;
                 snprintf(m->mesh_address, sizeof(m->mesh_address), "%s", updated.mesh_address);
@@ -590,16 +626,16 @@ static int do_mesh(struct join_service *s, struct registry *reg, struct job *j, 
 }
 
 static void run_mesh(struct join_service *s, struct registry *reg, struct job *j) {
-        _cleanup_registry_members_ struct registry_members *view = NULL;
         struct mesh_response resp = {};
         int r;
 
         j->e = (struct errmsg){};
-        r = do_mesh(s, reg, j, &view, &resp, &j->e);
+        r = do_mesh(s, reg, j, &resp, &j->e);
         if (r >= 0)
-                r = mesh_response_serialize(&resp, &j->body);
+                r = mesh_response_serialize_head(&resp, &j->answer->peers, &j->body, &j->body_len, &j->len);
         mesh_response_done(&resp);
         if (r < 0) {
+                j->answer = answer_free(j->answer);
                 j->status = http_status(r);
                 if (!j->e.text[0])
                         errmsg_set(&j->e, r, "cannot encode the response");
@@ -772,9 +808,15 @@ static void job_done(struct work_item *w, void *userdata) {
         if (j->kind == JOB_SWEEP)
                 s->sweeping = false;
         if (j->req) {
-                if (j->status == 200 && j->body) {
-                        /* Sent from the body itself, which is wiped once
-                         * sent: no copy of every peer list in flight. */
+                if (j->status == 200 && j->body && j->answer)
+                        /* The head (the secrets) is wiped once sent; the
+                         * peers are written out of the view as the
+                         * connection drains: no text of every peer list
+                         * in flight. */
+                        http_reply_json_stream(j->req, 200, TAKE_PTR(j->body), j->body_len, j->len, answer_fill,
+                                               answer_release, TAKE_PTR(j->answer));
+                else if (j->status == 200 && j->body) {
+                        /* Sent from the body itself, wiped once sent. */
                         size_t len = strlen(j->body);
                         http_reply_raw_json_take(j->req, 200, TAKE_PTR(j->body), len);
                 } else
@@ -783,6 +825,7 @@ static void job_done(struct work_item *w, void *userdata) {
         /* Join answers carry disk keys and cluster secrets. */
         if (j->body)
                 secret_free(j->body, strlen(j->body));
+        answer_free(j->answer);
         secret_wipe(j, sizeof(*j));
         free(j);
 }

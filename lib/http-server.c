@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "http-server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -155,6 +156,133 @@ void http_reply_raw_json_take(struct evhttp_request *req, int code, char *json, 
         }
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
         evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", out);
+        evbuffer_free(out);
+}
+
+struct http_stream {
+        struct evhttp_request *req;
+        size_t left; /* of the JSON document, after what was handed over */
+        http_fill_t fill;
+        void (*release)(void *userdata);
+        void *userdata;
+};
+
+static void stream_release(struct http_stream *st) {
+        if (st->release)
+                st->release(st->userdata);
+        free(st);
+}
+
+/* The connection went away mid-answer. A client that closed or timed out
+ * leaves the request detached from it, and ours to free; a server being
+ * freed takes it along with the connection. */
+static void stream_closed(struct evhttp_connection *evcon, void *arg) {
+        struct http_stream *st = arg;
+        struct evhttp_request *req = st->req;
+
+        stream_release(st);
+        if (!evhttp_request_get_connection(req))
+                evhttp_send_reply_end(req);
+}
+
+/* A fill that broke its promise: the answer cannot be completed, so the
+ * connection goes (the request with it). */
+static void stream_abort(struct http_stream *st) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
+
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        stream_release(st);
+        evhttp_connection_free(evcon);
+}
+
+static void free_cleanup(const void *data, size_t len, void *extra) {
+        free((void *) data);
+}
+
+/* Everything handed over so far left: the next piece, allocated at its
+ * size (libevent would round a chain of its own up to a power of two). */
+static void stream_more(struct evhttp_connection *evcon, void *arg) {
+        struct http_stream *st = arg;
+        size_t room = st->left < HTTP_STREAM_CHUNK ? st->left : HTTP_STREAM_CHUNK;
+        struct evbuffer *out = evbuffer_new();
+        char *buf = malloc(room + 1);
+        ssize_t n = 0;
+
+        if (!out || !buf) {
+                free(buf);
+                goto fail;
+        }
+        if (room > 0) {
+                n = st->fill(st->userdata, buf, room);
+                if (n <= 0 || (size_t) n > room) {
+                        free(buf);
+                        goto fail;
+                }
+                st->left -= (size_t) n;
+        }
+        if (st->left == 0)
+                buf[n++] = '\n';
+        if (evbuffer_add_reference(out, buf, (size_t) n, free_cleanup, NULL) < 0) {
+                free(buf);
+                goto fail;
+        }
+        if (st->left > 0) {
+                evhttp_send_reply_chunk_with_cb(st->req, out, stream_more, st);
+                evbuffer_free(out);
+                return;
+        }
+        /* The last piece: the rest is libevent's (the connection is freed
+         * with the request if the client goes now). */
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_send_reply_chunk(st->req, out);
+        evbuffer_free(out);
+        evhttp_send_reply_end(st->req);
+        stream_release(st);
+        return;
+fail:
+        if (out)
+                evbuffer_free(out);
+        stream_abort(st);
+}
+
+void http_reply_json_stream(struct evhttp_request *req, int code, char *head, size_t head_len, size_t len,
+                            http_fill_t fill, void (*release)(void *userdata), void *userdata) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        struct http_stream *st = NULL;
+        struct evbuffer *out = NULL;
+        char length[32];
+
+        assert(head_len > 0 && head_len <= len);
+        if (!evcon) {
+                /* The client is gone already: nothing to send. */
+                secret_free(head, head_len);
+                if (release)
+                        release(userdata);
+                evhttp_send_reply_end(req);
+                return;
+        }
+        st = malloc(sizeof(*st));
+        out = evbuffer_new();
+        if (!st || !out || evbuffer_add_reference(out, head, head_len, secret_cleanup, NULL) < 0) {
+                secret_free(head, head_len);
+                if (out)
+                        evbuffer_free(out);
+                free(st);
+                if (release)
+                        release(userdata);
+                evhttp_send_error(req, HTTP_INTERNAL, NULL);
+                return;
+        }
+        *st = (struct http_stream){ .req = req, .left = len - head_len, .fill = fill, .release = release,
+                                    .userdata = userdata };
+        snprintf(length, sizeof(length), "%zu", len + 1);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", length);
+        evhttp_send_reply_start(req, code, code < 300 ? "OK" : "Error");
+        evhttp_connection_set_closecb(evcon, stream_closed, st);
+        /* The head alone: a chain added after a reference chain would be
+         * sized from it. */
+        evhttp_send_reply_chunk_with_cb(req, out, stream_more, st);
         evbuffer_free(out);
 }
 

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "errmsg.h"
 
@@ -42,5 +43,24 @@ void http_reply_raw_json(struct evhttp_request *req, int code, const char *json,
  * or dropped. For large answers (a join service's peer lists) and answers
  * with secrets. */
 void http_reply_raw_json_take(struct evhttp_request *req, int code, char *json, size_t len);
+/* A JSON reply too large to hold whole per request in flight (a join
+ * service's answers list every member), produced in pieces as the
+ * connection drains. The body is `len` bytes of JSON and a newline, sent
+ * with a Content-Length (not chunked): first head (head_len > 0 bytes,
+ * malloc'ed, taken as by http_reply_raw_json_take: sent from where it is,
+ * wiped and freed once sent or dropped), then what fill() writes, called
+ * each time the connection has handed everything before to TLS, with at
+ * most HTTP_STREAM_CHUNK bytes of room (less for the last piece); it
+ * returns how many bytes it wrote (> 0), or < 0 if it cannot go on. A fill
+ * that fails or writes more than the length leaves is a bug: the
+ * connection is closed, the client never sees a short answer as whole.
+ * release(userdata) is called once, in the loop's thread: after the last
+ * fill, or when the connection went away first (the client closed or
+ * timed out mid-answer, the server is freed), or at once if it had
+ * already. */
+#define HTTP_STREAM_CHUNK 4096
+typedef ssize_t (*http_fill_t)(void *userdata, char *buf, size_t size);
+void http_reply_json_stream(struct evhttp_request *req, int code, char *head, size_t head_len, size_t len,
+                            http_fill_t fill, void (*release)(void *userdata), void *userdata);
 /* Reply {"error": message}. */
 void http_reply_error(struct evhttp_request *req, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

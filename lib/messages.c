@@ -260,7 +260,6 @@ void join_response_done(struct join_response *m) {
                 json_object_put(m->cp_params);
         }
         free(m->peers);
-        free(m->peer_refs);
         secret_wipe(m, sizeof(*m));
 }
 
@@ -303,73 +302,160 @@ static int peers_parse(json_object *arr, struct mesh_peer **ret, size_t *ret_n, 
         return 0;
 }
 
-/* Serialize o with a "peers" array appended as its last member. The peer
- * list is written directly, not through json-c objects: an answer names
- * every member of the cluster (thousands), and a json-c object per field
- * costs about ten times the text. Every field is checked by the validator
- * its parser uses, and those admit no character JSON would escape, so the
- * text is exactly what json-c would write. More than MSG_MAX_PEERS is a
- * caller's error (-E2BIG): the list is never cut short; an invalid field
- * is -EINVAL. */
-#define PEER_FMT                                                                                            \
-        "{\"name\":\"%s\",\"role\":\"%s\",\"wireguardPublicKey\":\"%s\",\"endpoint\":\"%s\",\"meshAddress\":\"%s\"}"
+/* An answer with a "peers" array as its last member, in pieces: the head,
+ * o serialized with `"peers":[` in place of its closing brace, then the
+ * peers and "]}" (peers_write). The peer list is written directly, not
+ * through json-c objects: an answer names every member of the cluster
+ * (thousands), and a json-c object per field costs about ten times the
+ * text. Every field is checked by the validator its parser uses, and those
+ * admit no character JSON would escape, so the text is exactly what json-c
+ * would write. More than MSG_MAX_PEERS is a caller's error (-E2BIG): the
+ * list is never cut short; an invalid field is -EINVAL. */
+#define P_NAME "{\"name\":\""
+#define P_ROLE "\",\"role\":\""
+#define P_KEY "\",\"wireguardPublicKey\":\""
+#define P_ENDPOINT "\",\"endpoint\":\""
+#define P_ADDRESS "\",\"meshAddress\":\""
+#define P_END "\"}"
+#define P_FIXED (STRLEN(P_NAME) + STRLEN(P_ROLE) + STRLEN(P_KEY) + STRLEN(P_ENDPOINT) + STRLEN(P_ADDRESS) + STRLEN(P_END))
+#define PEERS_OPEN "\"peers\":["
+#define PEERS_CLOSE "]}"
 
-static struct mesh_peer_ref peer_at(const struct mesh_peer *peers, const struct mesh_peer_ref *refs, size_t i) {
-        if (refs)
-                return refs[i];
-        return (struct mesh_peer_ref){ peers[i].name, peers[i].role, peers[i].wg_public_key, peers[i].endpoint,
-                                       peers[i].mesh_address };
+_Static_assert(1 + P_FIXED + NODE_NAME_MAX + sizeof(((struct mesh_peer *) 0)->role) - 1 + WG_KEY_B64_SIZE - 1 +
+                               ENDPOINT_MAX - 1 + ADDRESS_MAX - 1 <=
+                       MSG_PEER_TEXT_MAX,
+               "MSG_PEER_TEXT_MAX holds any valid peer");
+
+static struct mesh_peer_ref mesh_peer_at(const void *data, size_t i) {
+        const struct mesh_peer *p = (const struct mesh_peer *) data + i;
+
+        return (struct mesh_peer_ref){ p->name, p->role, p->wg_public_key, p->endpoint, p->mesh_address };
 }
 
-static int serialize_with_peers(json_object *o, const struct mesh_peer *peers, const struct mesh_peer_ref *refs,
-                                size_t n, char **ret) {
-        char *head = NULL, *out, *p;
-        size_t head_len, size;
+struct peer_list peer_list_of(const struct mesh_peer *peers, size_t n) {
+        return (struct peer_list){ .n = n, .at = mesh_peer_at, .data = peers };
+}
+
+static bool peer_valid(const struct mesh_peer_ref *q) {
+        return q->name && q->role && q->wg_public_key && q->endpoint && q->mesh_address && valid_node_name(q->name) &&
+               valid_role(q->role) && valid_wg_key(q->wg_public_key) && valid_endpoint(q->endpoint) &&
+               valid_address(q->mesh_address);
+}
+
+static size_t peer_text_len(const struct mesh_peer_ref *q, size_t i) {
+        return (i > 0) + P_FIXED + strlen(q->name) + strlen(q->role) + strlen(q->wg_public_key) +
+               strlen(q->endpoint) + strlen(q->mesh_address);
+}
+
+static char *put(char *p, const char *s) {
+        size_t n = strlen(s);
+
+        memcpy(p, s, n);
+        return p + n;
+}
+
+ssize_t peers_write(const struct peer_list *peers, size_t *next, char *buf, size_t size) {
+        char *p = buf;
+
+        for (; *next < peers->n; (*next)++) {
+                struct mesh_peer_ref q = peers->at(peers->data, *next);
+
+                if (peer_text_len(&q, *next) > size - (size_t) (p - buf))
+                        break;
+                if (*next > 0)
+                        *p++ = ',';
+                p = put(p, P_NAME);
+                p = put(p, q.name);
+                p = put(p, P_ROLE);
+                p = put(p, q.role);
+                p = put(p, P_KEY);
+                p = put(p, q.wg_public_key);
+                p = put(p, P_ENDPOINT);
+                p = put(p, q.endpoint);
+                p = put(p, P_ADDRESS);
+                p = put(p, q.mesh_address);
+                p = put(p, P_END);
+        }
+        if (*next == peers->n && STRLEN(PEERS_CLOSE) <= size - (size_t) (p - buf)) {
+                p = put(p, PEERS_CLOSE);
+                (*next)++;
+        }
+        if (p == buf && *next <= peers->n)
+                return -ENOBUFS;
+        return p - buf;
+}
+
+static int serialize_head(json_object *o, const struct peer_list *peers, char **ret_head, size_t *ret_head_len,
+                          size_t *ret_len) {
+        char *doc = NULL, *head;
+        size_t doc_len, head_len, len = STRLEN(PEERS_CLOSE);
         int r;
 
-        if (n > MSG_MAX_PEERS) {
+        if (peers->n > MSG_MAX_PEERS) {
                 json_wipe_strings(o);
                 return -E2BIG;
         }
-        size = STRLEN(",\"peers\":[]}") + 1;
-        for (size_t i = 0; i < n; i++) {
-                struct mesh_peer_ref q = peer_at(peers, refs, i);
+        for (size_t i = 0; i < peers->n; i++) {
+                struct mesh_peer_ref q = peers->at(peers->data, i);
 
-                if (!q.name || !q.role || !q.wg_public_key || !q.endpoint || !q.mesh_address ||
-                    !valid_node_name(q.name) || !valid_role(q.role) || !valid_wg_key(q.wg_public_key) ||
-                    !valid_endpoint(q.endpoint) || !valid_address(q.mesh_address)) {
+                if (!peer_valid(&q)) {
                         json_wipe_strings(o);
                         return -EINVAL;
                 }
-                size += STRLEN(PEER_FMT) + 1 + strlen(q.name) + strlen(q.role) + strlen(q.wg_public_key) +
-                        strlen(q.endpoint) + strlen(q.mesh_address);
+                len += peer_text_len(&q, i);
         }
-        r = json_serialize_secret(o, &head);
+        r = json_serialize_secret(o, &doc);
         if (r < 0)
                 return r;
-        head_len = strlen(head);
-        if (head_len < 2 || head[head_len - 1] != '}') {
-                secret_free(head, head_len);
+        doc_len = strlen(doc);
+        if (doc_len < 2 || doc[doc_len - 1] != '}') {
+                secret_free(doc, doc_len);
                 return -EINVAL;
         }
-        out = malloc(head_len + size);
+        /* "{...}" -> "{...,"peers":[" ("{"peers":[" for an empty o). */
+        head_len = doc_len - 1 + (doc_len > 2) + STRLEN(PEERS_OPEN);
+        head = malloc(head_len + 1);
+        if (!head) {
+                secret_free(doc, doc_len);
+                return -ENOMEM;
+        }
+        memcpy(head, doc, doc_len - 1);
+        strcpy(head + doc_len - 1, doc_len > 2 ? "," PEERS_OPEN : PEERS_OPEN);
+        secret_free(doc, doc_len);
+        *ret_head = head;
+        *ret_head_len = head_len;
+        *ret_len = head_len + len;
+        return 0;
+}
+
+/* The whole answer in one string, from the same pieces. */
+static int serialize_whole(char *head, size_t head_len, size_t len, const struct peer_list *peers, char **ret) {
+        size_t next = 0, used = head_len;
+        char *out;
+
+        out = malloc(len + 1);
         if (!out) {
                 secret_free(head, head_len);
                 return -ENOMEM;
         }
-        /* "{...}" -> "{...,"peers":[...]}" ("{"peers":[...]}" for an empty o). */
-        memcpy(out, head, head_len - 1);
-        p = out + head_len - 1;
-        p += sprintf(p, "%s\"peers\":[", head_len > 2 ? "," : "");
-        for (size_t i = 0; i < n; i++) {
-                struct mesh_peer_ref q = peer_at(peers, refs, i);
-
-                if (i)
-                        *p++ = ',';
-                p += sprintf(p, PEER_FMT, q.name, q.role, q.wg_public_key, q.endpoint, q.mesh_address);
-        }
-        strcpy(p, "]}");
+        memcpy(out, head, head_len);
         secret_free(head, head_len);
+        for (;;) {
+                ssize_t n = peers_write(peers, &next, out + used, len - used);
+
+                if (n < 0) {
+                        secret_free(out, used);
+                        return (int) n;
+                }
+                if (n == 0)
+                        break;
+                used += (size_t) n;
+        }
+        if (used != len) {
+                secret_free(out, used);
+                return -EINVAL;
+        }
+        out[len] = 0;
         *ret = out;
         return 0;
 }
@@ -429,7 +515,8 @@ fail:
         return finish(o, r, e, "join response");
 }
 
-int join_response_serialize(const struct join_response *m, char **ret) {
+int join_response_serialize_head(const struct join_response *m, const struct peer_list *peers, char **ret_head,
+                                 size_t *ret_head_len, size_t *ret_len) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *cp;
         int r;
@@ -463,10 +550,22 @@ int join_response_serialize(const struct join_response *m, char **ret) {
                 if ((r = json_add(cp, "params", params)) < 0)
                         goto fail;
         }
-        return serialize_with_peers(o, m->peers, m->peer_refs, m->n_peers, ret);
+        return serialize_head(o, peers, ret_head, ret_head_len, ret_len);
 fail:
         json_wipe_strings(o);
         return r;
+}
+
+int join_response_serialize(const struct join_response *m, char **ret) {
+        struct peer_list peers = peer_list_of(m->peers, m->n_peers);
+        char *head;
+        size_t head_len, len;
+        int r;
+
+        r = join_response_serialize_head(m, &peers, &head, &head_len, &len);
+        if (r < 0)
+                return r;
+        return serialize_whole(head, head_len, len, &peers, ret);
 }
 
 /* --- rejoin -------------------------------------------------------------------- */
@@ -568,7 +667,6 @@ void mesh_response_done(struct mesh_response *m) {
         if (!m)
                 return;
         free(m->peers);
-        free(m->peer_refs);
         *m = (struct mesh_response){};
 }
 
@@ -600,7 +698,8 @@ int mesh_response_parse(const char *buf, size_t len, struct mesh_response *ret, 
         return finish(o, 0, e, "mesh response");
 }
 
-int mesh_response_serialize(const struct mesh_response *m, char **ret) {
+int mesh_response_serialize_head(const struct mesh_response *m, const struct peer_list *peers, char **ret_head,
+                                 size_t *ret_head_len, size_t *ret_len) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         int r;
 
@@ -610,5 +709,17 @@ int mesh_response_serialize(const struct mesh_response *m, char **ret) {
             (r = json_add_string(o, "meshCidr", m->mesh_cidr)) < 0 ||
             (r = json_add_int(o, "refreshIntervalSeconds", m->refresh_interval)) < 0)
                 return r;
-        return serialize_with_peers(o, m->peers, m->peer_refs, m->n_peers, ret);
+        return serialize_head(o, peers, ret_head, ret_head_len, ret_len);
+}
+
+int mesh_response_serialize(const struct mesh_response *m, char **ret) {
+        struct peer_list peers = peer_list_of(m->peers, m->n_peers);
+        char *head;
+        size_t head_len, len;
+        int r;
+
+        r = mesh_response_serialize_head(m, &peers, &head, &head_len, &len);
+        if (r < 0)
+                return r;
+        return serialize_whole(head, head_len, len, &peers, ret);
 }

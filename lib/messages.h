@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "errmsg.h"
 #include "keys.h"
@@ -78,15 +79,27 @@ struct mesh_peer {
         char mesh_address[ADDRESS_MAX];
 };
 
-/* A peer as an answer is serialized from it, its fields held elsewhere (a
- * join service's member view, registry.h): answers name every member, and
- * a struct mesh_peer copy of each per request cost the join service 235
- * bytes per member per worker. When an answer's peer_refs is set, it is
- * serialized from them instead of peers (n_peers of them, freed by the
- * answer's _done; the strings are not). Parsers fill peers only. */
+/* A peer as an answer is serialized from it, its fields held elsewhere
+ * (a parsed answer's struct mesh_peer, a join service's member view,
+ * registry.h), never copied: answers name every member. */
 struct mesh_peer_ref {
         const char *name, *role, *wg_public_key, *endpoint, *mesh_address;
 };
+
+/* The peers an answer is serialized with: n of them, the i-th at(data, i).
+ * They must not change between the serialization of the answer's head and
+ * the last peers_write. */
+struct peer_list {
+        size_t n;
+        struct mesh_peer_ref (*at)(const void *data, size_t i);
+        const void *data;
+};
+
+/* The peer list of an array of struct mesh_peer (a parsed answer's). */
+struct peer_list peer_list_of(const struct mesh_peer *peers, size_t n);
+
+/* The longest text of one peer in a list, with its comma. */
+#define MSG_PEER_TEXT_MAX 512
 
 struct join_response {
         uint8_t disk_key[KEY_SIZE];
@@ -104,7 +117,6 @@ struct join_response {
         char mesh_cidr[CIDR_MAX];
         char mesh_address[ADDRESS_MAX];
         struct mesh_peer *peers;
-        struct mesh_peer_ref *peer_refs;
         size_t n_peers;
 };
 
@@ -130,7 +142,6 @@ struct mesh_response {
         char mesh_address[ADDRESS_MAX];
         char mesh_cidr[CIDR_MAX];
         struct mesh_peer *peers; /* every other member, as in join_response */
-        struct mesh_peer_ref *peer_refs;
         size_t n_peers;
         unsigned refresh_interval; /* "refreshIntervalSeconds" */
 };
@@ -160,3 +171,23 @@ int rejoin_request_serialize(const struct rejoin_request *m, char **ret);
 int rejoin_response_serialize(const struct rejoin_response *m, char **ret);
 int mesh_request_serialize(const struct mesh_request *m, char **ret);
 int mesh_response_serialize(const struct mesh_response *m, char **ret);
+
+/* An answer with a peer list in pieces, so that a server can send it as
+ * the connection drains without ever holding its whole text (a peer list
+ * names every member: a join service has several answers in flight): the
+ * head, every field but the peers up to and including "\"peers\":[" (it
+ * holds the answer's secrets: secret_free(head, head_len)), then the peers
+ * and the closing "]}" by peers_write. *ret_len is the whole answer's
+ * length. The text is byte for byte what *_serialize() writes (which is
+ * made this way) with m's peers replaced by `peers`; m's own peers are
+ * ignored. Every peer is checked here: one whose field is not what its
+ * parser accepts is -EINVAL, more than MSG_MAX_PEERS -E2BIG. */
+int join_response_serialize_head(const struct join_response *m, const struct peer_list *peers, char **ret_head,
+                                 size_t *ret_head_len, size_t *ret_len);
+int mesh_response_serialize_head(const struct mesh_response *m, const struct peer_list *peers, char **ret_head,
+                                 size_t *ret_head_len, size_t *ret_len);
+/* Write what follows the head into buf: the peers from *next on, as many
+ * whole ones as fit, and after the last one "]}". Advances *next. Returns
+ * the bytes written, 0 once everything was, -ENOBUFS if the next piece does
+ * not fit into size (MSG_PEER_TEXT_MAX always does). */
+ssize_t peers_write(const struct peer_list *peers, size_t *next, char *buf, size_t size);

@@ -1117,6 +1117,147 @@ Test(join_response, serializer_refuses_too_many_peers) {
         join_response_done(&m);
 }
 
+/* --- answers in pieces (a join service streams them) ---------------------- */
+
+/* head + peers_write with buffers of `size` bytes, as one string. */
+static char *assemble(char *head, size_t head_len, size_t len, const struct peer_list *peers, size_t size) {
+        char *out = malloc(len + 1), *buf = malloc(size);
+        size_t used = head_len, next = 0;
+        ssize_t n;
+
+        cr_assert_not_null(out);
+        cr_assert_not_null(buf);
+        memcpy(out, head, head_len);
+        free(head);
+        while ((n = peers_write(peers, &next, buf, size)) > 0) {
+                cr_assert_leq(used + (size_t) n, len, "more than the announced %zu bytes", len);
+                memcpy(out + used, buf, (size_t) n);
+                used += (size_t) n;
+        }
+        cr_assert_eq(n, 0, "peers_write: %zd", n);
+        cr_assert_eq(used, len, "%zu bytes written, %zu announced", used, len);
+        /* Done stays done. */
+        cr_assert_eq(peers_write(peers, &next, buf, size), 0);
+        out[len] = 0;
+        free(buf);
+        return out;
+}
+
+/* The text json-c writes for the same document: what a parser reads back
+ * as it was (an oracle independent of the peer writer). */
+static void assert_json_c_text(const char *s) {
+        json_object *o = json_tokener_parse(s);
+        const char *t;
+
+        cr_assert_not_null(o, "not JSON: %.200s", s);
+        t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        cr_assert_str_eq(t, s);
+        json_object_put(o);
+}
+
+/* The head, then the peers in buffers of any size that holds a peer: the
+ * same bytes as the whole answer, which is what json-c writes, for 0, 1
+ * and many peers (several times the server's piece size). */
+Test(answer_pieces, equal_the_whole_answer) {
+        static const size_t counts[] = { 0, 1, 2, 700 };
+        static const size_t sizes[] = { MSG_PEER_TEXT_MAX, 1000, 4096, 1 << 20 };
+
+        for (size_t c = 0; c < ELEMENTSOF(counts); c++) {
+                for (int has_master = 0; has_master <= 1; has_master++) {
+                        struct join_response j;
+                        struct mesh_response m;
+                        _cleanup_free_ char *whole = NULL, *mwhole = NULL;
+
+                        sample_join_response(&j, has_master, counts[c]);
+                        sample_mesh_response(&m, counts[c]);
+                        cr_assert_eq(join_response_serialize(&j, &whole), 0);
+                        cr_assert_eq(mesh_response_serialize(&m, &mwhole), 0);
+                        assert_json_c_text(whole);
+                        assert_json_c_text(mwhole);
+                        for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+                                struct peer_list jp = peer_list_of(j.peers, j.n_peers);
+                                struct peer_list mp = peer_list_of(m.peers, m.n_peers);
+                                char *head;
+                                size_t head_len, len;
+                                _cleanup_free_ char *a = NULL, *b = NULL;
+
+                                cr_assert_eq(join_response_serialize_head(&j, &jp, &head, &head_len, &len), 0);
+                                cr_assert_eq(len, strlen(whole));
+                                cr_assert_eq(head_len, strlen(head));
+                                cr_assert(strstr(head, "\"peers\":[") == head + head_len - 9, "%s", head);
+                                a = assemble(head, head_len, len, &jp, sizes[k]);
+                                cr_assert_str_eq(a, whole, "%zu peers, pieces of %zu", counts[c], sizes[k]);
+                                cr_assert_eq(mesh_response_serialize_head(&m, &mp, &head, &head_len, &len), 0);
+                                cr_assert_eq(len, strlen(mwhole));
+                                b = assemble(head, head_len, len, &mp, sizes[k]);
+                                cr_assert_str_eq(b, mwhole, "%zu peers, pieces of %zu", counts[c], sizes[k]);
+                        }
+                        join_response_done(&j);
+                        mesh_response_done(&m);
+                }
+        }
+}
+
+/* The text of one peer, written out here. */
+Test(answer_pieces, one_peer_text) {
+        struct mesh_response m;
+        _cleanup_free_ char *s = NULL;
+        char key[WG_KEY_B64_SIZE], want[1024];
+
+        sample_mesh_response(&m, 1);
+        wg_key(key, 0);
+        snprintf(want, sizeof(want),
+                 "{\"meshAddress\":\"10.99.0.4\",\"meshCidr\":\"10.99.0.0/16\",\"refreshIntervalSeconds\":10,"
+                 "\"peers\":[{\"name\":\"node-0\",\"role\":\"control-plane\",\"wireguardPublicKey\":\"%s\","
+                 "\"endpoint\":\"192.168.122.10:51820\",\"meshAddress\":\"10.99.0.1\"}]}",
+                 key);
+        cr_assert_eq(mesh_response_serialize(&m, &s), 0);
+        cr_assert_str_eq(s, want);
+        mesh_response_done(&m);
+}
+
+/* A buffer that holds no next piece is refused, not filled with part of
+ * one; the cursor stays where it was. */
+Test(answer_pieces, buffer_too_small) {
+        struct mesh_response m;
+        struct peer_list l;
+        char buf[MSG_PEER_TEXT_MAX];
+        size_t next = 0;
+        ssize_t n;
+
+        sample_mesh_response(&m, 2);
+        l = peer_list_of(m.peers, m.n_peers);
+        cr_assert_eq(peers_write(&l, &next, buf, 20), -ENOBUFS);
+        cr_assert_eq(next, 0u);
+        n = peers_write(&l, &next, buf, sizeof(buf));
+        cr_assert_gt(n, 0);
+        cr_assert_eq(next, 3u, "both peers and the end in one buffer");
+        cr_assert_eq(memcmp(buf + n - 3, "}]}", 3), 0);
+        next = 2;
+        cr_assert_eq(peers_write(&l, &next, buf, 1), -ENOBUFS);
+        cr_assert_eq(peers_write(&l, &next, buf, 2), 2);
+        cr_assert_eq(memcmp(buf, "]}", 2), 0);
+        mesh_response_done(&m);
+}
+
+/* The head checks every peer, as the whole serializer does. */
+Test(answer_pieces, head_checks_peers) {
+        struct join_response j;
+        struct peer_list l;
+        char *head = NULL;
+        size_t head_len, len;
+
+        sample_join_response(&j, true, 3);
+        strcpy(j.peers[2].mesh_address, "10.99.0\"");
+        l = peer_list_of(j.peers, j.n_peers);
+        cr_assert_eq(join_response_serialize_head(&j, &l, &head, &head_len, &len), -EINVAL);
+        cr_assert_null(head);
+        l.n = MSG_MAX_PEERS + 1;
+        cr_assert_eq(join_response_serialize_head(&j, &l, &head, &head_len, &len), -E2BIG);
+        cr_assert_null(head);
+        join_response_done(&j);
+}
+
 /* --- mesh refresh ------------------------------------------------------------ */
 
 Test(mesh, request_round_trip) {

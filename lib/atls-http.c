@@ -55,8 +55,8 @@ static void call_done(int r, struct http_response *resp, const struct errmsg *he
         c->done(r, resp, &e, c->userdata);
 }
 
-static int call_new(struct event_base *base, struct atls_config *cfg, const char *url, struct atls_call **ret,
-                    struct errmsg *e) {
+static int call_new(struct event_base *base, struct atls_config *cfg, const struct http_url *url,
+                    struct atls_call **ret, struct errmsg *e) {
         _cleanup_(atls_call_freep) struct atls_call *c = NULL;
         int r;
 
@@ -68,7 +68,7 @@ static int call_new(struct event_base *base, struct atls_config *cfg, const char
         if (r < 0)
                 return r;
         /* A fresh connection per request: attestation is per handshake. */
-        r = http_client_new(base, url, c->ctx, 0, &c->client, e);
+        r = http_client_new_url(base, url, c->ctx, 0, &c->client, e);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);
@@ -95,9 +95,9 @@ static int call_prepare(struct event_base *base, struct atls_config *cfg, const 
                 .body = body,
                 .body_size = body ? body_size : 0,
                 .timeout_ms = timeout_ms,
-                .max_response = ATLS_HTTP_MAX_RESPONSE,
+                .max_response = HTTP_CLIENT_DEFAULT_MAX_RESPONSE,
         };
-        r = call_new(base, cfg, url, ret, e);
+        r = call_new(base, cfg, &u, ret, e);
         if (r < 0)
                 return r;
         (*ret)->before = cfg->n_verifications;

@@ -14,12 +14,11 @@
 #include "atls.h"
 #include "http-client.h"
 
-#define ATLS_HTTP_MAX_RESPONSE (4 * 1024 * 1024)
-
 /* One request. method "GET" or "POST"; body may be NULL. timeout_ms 0
- * means 30 s. A failed attestation of the server gives -EPERM and the
- * reason in e (also in cfg->last_report); a failure to attest this side
- * -EPROTO naming it. */
+ * means 30 s; the answer's body is held to HTTP_CLIENT_DEFAULT_MAX_RESPONSE.
+ * A failed attestation of the server gives -EPERM and the reason in e
+ * (also in cfg->last_report); a failure to attest this side -EPROTO
+ * naming it. */
 int atls_http_request(struct atls_config *cfg, const char *url, const char *method, const char *body,
                       size_t body_size, long timeout_ms, struct http_response *ret, struct errmsg *e);
 

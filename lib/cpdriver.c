@@ -718,7 +718,7 @@ int cp_http_json(const char *method, const char *url, json_object *body, long ti
                         return -ENOMEM;
                 req.body_size = body ? len : 2;
         }
-        r = http_request_url(url, NULL, 0, &req, &resp, e);
+        r = http_request_to(&u, NULL, 0, &req, &resp, e);
         if (r < 0) {
                 errmsg_prefix(e, "%s", url);
                 return r;

@@ -49,7 +49,9 @@ struct http_client {
         size_t max_response;
         long timeout_ms;
         bool reused;  /* sent on a connection that answered before */
-        bool retried; /* resent once after the server closed a kept connection */
+        bool retried; /* a GET re-sent once after the server closed a kept connection */
+        bool headers_done; /* the response's headers were read */
+        size_t received;   /* bytes of the response read so far */
         bool error_set;
         enum evhttp_request_error error;
         int sys_errno;
@@ -163,6 +165,33 @@ static void close_cb(struct evhttp_connection *conn, void *arg) {
         c->conn_down = true;
 }
 
+/* Counts what the server sent for the request in progress (plaintext
+ * for TLS): evhttp reports headers over their bound as malformed, and
+ * this tells the two apart. */
+static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
+        struct http_client *c = arg;
+        c->received += info->n_added;
+}
+
+/* Whether a kept connection, idle since its last answer, may carry the
+ * next request. A server that closed it left readable EOF, an error or
+ * (TLS) its close_notify on the socket; an HTTP server sends nothing
+ * unasked, so any readable byte means it is done with the connection.
+ * Inside a running event loop evhttp notices this by itself (close_cb);
+ * a blocking client's loop does not run between requests, so the socket
+ * is asked here, before a byte of the request is written. */
+static bool conn_idle_usable(struct http_client *c) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(c->conn);
+        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+        char b;
+
+        if (fd < 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+                return false;
+        if (c->url.tls && SSL_pending(bufferevent_openssl_get_ssl(bev)) > 0)
+                return false;
+        return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static void conn_free(struct http_client *c) {
         if (c->conn)
                 evhttp_connection_free(c->conn);
@@ -187,6 +216,9 @@ static int conn_new(struct http_client *c, struct errmsg *e) {
                         return openssl_error(e, ENOMEM, "cannot create a TLS connection");
                 SSL_set_info_callback(ssl, tls_info_cb);
                 SSL_set_app_data(ssl, c);
+                /* Answers carry keys: OpenSSL wipes the decrypted record
+                 * once it handed it over, and its buffers when freed. */
+                SSL_set_options(ssl, SSL_OP_CLEANSE_PLAINTEXT);
                 if (c->flags & HTTP_CLIENT_VERIFY_HOST) {
                         X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
                         bool ip = is_ip_literal(c->url.host);
@@ -209,6 +241,10 @@ static int conn_new(struct http_client *c, struct errmsg *e) {
                 bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
                 if (!bev)
                         return errmsg_set(e, ENOMEM, "%s: cannot create a bufferevent", c->origin);
+        }
+        if (!evbuffer_add_cb(bufferevent_get_input(bev), input_cb, c)) {
+                bufferevent_free(bev);
+                return errmsg_set(e, ENOMEM, "%s: cannot create a bufferevent", c->origin);
         }
         /* Takes the bufferevent, also on failure? No: free it ourselves then. */
         c->conn = evhttp_connection_base_bufferevent_new(c->base, NULL, bev, c->url.host, c->url.port);
@@ -279,6 +315,12 @@ static void error_cb(enum evhttp_request_error error, void *arg) {
         c->error_set = true;
 }
 
+static int header_cb(struct evhttp_request *req, void *arg) {
+        struct http_client *c = arg;
+        c->headers_done = true;
+        return 0;
+}
+
 static int tls_failure(struct http_client *c, SSL *ssl, bool handshake_done) {
         unsigned long err, openssl_err = 0, code = 0;
         char buf[256] = "";
@@ -293,6 +335,10 @@ static int tls_failure(struct http_client *c, SSL *ssl, bool handshake_done) {
                         openssl_err = err;
         }
         vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+                return errmsg_set(&c->e, EPROTO, "%s: TLS certificate verification failed: the certificate "
+                                                 "does not name %s (%s)", c->origin, c->url.host,
+                                  X509_verify_cert_error_string(vr));
         if (vr != X509_V_OK && vr != X509_V_ERR_APPLICATION_VERIFICATION)
                 return errmsg_set(&c->e, EPROTO, "%s: TLS certificate verification failed: %s", c->origin,
                                   X509_verify_cert_error_string(vr));
@@ -327,12 +373,20 @@ static int failure(struct http_client *c, SSL *ssl, bool handshake_done) {
                                                          : "during the TLS handshake");
                 return errmsg_set(&c->e, ECONNREFUSED, "%s: cannot connect: connection refused", c->origin);
         }
+        /* libevent 2.1 reports headers over their bound as invalid, a
+         * body over its bound as too long. A malformed header line
+         * arriving with more than the bound in one read is reported as
+         * too long: refused either way. */
+        if (!c->headers_done &&
+            (c->error == EVREQ_HTTP_DATA_TOO_LONG ||
+             (c->error == EVREQ_HTTP_INVALID_HEADER && c->received > HTTP_CLIENT_MAX_HEADERS)))
+                return errmsg_set(&c->e, EFBIG, "%s: response headers exceed %u bytes", c->origin,
+                                  HTTP_CLIENT_MAX_HEADERS);
         switch (c->error) {
         case EVREQ_HTTP_TIMEOUT:
                 return errmsg_set(&c->e, ETIMEDOUT, "%s: no answer within %ld ms", c->origin, c->timeout_ms);
         case EVREQ_HTTP_DATA_TOO_LONG:
-                return errmsg_set(&c->e, EFBIG, "%s: response exceeds %zu bytes (or its headers %u)", c->origin,
-                                  c->max_response, HTTP_CLIENT_MAX_HEADERS);
+                return errmsg_set(&c->e, EFBIG, "%s: response exceeds %zu bytes", c->origin, c->max_response);
         case EVREQ_HTTP_INVALID_HEADER:
                 return errmsg_set(&c->e, EPROTO, "%s: malformed HTTP response", c->origin);
         case EVREQ_HTTP_EOF:
@@ -345,12 +399,42 @@ static int failure(struct http_client *c, SSL *ssl, bool handshake_done) {
                 if (c->url.tls && !handshake_done)
                         return errmsg_set(&c->e, ECONNRESET, "%s: connection closed before the TLS handshake "
                                                              "completed", c->origin);
+                if (c->reused && c->method != EVHTTP_REQ_GET)
+                        return errmsg_set(&c->e, ECONNRESET, "%s: the server closed the kept connection without "
+                                                             "answering; the POST was not re-sent (the server may "
+                                                             "have applied it)", c->origin);
                 return errmsg_set(&c->e, ECONNRESET, "%s: connection closed before a complete answer",
                                   c->origin);
         }
 }
 
 static int send_request(struct http_client *c, struct errmsg *e);
+
+/* Answers carry keys (join, rejoin, recover): the body leaves libevent's
+ * buffer chain by chain, each wiped in place before it is released (a
+ * pullup of the whole would copy it first and free the chains unwiped). */
+static int take_body(struct evbuffer *in, char *dst, size_t len) {
+        size_t off = 0;
+
+        while (off < len) {
+                struct evbuffer_iovec v;
+                unsigned char *p;
+                size_t n;
+
+                if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                        return -EIO;
+                /* The first chain as it is: no copy. */
+                n = v.iov_len > 0 && v.iov_len <= len - off ? v.iov_len : len - off;
+                p = evbuffer_pullup(in, (ev_ssize_t) n);
+                if (!p)
+                        return -EIO;
+                memcpy(dst + off, p, n);
+                secret_wipe(p, n);
+                evbuffer_drain(in, n);
+                off += n;
+        }
+        return 0;
+}
 
 static void request_cb(struct evhttp_request *req, void *arg) {
         struct http_client *c = arg;
@@ -363,9 +447,11 @@ static void request_cb(struct evhttp_request *req, void *arg) {
         c->req = NULL;
         if (!req || code == 0) {
                 c->conn_down = true;
-                /* A kept connection the server closed meanwhile: once more
-                 * on a new one (from the finish callback). */
-                if (c->reused && !c->retried && c->error_set &&
+                /* A kept connection that ended without an answer, though it
+                 * looked open (conn_idle_usable): the server may have read
+                 * the request and acted on it. Only a GET is sent once more,
+                 * on a new connection (from the finish callback). */
+                if (c->reused && !c->retried && c->method == EVHTTP_REQ_GET && c->error_set &&
                     (c->error == EVREQ_HTTP_EOF || c->error == EVREQ_HTTP_BUFFER_ERROR)) {
                         c->retried = true;
                         c->result = -EAGAIN;
@@ -375,33 +461,19 @@ static void request_cb(struct evhttp_request *req, void *arg) {
                 conclude(c, failure(c, ssl, handshake_done));
                 return;
         }
+        /* evhttp held the body to max_response (EVREQ_HTTP_DATA_TOO_LONG). */
         in = evhttp_request_get_input_buffer(req);
         len = evbuffer_get_length(in);
-        if (len > c->max_response) {
-                c->conn_down = true;
-                conclude(c, errmsg_set(&c->e, EFBIG, "%s: response exceeds %zu bytes", c->origin, c->max_response));
-                return;
-        }
         c->resp.body = malloc(len + 1);
         if (!c->resp.body) {
                 conclude(c, -ENOMEM);
                 return;
         }
-        /* Answers carry keys (join, rejoin): copied out of libevent's
-         * buffer, which is wiped before it goes back to the heap. */
-        {
-                unsigned char *p = len > 0 ? evbuffer_pullup(in, (ev_ssize_t) len) : NULL;
-
-                if (len > 0 && !p) {
-                        c->resp.body = mfree(c->resp.body);
-                        conclude(c, errmsg_set(&c->e, EIO, "%s: cannot read the response", c->origin));
-                        return;
-                }
-                if (len > 0) {
-                        memcpy(c->resp.body, p, len);
-                        secret_wipe(p, len);
-                        evbuffer_drain(in, len);
-                }
+        if (take_body(in, c->resp.body, len) < 0) {
+                secret_free(c->resp.body, len + 1);
+                c->resp.body = NULL;
+                conclude(c, errmsg_set(&c->e, EIO, "%s: cannot read the response", c->origin));
+                return;
         }
         c->resp.body[len] = 0;
         c->resp.body_size = len;
@@ -450,17 +522,23 @@ static int send_request(struct http_client *c, struct errmsg *e) {
         struct evkeyvalq *h;
         struct evhttp_request *req;
 
+        if (c->conn && !c->conn_down && (c->flags & HTTP_CLIENT_KEEP_ALIVE) && c->conn_requests > 0 &&
+            !conn_idle_usable(c))
+                c->conn_down = true;
         if (!c->conn || c->conn_down || !(c->flags & HTTP_CLIENT_KEEP_ALIVE)) {
                 int r = conn_new(c, e);
                 if (r < 0)
                         return r;
         }
         c->reused = c->conn_requests > 0;
+        c->headers_done = false;
+        c->received = 0;
         evhttp_connection_set_max_body_size(c->conn, (ev_ssize_t) c->max_response);
         req = evhttp_request_new(request_cb, c);
         if (!req)
                 return errmsg_set(e, ENOMEM, "%s: cannot create a request", c->origin);
         evhttp_request_set_error_cb(req, error_cb);
+        evhttp_request_set_header_cb(req, header_cb);
         h = evhttp_request_get_output_headers(req);
         if (evhttp_add_header(h, "Host", c->origin) < 0 || evhttp_add_header(h, "Accept", "application/json") < 0 ||
             (c->method == EVHTTP_REQ_POST && evhttp_add_header(h, "Content-Type", c->content_type) < 0) ||
@@ -603,36 +681,51 @@ int http_client_run(struct http_client *c, const struct http_request *req, struc
         return 0;
 }
 
+int http_request_to(const struct http_url *url, SSL_CTX *ssl_ctx, unsigned flags, const struct http_request *req,
+                    struct http_response *ret, struct errmsg *e) {
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        struct http_request rq = *req;
+        int r;
+
+        r = http_client_new_url(NULL, url, ssl_ctx, flags & ~HTTP_CLIENT_KEEP_ALIVE, &c, e);
+        if (r < 0)
+                return r;
+        rq.path = url->path[0] ? url->path : "/";
+        return http_client_run(c, &rq, ret, e);
+}
+
 int http_request_url(const char *url, SSL_CTX *ssl_ctx, unsigned flags, const struct http_request *req,
                      struct http_response *ret, struct errmsg *e) {
-        _cleanup_(http_client_freep) struct http_client *c = NULL;
         struct http_url u;
-        struct http_request rq = *req;
         int r;
 
         r = http_url_parse(url, &u, e);
         if (r < 0)
                 return r;
-        r = http_client_new(NULL, url, ssl_ctx, flags & ~HTTP_CLIENT_KEEP_ALIVE, &c, e);
-        if (r < 0)
-                return r;
-        rq.path = u.path[0] ? u.path : "/";
-        return http_client_run(c, &rq, ret, e);
+        return http_request_to(&u, ssl_ctx, flags, req, ret, e);
 }
 
 /* --- handle -------------------------------------------------------------------------------- */
 
 int http_client_new(struct event_base *base, const char *origin, SSL_CTX *ssl_ctx, unsigned flags,
                     struct http_client **ret, struct errmsg *e) {
-        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        struct http_url u;
         int r;
+
+        r = http_url_parse(origin, &u, e);
+        if (r < 0)
+                return r;
+        return http_client_new_url(base, &u, ssl_ctx, flags, ret, e);
+}
+
+int http_client_new_url(struct event_base *base, const struct http_url *url, SSL_CTX *ssl_ctx, unsigned flags,
+                        struct http_client **ret, struct errmsg *e) {
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        r = http_url_parse(origin, &c->url, e);
-        if (r < 0)
-                return r;
+        c->url = *url;
         if (c->url.tls) {
                 if (!ssl_ctx)
                         return errmsg_set(e, EINVAL, "https needs a TLS context");

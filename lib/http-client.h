@@ -12,10 +12,21 @@
  *   - inside an existing event loop: http_client_new(base, ...) and
  *     http_client_start(), whose callback runs from that loop.
  * Every request has one deadline covering connect, TLS handshake, sending
- * and receiving (ETIMEDOUT), and a bound on the response body (EFBIG) and
- * headers. With HTTP_CLIENT_KEEP_ALIVE the connection stays open for the
- * next request (reconnecting when the server closed it); otherwise each
- * request has a fresh connection, closed after it.
+ * and receiving (ETIMEDOUT), and a bound on the response body and one on
+ * its headers (EFBIG). With HTTP_CLIENT_KEEP_ALIVE the connection stays
+ * open for the next request; otherwise each request has a fresh
+ * connection, closed after it.
+ *
+ * Kept connections and re-sending: before a kept connection is reused it
+ * is checked for what a server that closed it leaves behind (readable EOF,
+ * an error, or any unasked byte such as a TLS close_notify); such a
+ * connection is replaced before anything is written to it. If a reused
+ * connection still ends without an answer (the server closed it just as
+ * the request went out, or read the request and closed), the server may
+ * have acted on the request: a GET is re-sent once on a new connection, a
+ * POST is not (an etcd transaction would be applied twice or fail its
+ * compare on the second try; a join could be applied twice). The caller
+ * gets ECONNRESET saying the POST was not re-sent, and decides.
  *
  * TLS: the caller's SSL_CTX decides what is verified (atls.h for aTLS,
  * http_tls_ctx_new for X.509); a fresh SSL per connection, no resumption
@@ -23,7 +34,23 @@
  * TLS handshake succeeded, so a peer that fails verification receives
  * nothing. The process must ignore SIGPIPE when using a client inside its
  * own event loop; blocking requests block SIGPIPE in the calling thread
- * while they run. */
+ * while they run.
+ *
+ * Secrets in transit (init and recover requests, join, rejoin and recover
+ * answers carry keys): the request body goes to libevent as a copy that is
+ * wiped when libevent releases it; the response body is copied out of
+ * libevent's buffer chain by chain, each wiped in place before it is
+ * released; OpenSSL cleanses its record buffer once it has handed the
+ * plaintext over (SSL_OP_CLEANSE_PLAINTEXT, set per connection) and when
+ * the connection is freed. Limit: libevent keeps no such promise for
+ * memory it manages itself. evhttp moves a response from the connection's
+ * buffer to the request's by copying the part of a chain it shares with
+ * the headers, and frees the source chain without wiping it; libevent
+ * frees drained chains, and the output chains holding the request's
+ * headers, the same way; the kernel's socket buffers are out of reach.
+ * Closing that would take a wiping allocator for all of libevent
+ * (event_set_mem_functions, process-wide, installed before any libevent
+ * use), which this module does not install. */
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -82,6 +109,9 @@ struct http_client;
  * required for https (one reference is taken) and ignored for http. */
 int http_client_new(struct event_base *base, const char *origin, SSL_CTX *ssl_ctx, unsigned flags,
                     struct http_client **ret, struct errmsg *e);
+/* The same for a URL the caller parsed already (its path is ignored). */
+int http_client_new_url(struct event_base *base, const struct http_url *url, SSL_CTX *ssl_ctx, unsigned flags,
+                        struct http_client **ret, struct errmsg *e);
 /* Cancels a request in progress without calling its callback. */
 struct http_client *http_client_free(struct http_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct http_client *, http_client_free);
@@ -94,8 +124,9 @@ SSL *http_client_ssl(const struct http_client *c);
 
 /* r is 0 and resp filled (owned by the callback: pass it to
  * http_response_done) for any HTTP status; otherwise a negative errno
- * with the reason in e: ETIMEDOUT, ECONNREFUSED, ECONNRESET, EFBIG (body
- * over the bound), EPROTO (TLS or HTTP failure), ENOMEM. Called from the
+ * with the reason in e: ETIMEDOUT, ECONNREFUSED, ECONNRESET (also a POST
+ * not re-sent, see above), EFBIG (body or headers over their bound),
+ * EPROTO (TLS or HTTP failure), ENOMEM. Called from the
  * event loop, never from inside http_client_start; the client may be
  * freed or reused from the callback. */
 typedef void (*http_done_t)(int r, struct http_response *resp, const struct errmsg *e, void *userdata);
@@ -109,9 +140,13 @@ void http_client_cancel(struct http_client *c);
 int http_client_run(struct http_client *c, const struct http_request *req, struct http_response *ret,
                     struct errmsg *e);
 
-/* One blocking request to a full URL on a fresh connection. */
+/* One blocking request to a full URL on a fresh connection (req's path
+ * is ignored: the URL's, "/" when it has none). */
 int http_request_url(const char *url, SSL_CTX *ssl_ctx, unsigned flags, const struct http_request *req,
                      struct http_response *ret, struct errmsg *e);
+/* The same for a URL the caller parsed already. */
+int http_request_to(const struct http_url *url, SSL_CTX *ssl_ctx, unsigned flags, const struct http_request *req,
+                    struct http_response *ret, struct errmsg *e);
 
 /* A client context for X.509-verified TLS (TLS 1.2 or later): trust
  * ca_file (NULL: the system store), present cert_file/key_file when both

@@ -21,7 +21,7 @@
  * MSG_MAX_PEERS of them (registry.h keeps REGISTRY_MAX_MEMBERS within
  * MSG_MAX_PEERS + 1, and the join service refuses a join beyond it rather
  * than send a truncated list). Responses that carry one may be larger, up
- * to MSG_MAX_PEERS_SIZE (below the client's ATLS_HTTP_MAX_RESPONSE). */
+ * to MSG_MAX_PEERS_SIZE (below the client's HTTP_CLIENT_DEFAULT_MAX_RESPONSE). */
 #define MSG_MAX_PEERS 4095
 #define MSG_MAX_PEERS_SIZE (3 * 1024 * 1024)
 /* Bounds of refreshIntervalSeconds in a mesh answer. */

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The libevent HTTP client (lib/http-client.c) against hand-written servers
  * on loopback that misbehave on purpose: one that never answers (the
- * request's deadline), one whose answer is larger than the bound (in one
- * piece and chunked), one that closes kept connections (reconnect), a
- * closed port (refused), and several requests at once on one event loop.
+ * request's deadline), one whose answer is larger than the bound (with a
+ * length, chunked, until close) or whose headers are, one that closes kept
+ * connections after answering (reconnect) or after reading a request
+ * without answering (a GET is re-sent, a POST is not), a closed port
+ * (refused), several requests at once on one event loop, and OpenSSL TLS
+ * servers whose certificate names another host (HTTP_CLIENT_VERIFY_HOST).
  * Each server runs in a thread of its own and counts what it received. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -22,6 +25,8 @@
 #include <unistd.h>
 
 #include "http-client.h"
+#include "openssl-util.h"
+#include "platform.h"
 
 enum mode {
         MODE_SILENT,      /* read the request, never answer */
@@ -30,6 +35,9 @@ enum mode {
         MODE_ECHO,        /* answer "conn <c> req <r> body <n>", keep the connection */
         MODE_ECHO_CLOSE,  /* the same, then close the connection (keep-alive not honoured) */
         MODE_SLOW_ECHO,   /* wait `delay_ms`, then as MODE_ECHO */
+        MODE_ANSWER_ONCE, /* as MODE_ECHO for a connection's first request; read the second, close unanswered */
+        MODE_BIG_HEADERS, /* answer "ok" after a header line of `size` bytes */
+        MODE_HUGE_UNTIL_CLOSE, /* answer with a body of `size` bytes delimited by closing the connection */
 };
 
 struct server {
@@ -39,7 +47,7 @@ struct server {
         size_t size;
         unsigned delay_ms;
         atomic_bool stop;
-        atomic_uint connections, requests;
+        atomic_uint connections, requests, closed;
         pthread_t thread;
 };
 
@@ -130,8 +138,34 @@ static void serve_connection(struct server *s, int fd, unsigned conn) {
                         write_all(fd, "0\r\n\r\n", 5);
                         return;
                 }
+                case MODE_BIG_HEADERS: {
+                        char *p = malloc(s->size + 1);
+                        memset(p, 'h', s->size);
+                        p[s->size] = 0;
+                        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nX-Big: ");
+                        write_all(fd, head, strlen(head));
+                        write_all(fd, p, s->size);
+                        snprintf(head, sizeof(head), "\r\nContent-Length: 2\r\n\r\nok");
+                        write_all(fd, head, strlen(head));
+                        free(p);
+                        break;
+                }
+                case MODE_HUGE_UNTIL_CLOSE: {
+                        char *p = malloc(s->size);
+                        memset(p, 'z', s->size);
+                        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                        write_all(fd, head, strlen(head));
+                        write_all(fd, p, s->size);
+                        free(p);
+                        return;
+                }
+                case MODE_ANSWER_ONCE:
+                        if (req > 1)
+                                return;
+                        /* fall through */
                 case MODE_SLOW_ECHO:
-                        usleep(s->delay_ms * 1000);
+                        if (s->mode == MODE_SLOW_ECHO)
+                                usleep(s->delay_ms * 1000);
                         /* fall through */
                 case MODE_ECHO:
                 case MODE_ECHO_CLOSE:
@@ -157,6 +191,7 @@ static void *conn_thread(void *arg) {
 
         serve_connection(a->s, a->fd, a->conn);
         close(a->fd);
+        atomic_fetch_add(&a->s->closed, 1);
         free(a);
         return NULL;
 }
@@ -289,6 +324,35 @@ Test(http_client, refuses_a_chunked_body_over_the_bound) {
         expect_too_large(MODE_HUGE_CHUNKED);
 }
 
+Test(http_client, refuses_a_body_delimited_by_close_over_the_bound) {
+        expect_too_large(MODE_HUGE_UNTIL_CLOSE);
+}
+
+Test(http_client, refuses_headers_over_their_bound) {
+        struct server big = { .size = HTTP_CLIENT_MAX_HEADERS + 1024 }, fit = { .size = HTTP_CLIENT_MAX_HEADERS / 2 };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&big, MODE_BIG_HEADERS);
+        url_of(&big, "/", url, sizeof(url));
+        r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET" }, &resp, &e);
+        cr_assert_eq(r, -EFBIG, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "headers exceed 16384 bytes"), "%s", e.text);
+        cr_assert_null(resp.body);
+        /* Headers within the bound, the same answer otherwise: taken. */
+        server_start(&fit, MODE_BIG_HEADERS);
+        url_of(&fit, "/", url, sizeof(url));
+        e = (struct errmsg){};
+        r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET" }, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "ok");
+        http_response_done(&resp);
+        server_stop(&big);
+        server_stop(&fit);
+}
+
 Test(http_client, refused_connection_is_named) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t sl = sizeof(sa);
@@ -345,6 +409,105 @@ Test(http_client, keeps_the_connection_and_reconnects_when_the_server_closed_it)
         cr_assert_eq(atomic_load(&closing.connections), 3);
         server_stop(&keep);
         server_stop(&closing);
+}
+
+/* Until the server closed `n` connections, and its FIN has reached us. */
+static void wait_closed(struct server *s, unsigned n) {
+        for (int i = 0; i < 500 && atomic_load(&s->closed) < n; i++)
+                usleep(10000);
+        cr_assert_geq(atomic_load(&s->closed), n);
+        usleep(20000);
+}
+
+Test(http_client, post_after_the_server_closed_the_kept_connection_goes_once_on_a_new_one) {
+        struct server s = {};
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&s, MODE_ECHO_CLOSE);
+        url_of(&s, "", url, sizeof(url));
+        cr_assert_eq(http_client_new(NULL, url, NULL, HTTP_CLIENT_KEEP_ALIVE, &c, &e), 0, "%s", errmsg_str(&e));
+        for (unsigned i = 1; i <= 3; i++) {
+                char want[64];
+
+                /* The previous connection is closed before this request:
+                 * the check before reuse sees it, nothing goes to it. */
+                wait_closed(&s, i - 1);
+                r = http_client_run(c, &(struct http_request){ .method = "POST", .path = "/txn", .body = "ab", .body_size = 2 },
+                                    &resp, &e);
+                cr_assert_eq(r, 0, "request %u: %d %s", i, r, errmsg_str(&e));
+                snprintf(want, sizeof(want), "conn %u req 1 body 2", i);
+                cr_assert_str_eq(resp.body, want);
+                http_response_done(&resp);
+        }
+        /* Each POST reached the server once. */
+        cr_assert_eq(atomic_load(&s.requests), 3);
+        cr_assert_eq(atomic_load(&s.connections), 3);
+        server_stop(&s);
+}
+
+Test(http_client, post_is_not_resent_when_the_server_closes_without_answering) {
+        struct server s = {};
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        struct http_request post = { .method = "POST", .path = "/txn", .body = "ab", .body_size = 2 };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&s, MODE_ANSWER_ONCE);
+        url_of(&s, "", url, sizeof(url));
+        cr_assert_eq(http_client_new(NULL, url, NULL, HTTP_CLIENT_KEEP_ALIVE, &c, &e), 0, "%s", errmsg_str(&e));
+        r = http_client_run(c, &post, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "conn 1 req 1 body 2");
+        http_response_done(&resp);
+        /* The kept connection looks open; the server reads the POST and
+         * closes it unanswered. */
+        r = http_client_run(c, &post, &resp, &e);
+        cr_assert_eq(r, -ECONNRESET, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "POST was not re-sent"), "%s", e.text);
+        cr_assert_not_null(strstr(e.text, "127.0.0.1:"), "%s", e.text);
+        cr_assert_null(resp.body);
+        usleep(200000);
+        cr_assert_eq(atomic_load(&s.requests), 2, "the server got the POST %u times", atomic_load(&s.requests) - 1);
+        cr_assert_eq(atomic_load(&s.connections), 1);
+        /* The client goes on, on a new connection. */
+        e = (struct errmsg){};
+        r = http_client_run(c, &post, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "conn 2 req 1 body 2");
+        http_response_done(&resp);
+        cr_assert_eq(atomic_load(&s.requests), 3);
+        server_stop(&s);
+}
+
+Test(http_client, get_is_resent_once_when_the_server_closes_without_answering) {
+        struct server s = {};
+        _cleanup_(http_client_freep) struct http_client *c = NULL;
+        struct http_request get = { .method = "GET", .path = "/range" };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        int r;
+
+        server_start(&s, MODE_ANSWER_ONCE);
+        url_of(&s, "", url, sizeof(url));
+        cr_assert_eq(http_client_new(NULL, url, NULL, HTTP_CLIENT_KEEP_ALIVE, &c, &e), 0, "%s", errmsg_str(&e));
+        r = http_client_run(c, &get, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        http_response_done(&resp);
+        r = http_client_run(c, &get, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "conn 2 req 1 body 0");
+        http_response_done(&resp);
+        /* Once on the closed connection, once on the new one. */
+        cr_assert_eq(atomic_load(&s.requests), 3);
+        cr_assert_eq(atomic_load(&s.connections), 2);
+        server_stop(&s);
 }
 
 struct pending {

@@ -1078,7 +1078,7 @@ Test(join_response, largest_peer_list_fits) {
         }
         cr_assert_eq(join_response_serialize(&m, &s), 0);
         cr_assert_leq(strlen(s), (size_t) MSG_MAX_PEERS_SIZE);
-        cr_assert_leq((size_t) MSG_MAX_PEERS_SIZE, (size_t) ATLS_HTTP_MAX_RESPONSE);
+        cr_assert_leq((size_t) MSG_MAX_PEERS_SIZE, (size_t) HTTP_CLIENT_DEFAULT_MAX_RESPONSE);
         join_response_done(&m);
 }
 

@@ -12,7 +12,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -627,4 +629,298 @@ Test(http_client, url_parser_refuses_what_it_cannot_reach) {
         cr_assert_eq(http_url_parse("http://10.0.0.1", &u, NULL), 0);
         cr_assert_eq(u.port, 80);
         cr_assert_str_eq(u.path, "");
+}
+
+/* --- TLS ------------------------------------------------------------------------------- */
+
+/* A CA (trusted by the client through a PEM file) and server certificates
+ * it issues with the subjectAltName given. */
+struct pki {
+        char dir[64];
+        char ca_path[128];
+        EVP_PKEY *ca_key;
+        X509 *ca;
+};
+
+static void pki_init(struct pki *p) {
+        struct errmsg e = {};
+
+        snprintf(p->dir, sizeof(p->dir), "/tmp/test-http-client.XXXXXX");
+        cr_assert_not_null(mkdtemp(p->dir));
+        snprintf(p->ca_path, sizeof(p->ca_path), "%s/ca.pem", p->dir);
+        cr_assert_eq(platform_ca_create("arca test CA", 1, &p->ca_key, &p->ca, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(pem_write_x509_file(p->ca_path, p->ca), 0);
+}
+
+static void pki_done(struct pki *p) {
+        unlink(p->ca_path);
+        rmdir(p->dir);
+        X509_free(p->ca);
+        EVP_PKEY_free(p->ca_key);
+}
+
+static SSL_CTX *server_ctx(struct pki *p, const char *san) {
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        _cleanup_(X509_freep) X509 *x = NULL;
+        X509_EXTENSION *ext;
+        X509V3_CTX v3;
+        struct errmsg e = {};
+        SSL_CTX *ctx;
+
+        cr_assert_eq(ec_p256_generate(&key), 0);
+        cr_assert_eq(platform_issue_cert(p->ca_key, p->ca, key, "arca test server", 1, false, &x, &e), 0, "%s",
+                     errmsg_str(&e));
+        X509V3_set_ctx(&v3, p->ca, x, NULL, NULL, 0);
+        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+        cr_assert_not_null(ext);
+        cr_assert_eq(X509_add_ext(x, ext, -1), 1);
+        X509_EXTENSION_free(ext);
+        cr_assert_gt(X509_sign(x, p->ca_key, EVP_sha256()), 0);
+        ctx = SSL_CTX_new(TLS_server_method());
+        cr_assert_not_null(ctx);
+        cr_assert_eq(SSL_CTX_use_certificate(ctx, x), 1);
+        cr_assert_eq(SSL_CTX_use_PrivateKey(ctx, key), 1);
+        return ctx;
+}
+
+struct tls_server {
+        int fd;
+        uint16_t port;
+        SSL_CTX *ctx;
+        bool close_after; /* close (with close_notify) after each answer */
+        atomic_bool stop;
+        atomic_uint connections, requests, closed;
+        pthread_t thread;
+};
+
+/* One request on ssl; false on EOF, error or stop. */
+static bool tls_read_request(struct tls_server *s, SSL *ssl) {
+        char buf[16384];
+        size_t have = 0;
+
+        while (!atomic_load(&s->stop)) {
+                char *end;
+                int n = SSL_read(ssl, buf + have, (int) (sizeof(buf) - 1 - have));
+
+                if (n <= 0) {
+                        if (SSL_get_error(ssl, n) == SSL_ERROR_WANT_READ)
+                                continue; /* SO_RCVTIMEO: look at stop */
+                        return false;
+                }
+                have += (size_t) n;
+                buf[have] = 0;
+                end = strstr(buf, "\r\n\r\n");
+                if (end) {
+                        const char *cl = strcasestr(buf, "Content-Length:");
+                        size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0;
+                        if (have >= (size_t) (end + 4 - buf) + body)
+                                return true;
+                }
+                if (have == sizeof(buf) - 1)
+                        return false;
+        }
+        return false;
+}
+
+static void *tls_server_thread(void *arg) {
+        struct tls_server *s = arg;
+
+        while (!atomic_load(&s->stop)) {
+                struct pollfd p = { .fd = s->fd, .events = POLLIN };
+                struct timeval tv = { .tv_usec = 50000 };
+                unsigned conn, req = 0;
+                SSL *ssl;
+                int fd;
+
+                if (poll(&p, 1, 50) <= 0)
+                        continue;
+                fd = accept(s->fd, NULL, NULL);
+                if (fd < 0)
+                        continue;
+                conn = atomic_fetch_add(&s->connections, 1) + 1;
+                (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                ssl = SSL_new(s->ctx);
+                SSL_set_fd(ssl, fd);
+                if (SSL_accept(ssl) == 1)
+                        while (tls_read_request(s, ssl)) {
+                                char msg[64], head[128];
+
+                                atomic_fetch_add(&s->requests, 1);
+                                snprintf(msg, sizeof(msg), "conn %u req %u", conn, ++req);
+                                snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+                                         strlen(msg));
+                                if (SSL_write(ssl, head, (int) strlen(head)) <= 0 ||
+                                    SSL_write(ssl, msg, (int) strlen(msg)) <= 0)
+                                        break;
+                                if (s->close_after) {
+                                        SSL_shutdown(ssl);
+                                        break;
+                                }
+                        }
+                SSL_free(ssl);
+                close(fd);
+                atomic_fetch_add(&s->closed, 1);
+        }
+        return NULL;
+}
+
+static void tls_server_start(struct tls_server *s, struct pki *p, const char *san) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t sl = sizeof(sa);
+
+        signal(SIGPIPE, SIG_IGN);
+        s->ctx = server_ctx(p, san);
+        s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(s->fd, 0);
+        cr_assert_eq(bind(s->fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        cr_assert_eq(listen(s->fd, 16), 0);
+        cr_assert_eq(getsockname(s->fd, (struct sockaddr *) &sa, &sl), 0);
+        s->port = ntohs(sa.sin_port);
+        cr_assert_eq(pthread_create(&s->thread, NULL, tls_server_thread, s), 0);
+}
+
+static void tls_server_stop(struct tls_server *s) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+        close(s->fd);
+        SSL_CTX_free(s->ctx);
+}
+
+static int tls_get(const char *host, const struct tls_server *s, SSL_CTX *ctx, unsigned flags,
+                   struct http_response *resp, struct errmsg *e) {
+        char url[128];
+
+        snprintf(url, sizeof(url), "https://%s:%u/x", host, s->port);
+        *e = (struct errmsg){};
+        return http_request_url(url, ctx, flags, &(struct http_request){ .method = "GET", .timeout_ms = 10000 },
+                                resp, e);
+}
+
+Test(http_client, verify_host_refuses_a_certificate_for_another_address) {
+        struct pki p;
+        struct tls_server other = {}, right = {};
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
+        struct http_response resp = {};
+        struct errmsg e = {};
+        int r;
+
+        pki_init(&p);
+        cr_assert_eq(http_tls_ctx_new(p.ca_path, NULL, NULL, &ctx, &e), 0, "%s", errmsg_str(&e));
+        /* Issued by the trusted CA, for another host. */
+        tls_server_start(&other, &p, "DNS:other.example,IP:10.9.9.9");
+        r = tls_get("127.0.0.1", &other, ctx, HTTP_CLIENT_VERIFY_HOST, &resp, &e);
+        cr_assert_eq(r, -EPROTO, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "does not name 127.0.0.1"), "%s", e.text);
+        cr_assert_null(resp.body);
+        cr_assert_eq(atomic_load(&other.requests), 0, "the request reached a server that failed verification");
+        /* Only the host check fails: without it the chain is accepted. */
+        r = tls_get("127.0.0.1", &other, ctx, 0, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_eq(resp.status, 200);
+        http_response_done(&resp);
+        /* A certificate naming the address passes the host check. */
+        tls_server_start(&right, &p, "IP:127.0.0.1");
+        r = tls_get("127.0.0.1", &right, ctx, HTTP_CLIENT_VERIFY_HOST, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "conn 1 req 1");
+        http_response_done(&resp);
+        tls_server_stop(&other);
+        tls_server_stop(&right);
+        pki_done(&p);
+}
+
+Test(http_client, verify_host_refuses_a_certificate_for_another_name) {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo *ai = NULL;
+        struct pki p;
+        struct tls_server other = {}, right = {};
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
+        struct http_response resp = {};
+        struct errmsg e = {};
+        bool loopback4;
+        int r;
+
+        /* The client connects to the first address of "localhost"; the
+         * servers listen on 127.0.0.1. */
+        loopback4 = getaddrinfo("localhost", NULL, &hints, &ai) == 0 && ai->ai_family == AF_INET &&
+                    ((struct sockaddr_in *) ai->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+        if (ai)
+                freeaddrinfo(ai);
+        if (!loopback4)
+                cr_skip_test("\"localhost\" does not resolve to 127.0.0.1 first here");
+        pki_init(&p);
+        cr_assert_eq(http_tls_ctx_new(p.ca_path, NULL, NULL, &ctx, &e), 0, "%s", errmsg_str(&e));
+        tls_server_start(&other, &p, "DNS:other.example,IP:127.0.0.1");
+        r = tls_get("localhost", &other, ctx, HTTP_CLIENT_VERIFY_HOST, &resp, &e);
+        cr_assert_eq(r, -EPROTO, "%d %s", r, errmsg_str(&e));
+        cr_assert_not_null(strstr(e.text, "does not name localhost"), "%s", e.text);
+        cr_assert_eq(atomic_load(&other.requests), 0);
+        tls_server_start(&right, &p, "DNS:localhost");
+        r = tls_get("localhost", &right, ctx, HTTP_CLIENT_VERIFY_HOST, &resp, &e);
+        cr_assert_eq(r, 0, "%d %s", r, errmsg_str(&e));
+        cr_assert_str_eq(resp.body, "conn 1 req 1");
+        http_response_done(&resp);
+        tls_server_stop(&other);
+        tls_server_stop(&right);
+        pki_done(&p);
+}
+
+Test(http_client, tls_kept_connection_is_reused_and_replaced_once_the_server_closed_it) {
+        struct pki p;
+        struct tls_server keep = {}, closing = { .close_after = true };
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
+        _cleanup_(http_client_freep) struct http_client *c = NULL, *d = NULL;
+        struct http_request post = { .method = "POST", .path = "/txn", .body = "ab", .body_size = 2 };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+        SSL *ssl;
+        int r;
+
+        pki_init(&p);
+        cr_assert_eq(http_tls_ctx_new(p.ca_path, NULL, NULL, &ctx, &e), 0, "%s", errmsg_str(&e));
+        tls_server_start(&keep, &p, "IP:127.0.0.1");
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u", keep.port);
+        cr_assert_eq(http_client_new(NULL, url, ctx, HTTP_CLIENT_KEEP_ALIVE | HTTP_CLIENT_VERIFY_HOST, &c, &e), 0);
+        for (unsigned i = 1; i <= 3; i++) {
+                char want[32];
+
+                r = http_client_run(c, &post, &resp, &e);
+                cr_assert_eq(r, 0, "request %u: %d %s", i, r, errmsg_str(&e));
+                snprintf(want, sizeof(want), "conn 1 req %u", i);
+                cr_assert_str_eq(resp.body, want);
+                http_response_done(&resp);
+        }
+        /* Nothing the TLS server sent after its answers (session
+         * tickets) made the check before reuse drop the connection. */
+        cr_assert_eq(atomic_load(&keep.connections), 1);
+        /* OpenSSL wipes the plaintext it handed over. */
+        ssl = http_client_ssl(c);
+        cr_assert_not_null(ssl);
+        cr_assert(SSL_get_options(ssl) & SSL_OP_CLEANSE_PLAINTEXT);
+
+        /* A server that closes (close_notify, FIN) after each answer:
+         * each POST goes once, on a new connection. */
+        tls_server_start(&closing, &p, "IP:127.0.0.1");
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u", closing.port);
+        cr_assert_eq(http_client_new(NULL, url, ctx, HTTP_CLIENT_KEEP_ALIVE | HTTP_CLIENT_VERIFY_HOST, &d, &e), 0);
+        for (unsigned i = 1; i <= 3; i++) {
+                char want[32];
+
+                for (int k = 0; k < 500 && atomic_load(&closing.closed) < i - 1; k++)
+                        usleep(10000);
+                usleep(20000);
+                r = http_client_run(d, &post, &resp, &e);
+                cr_assert_eq(r, 0, "request %u: %d %s", i, r, errmsg_str(&e));
+                snprintf(want, sizeof(want), "conn %u req 1", i);
+                cr_assert_str_eq(resp.body, want);
+                http_response_done(&resp);
+        }
+        cr_assert_eq(atomic_load(&closing.requests), 3);
+        cr_assert_eq(atomic_load(&closing.connections), 3);
+        c = http_client_free(c);
+        d = http_client_free(d);
+        tls_server_stop(&keep);
+        tls_server_stop(&closing);
+        pki_done(&p);
 }

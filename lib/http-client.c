@@ -358,7 +358,10 @@ static int tls_failure(struct http_client *c, SSL *ssl, bool handshake_done) {
 static int failure(struct http_client *c, SSL *ssl, bool handshake_done) {
         int r;
 
-        if (c->url.tls) {
+        /* A connection that answered before passed its handshake: its
+         * TLS errors (an end without close_notify) are its end, said
+         * below with what it means for the request. */
+        if (c->url.tls && !c->reused) {
                 r = tls_failure(c, ssl, handshake_done);
                 if (r < 0)
                         return r;

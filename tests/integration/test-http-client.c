@@ -23,12 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http-client.h"
 #include "openssl-util.h"
 #include "platform.h"
+#include "time-util.h"
 
 enum mode {
         MODE_SILENT,      /* read the request, never answer */
@@ -54,19 +54,13 @@ struct server {
         pthread_t thread;
 };
 
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 /* A server's end of one connection: TCP, or TLS over it. */
 struct peer {
         int fd;
         SSL *ssl;
 };
 
-static void write_all(struct peer *c, const void *p, size_t n) {
+static void peer_write(struct peer *c, const void *p, size_t n) {
         const char *d = p;
 
         while (n > 0) {
@@ -144,22 +138,22 @@ static void serve_connection(struct server *s, struct peer *fd, unsigned conn) {
                         char *p = malloc(s->size);
                         memset(p, 'x', s->size);
                         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", s->size);
-                        write_all(fd, head, strlen(head));
-                        write_all(fd, p, s->size);
+                        peer_write(fd, head, strlen(head));
+                        peer_write(fd, p, s->size);
                         free(p);
                         return;
                 }
                 case MODE_HUGE_CHUNKED: {
                         char chunk[4096 + 16];
                         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-                        write_all(fd, head, strlen(head));
+                        peer_write(fd, head, strlen(head));
                         for (size_t sent = 0; sent < s->size && !atomic_load(&s->stop); sent += 4096) {
                                 int n = snprintf(chunk, sizeof(chunk), "1000\r\n");
                                 memset(chunk + n, 'y', 4096);
                                 memcpy(chunk + n + 4096, "\r\n", 2);
-                                write_all(fd, chunk, (size_t) n + 4096 + 2);
+                                peer_write(fd, chunk, (size_t) n + 4096 + 2);
                         }
-                        write_all(fd, "0\r\n\r\n", 5);
+                        peer_write(fd, "0\r\n\r\n", 5);
                         return;
                 }
                 case MODE_BIG_HEADERS: {
@@ -167,10 +161,10 @@ static void serve_connection(struct server *s, struct peer *fd, unsigned conn) {
                         memset(p, 'h', s->size);
                         p[s->size] = 0;
                         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nX-Big: ");
-                        write_all(fd, head, strlen(head));
-                        write_all(fd, p, s->size);
+                        peer_write(fd, head, strlen(head));
+                        peer_write(fd, p, s->size);
                         snprintf(head, sizeof(head), "\r\nContent-Length: 2\r\n\r\nok");
-                        write_all(fd, head, strlen(head));
+                        peer_write(fd, head, strlen(head));
                         free(p);
                         break;
                 }
@@ -178,8 +172,8 @@ static void serve_connection(struct server *s, struct peer *fd, unsigned conn) {
                         char *p = malloc(s->size);
                         memset(p, 'z', s->size);
                         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-                        write_all(fd, head, strlen(head));
-                        write_all(fd, p, s->size);
+                        peer_write(fd, head, strlen(head));
+                        peer_write(fd, p, s->size);
                         free(p);
                         return;
                 }
@@ -195,8 +189,8 @@ static void serve_connection(struct server *s, struct peer *fd, unsigned conn) {
                 case MODE_ECHO_CLOSE:
                         snprintf(msg, sizeof(msg), "conn %u req %u body %zu", conn, req, body);
                         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", strlen(msg));
-                        write_all(fd, head, strlen(head));
-                        write_all(fd, msg, strlen(msg));
+                        peer_write(fd, head, strlen(head));
+                        peer_write(fd, msg, strlen(msg));
                         if (s->mode == MODE_ECHO_CLOSE)
                                 return;
                         break;
@@ -330,11 +324,11 @@ Test(http_client, deadline_covers_a_server_that_never_answers) {
 
         server_start(&s, MODE_SILENT);
         url_of(&s, "/", url, sizeof(url));
-        t0 = now();
+        t0 = now_s();
         r = http_request_url(url, NULL, 0, &(struct http_request){ .method = "GET", .timeout_ms = 300 }, &resp, &e);
         cr_assert_eq(r, -ETIMEDOUT, "%d %s", r, errmsg_str(&e));
-        cr_assert_geq(now() - t0, 0.29);
-        cr_assert_lt(now() - t0, 5.0, "took %.1f s", now() - t0);
+        cr_assert_geq(now_s() - t0, 0.29);
+        cr_assert_lt(now_s() - t0, 5.0, "took %.1f s", now_s() - t0);
         cr_assert_not_null(strstr(e.text, "300 ms"), "%s", e.text);
         cr_assert_null(resp.body);
         cr_assert_eq(atomic_load(&s.requests), 1);
@@ -576,7 +570,7 @@ static void async_done(int r, struct http_response *resp, const struct errmsg *e
         struct slot *s = userdata;
 
         s->p->r[s->i] = r;
-        s->p->done_at[s->i] = now();
+        s->p->done_at[s->i] = now_s();
         if (r == 0)
                 snprintf(s->p->body[s->i], sizeof(s->p->body[0]), "%s", resp->body);
         http_response_done(resp);
@@ -604,7 +598,7 @@ Test(http_client, requests_run_side_by_side_in_one_event_loop) {
                                              &(struct http_response){}, &e),
                              -EINVAL);
         }
-        t0 = now();
+        t0 = now_s();
         for (unsigned i = 0; i < 4; i++) {
                 slots[i] = (struct slot){ .p = &p, .i = i };
                 e = (struct errmsg){};
@@ -624,7 +618,7 @@ Test(http_client, requests_run_side_by_side_in_one_event_loop) {
                 http_client_free(c[i]);
         }
         /* Four answers that each take 300 ms, together in well under 4 x 300 ms. */
-        cr_assert_lt(now() - t0, 1.0, "took %.2f s", now() - t0);
+        cr_assert_lt(now_s() - t0, 1.0, "took %.2f s", now_s() - t0);
         event_base_free(p.base);
         server_stop(&s);
 }

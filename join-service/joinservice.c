@@ -367,7 +367,9 @@ static int make_answer(struct registry_members **view, const char *self, struct 
 
 /* Every member's agent refuses a peer list that names a key twice
  * (docs/MESH.md): a join or refresh that would make one is refused with
- * the name of the member holding the key (not `self`). */
+ * the name of the member holding the key (not `self`). The registry's
+ * transactions refuse it too (wgkeys/, registry.h), also when two joins
+ * race past this check; this one answers before any key is derived. */
 static int check_wg_key_free(const struct registry_members *v, const char *self, const char *key,
                              struct errmsg *e) {
         for (size_t i = 0; i < v->n; i++)

@@ -240,6 +240,8 @@ static int parse_op_response(json_object *o, size_t max_kvs, struct registry_op_
                         op.type = REGISTRY_OP_PUT;
                 else if (streq(key, "response_delete_range"))
                         op.type = REGISTRY_OP_DELETE_RANGE;
+                else if (streq(key, "response_txn"))
+                        op.type = REGISTRY_OP_TXN;
                 else
                         return errmsg_set(e, EBADMSG, "unexpected field '%.64s'", key);
                 found++;
@@ -259,6 +261,13 @@ static int parse_op_response(json_object *o, size_t max_kvs, struct registry_op_
                 r = json_get_object(o, "response_delete_range", &v, e);
                 if (r >= 0)
                         r = get_int64_string(v, "deleted", false, &op.deleted, e);
+                break;
+        case REGISTRY_OP_TXN:
+                /* A nested transaction (reg_op_delete_if): whether it
+                 * succeeded; its own responses are not looked at. */
+                r = json_get_object(o, "response_txn", &v, e);
+                if (r >= 0)
+                        r = get_bool_optional(v, "succeeded", &op.succeeded, e);
                 break;
         default:
                 r = -EINVAL;
@@ -557,6 +566,18 @@ json_object *reg_op_delete(const char *key) {
         if (o && add_bytes(o, "key", key, strlen(key)) < 0)
                 o = (json_object_put(o), NULL);
         return wrap("request_delete_range", o);
+}
+
+/* A nested transaction: delete key if it holds value. */
+json_object *reg_op_delete_if(const char *key, const char *value) {
+        struct reg_txn_req t;
+
+        if (reg_txn_req_init(&t) < 0 || reg_array_add(t.compare, reg_cmp_value(key, value)) < 0 ||
+            reg_array_add(t.success, reg_op_delete(key)) < 0) {
+                reg_txn_req_done(&t);
+                return NULL;
+        }
+        return wrap("request_txn", t.o);
 }
 
 /* key (or [key, range_end)) compared by target; result "EQUAL"/"LESS". */

@@ -45,6 +45,8 @@ json_object *reg_range_body(const char *key, const char *range_end, bool keys_on
 json_object *reg_op_range(const char *key, const char *range_end, bool keys_only, int64_t limit);
 json_object *reg_op_put(const char *key, const char *value, size_t len);
 json_object *reg_op_delete(const char *key);
+/* A nested transaction: delete key if it holds value. */
+json_object *reg_op_delete_if(const char *key, const char *value);
 /* "key does not exist" */
 json_object *reg_cmp_absent(const char *key);
 /* "key exists and holds value" */

@@ -259,60 +259,162 @@ static int normalize_uuid(const char *uuid, char ret[static UUID_STRING_SIZE], s
         return 0;
 }
 
+/* --- WireGuard keys ------------------------------------------------------------- */
+
+/* What the registry holds for a member record about to be written, as the
+ * failure branch of the last transaction read it (or as assumed before
+ * the first): the record, and the index entry of the key it is written
+ * with. */
+struct member_view {
+        int64_t rev;                    /* the record's mod_revision; 0: no record */
+        char key[WG_KEY_B64_SIZE];      /* the record's WireGuard key; "" without one */
+        char holder[NODE_NAME_MAX + 1]; /* who wgkeys/<new key> names; "" if absent */
+};
+
+static bool member_view_eq(const struct member_view *a, const struct member_view *b) {
+        return a->rev == b->rev && streq(a->key, b->key) && streq(a->holder, b->holder);
+}
+
+/* Add to t the write of record m (json) on the registry as v has it:
+ * compares that the record is unchanged (at v->rev, absent for 0) and that
+ * m's key is this member's in the index or absent (then created); the
+ * record put; the entry of the key the record had before, if it is
+ * another, deleted while it names this member (a nested transaction, so
+ * that an entry is only ever removed for its holder); and, in the failure
+ * branch, reads of the record and of m's key entry, for
+ * member_view_read. */
+static int add_member_write(const struct registry *reg, struct reg_txn_req *t, const struct registry_member *m,
+                            const char *json, const struct member_view *v) {
+        char member[KEY_BUF], key[KEY_BUF], old[KEY_BUF];
+        int r;
+
+        make_key(reg, member, "members", m->name);
+        make_key(reg, key, "wgkeys", m->wg_public_key);
+        r = reg_array_add(t->compare, v->rev > 0 ? reg_cmp_mod(member, v->rev) : reg_cmp_absent(member));
+        if (r >= 0)
+                r = reg_array_add(t->success, reg_op_put(member, json, strlen(json)));
+        if (r >= 0 && streq(v->holder, m->name))
+                r = reg_array_add(t->compare, reg_cmp_value(key, m->name));
+        else if (r >= 0 && (r = reg_array_add(t->compare, reg_cmp_absent(key))) >= 0)
+                r = reg_array_add(t->success, reg_op_put(key, m->name, strlen(m->name)));
+        if (r >= 0 && v->key[0] && !streq(v->key, m->wg_public_key)) {
+                make_key(reg, old, "wgkeys", v->key);
+                r = reg_array_add(t->success, reg_op_delete_if(old, m->name));
+        }
+        if (r >= 0)
+                r = reg_array_add(t->failure, reg_op_range(member, NULL, false, 0));
+        if (r >= 0)
+                r = reg_array_add(t->failure, reg_op_range(key, NULL, false, 0));
+        return r;
+}
+
+/* The view a failed transaction of add_member_write read (its failure
+ * responses i and i + 1). */
+static int member_view_read(const struct registry *reg, const struct registry_txn *res, size_t i,
+                            const struct registry_member *m, struct member_view *ret, struct errmsg *e) {
+        char member[KEY_BUF], key[KEY_BUF];
+        struct member_view v = {};
+        const struct registry_kv *kv;
+        struct registry_range *rr = NULL;
+        struct registry_member rec;
+        int r;
+
+        make_key(reg, member, "members", m->name);
+        make_key(reg, key, "wgkeys", m->wg_public_key);
+        if ((r = txn_range(res, i, &rr, e)) < 0 || (r = single_kv(rr, member, &kv, e)) < 0)
+                return r;
+        if (kv) {
+                r = kv_member(kv, strlen(member) - strlen(m->name), &rec, e);
+                if (r < 0)
+                        return r;
+                if (rec.mod_revision <= 0)
+                        return errmsg_set(e, EBADMSG, "etcd gave registry key \"%s\" no mod_revision",
+                                          PRINTABLE(member));
+                v.rev = rec.mod_revision;
+                memcpy(v.key, rec.wg_public_key, sizeof(v.key));
+        }
+        if ((r = txn_range(res, i + 1, &rr, e)) < 0 || (r = single_kv(rr, key, &kv, e)) < 0 ||
+            (kv && (r = kv_node_name(kv, v.holder, e)) < 0))
+                return r;
+        *ret = v;
+        return 0;
+}
+
+/* -EEXIST if v has m's WireGuard key held by another member. */
+static int check_key_holder(const struct registry_member *m, const struct member_view *v, struct errmsg *e) {
+        if (v->holder[0] && !streq(v->holder, m->name))
+                return errmsg_set(e, EEXIST, "WireGuard public key %s is held by member '%s'", m->wg_public_key,
+                                  v->holder);
+        return 0;
+}
+
 /* --- members ----------------------------------------------------------------------- */
 
 int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
-        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
-        _cleanup_(registry_txn_done) struct registry_txn res = {};
         _cleanup_free_ char *json = NULL;
-        char key[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
-        const struct registry_kv *kv;
-        struct registry_range *rr = NULL;
+        char mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
+        struct member_view v = {};
         int r;
 
         r = registry_member_to_json(m, &json, e);
         if (r < 0)
                 return r;
-        make_key(reg, key, "members", m->name);
         make_key(reg, mesh, "mesh", m->mesh_address);
         make_key(reg, disk, "disks", m->disk_uuid);
-        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
-            (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
-            (r = reg_array_add(t.success, reg_op_put(key, json, strlen(json)))) < 0 ||
-            (r = reg_array_add(t.failure, reg_op_range(mesh, NULL, false, 0))) < 0 ||
-            (r = reg_array_add(t.failure, reg_op_range(disk, NULL, false, 0))) < 0)
-                return r;
-        r = reg_etcd_txn(reg, t.o, 1, &res, e);
-        if (r < 0)
-                return r;
-        if (res.succeeded)
-                return 0;
+        for (unsigned round = 0; round < MAX_ROUNDS; round++) {
+                _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
+                _cleanup_(registry_txn_done) struct registry_txn res = {};
+                const struct registry_kv *kv;
+                struct registry_range *rr = NULL;
+                struct member_view now;
 
-        /* Say which of the two the node does not hold. */
-        if ((r = txn_range(&res, 0, &rr, e)) < 0 || (r = single_kv(rr, mesh, &kv, e)) < 0)
-                return r;
-        if (!kv)
-                return errmsg_set(e, EADDRNOTAVAIL, "member '%s': mesh address %s is not allocated", m->name,
-                                  m->mesh_address);
-        if (kv->value_size != strlen(m->name) || memcmp(kv->value, m->name, kv->value_size) != 0) {
+                if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
+                    (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
+                    (r = reg_array_add(t.failure, reg_op_range(mesh, NULL, false, 0))) < 0 ||
+                    (r = reg_array_add(t.failure, reg_op_range(disk, NULL, false, 0))) < 0 ||
+                    (r = add_member_write(reg, &t, m, json, &v)) < 0)
+                        return r;
+                r = reg_etcd_txn(reg, t.o, 1, &res, e);
+                if (r < 0)
+                        return r;
+                if (res.succeeded)
+                        return 0;
+                if ((r = member_view_read(reg, &res, 2, m, &now, e)) < 0 || (r = check_key_holder(m, &now, e)) < 0)
+                        return r;
+                if (!member_view_eq(&now, &v)) {
+                        /* Another record or key entry than assumed: again on what was read. */
+                        v = now;
+                        continue;
+                }
+
+                /* Say which of the two the node does not hold. */
+                if ((r = txn_range(&res, 0, &rr, e)) < 0 || (r = single_kv(rr, mesh, &kv, e)) < 0)
+                        return r;
+                if (!kv)
+                        return errmsg_set(e, EADDRNOTAVAIL, "member '%s': mesh address %s is not allocated",
+                                          m->name, m->mesh_address);
+                if (kv->value_size != strlen(m->name) || memcmp(kv->value, m->name, kv->value_size) != 0) {
+                        r = kv_node_name(kv, holder, e);
+                        return r < 0 ? r
+                                     : errmsg_set(e, EADDRINUSE,
+                                                  "member '%s': mesh address %s is held by node '%s'", m->name,
+                                                  m->mesh_address, holder);
+                }
+                if ((r = txn_range(&res, 1, &rr, e)) < 0 || (r = single_kv(rr, disk, &kv, e)) < 0)
+                        return r;
+                if (!kv)
+                        return errmsg_set(e, ENOENT, "member '%s': disk %s is not registered", m->name,
+                                          m->disk_uuid);
                 r = kv_node_name(kv, holder, e);
-                return r < 0 ? r
-                             : errmsg_set(e, EADDRINUSE, "member '%s': mesh address %s is held by node '%s'",
-                                          m->name, m->mesh_address, holder);
+                if (r < 0)
+                        return r;
+                if (!streq(holder, m->name))
+                        return errmsg_set(e, EEXIST, "member '%s': disk %s belongs to node '%s'", m->name,
+                                          m->disk_uuid, holder);
+                /* All hold now: changed between the comparison and the read. */
         }
-        if ((r = txn_range(&res, 1, &rr, e)) < 0 || (r = single_kv(rr, disk, &kv, e)) < 0)
-                return r;
-        if (!kv)
-                return errmsg_set(e, ENOENT, "member '%s': disk %s is not registered", m->name,
-                                  m->disk_uuid);
-        r = kv_node_name(kv, holder, e);
-        if (r < 0)
-                return r;
-        if (!streq(holder, m->name))
-                return errmsg_set(e, EEXIST, "member '%s': disk %s belongs to node '%s'", m->name,
-                                  m->disk_uuid, holder);
-        /* Both hold now: changed between the comparison and the read. */
-        return errmsg_set(e, EAGAIN, "member '%s': registry changed concurrently, try again", m->name);
+        return errmsg_set(e, EAGAIN, "member '%s': the registry kept changing (%u attempts)", m->name,
+                          MAX_ROUNDS);
 }
 
 int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret,
@@ -447,7 +549,7 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
 
                 /* One consistent read of everything the node holds... */
                 if ((r = reg_txn_req_init(&snap)) < 0 ||
-                    (r = reg_array_add(snap.success, reg_op_range(member, NULL, true, 0))) < 0 ||
+                    (r = reg_array_add(snap.success, reg_op_range(member, NULL, false, 0))) < 0 ||
                     (r = reg_array_add(snap.success, reg_op_range(node, NULL, false, 0))) < 0 ||
                     (r = reg_array_add(snap.success, reg_op_range(disks, disks_end, false, REGISTRY_MAX_DISKS))) < 0)
                         return r;
@@ -468,9 +570,22 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
                     (r = reg_array_add(del.compare, reg_cmp_unchanged(disks, disks_end, s.revision))) < 0)
                         return r;
                 if (kvm) {
+                        struct registry_member rec;
+
                         if ((r = reg_array_add(del.success, reg_op_delete(member))) < 0)
                                 return r;
                         n_deletes++;
+                        /* Its key's entry too (while it names the node). A
+                         * record that does not parse is removed all the
+                         * same: it names no key. */
+                        if (kv_member(kvm, strlen(member) - strlen(name), &rec, &(struct errmsg){}) >= 0) {
+                                char wgkey[KEY_BUF];
+
+                                make_key(reg, wgkey, "wgkeys", rec.wg_public_key);
+                                if ((r = reg_array_add(del.success, reg_op_delete_if(wgkey, name))) < 0)
+                                        return r;
+                                n_deletes++;
+                        }
                 }
                 if (kvn) {
                         r = kv_address(kvn, address, e);
@@ -724,7 +839,12 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
 struct join_view {
         char held[INET6_ADDRSTRLEN]; /* its address, "" if none */
         bool disk_mine;              /* its disk registered to it (else absent) */
+        struct member_view rec;      /* its record and its key's entry */
 };
+
+static bool join_view_eq(const struct join_view *a, const struct join_view *b) {
+        return streq(a->held, b->held) && a->disk_mine == b->disk_mine && member_view_eq(&a->rec, &b->rec);
+}
 
 static int join_txn(struct registry *reg, const struct registry_member *m, const struct join_view *v,
                     const char *address, bool *ret_done, struct join_view *ret_view, struct errmsg *e) {
@@ -732,7 +852,7 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
         _cleanup_(registry_txn_done) struct registry_txn res = {};
         _cleanup_free_ char *json = NULL;
         struct registry_member rec = *m;
-        char member[KEY_BUF], node[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
+        char node[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
         const struct registry_kv *kv;
         struct registry_range *rr = NULL;
         int r;
@@ -741,7 +861,6 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
         r = registry_member_to_json(&rec, &json, e);
         if (r < 0)
                 return r;
-        make_key(reg, member, "members", m->name);
         make_key(reg, node, "mesh-nodes", m->name);
         make_key(reg, mesh, "mesh", address);
         make_key(reg, disk, "disks", m->disk_uuid);
@@ -760,9 +879,9 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
                 r = reg_array_add(t.compare, reg_cmp_value(disk, m->name));
         else if ((r = reg_array_add(t.compare, reg_cmp_absent(disk))) >= 0)
                 r = reg_array_add(t.success, reg_op_put(disk, m->name, strlen(m->name)));
-        if (r < 0 || (r = reg_array_add(t.success, reg_op_put(member, json, strlen(json)))) < 0 ||
-            (r = reg_array_add(t.failure, reg_op_range(node, NULL, false, 0))) < 0 ||
-            (r = reg_array_add(t.failure, reg_op_range(disk, NULL, false, 0))) < 0)
+        if (r < 0 || (r = reg_array_add(t.failure, reg_op_range(node, NULL, false, 0))) < 0 ||
+            (r = reg_array_add(t.failure, reg_op_range(disk, NULL, false, 0))) < 0 ||
+            (r = add_member_write(reg, &t, &rec, json, &v->rec)) < 0)
                 return r;
         r = reg_etcd_txn(reg, t.o, 1, &res, e);
         if (r < 0)
@@ -787,7 +906,9 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
                         return errmsg_set(e, EEXIST, "disk %s belongs to node '%s'", m->disk_uuid, holder);
                 ret_view->disk_mine = true;
         }
-        return 0;
+        if ((r = member_view_read(reg, &res, 2, m, &ret_view->rec, e)) < 0)
+                return r;
+        return check_key_holder(m, &ret_view->rec, e);
 }
 
 int registry_first_address(const char *cidr, char ret[static INET6_ADDRSTRLEN], struct errmsg *e) {
@@ -846,7 +967,7 @@ int registry_join(struct registry *reg, struct registry_member *m, const char *c
                         memcpy(m->disk_uuid, rec.disk_uuid, sizeof(rec.disk_uuid));
                         return 0;
                 }
-                if (streq(now.held, v.held) && now.disk_mine == v.disk_mine) {
+                if (join_view_eq(&now, &v)) {
                         if (v.held[0])
                                 return errmsg_set(e, EADDRINUSE,
                                                   "node '%s' holds %s by the registry's index, but the address "
@@ -891,42 +1012,73 @@ static int member_txn(struct registry *reg, json_object *txn, const char *key, c
 }
 
 int registry_update_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
-        _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
         _cleanup_free_ char *json = NULL;
-        char key[KEY_BUF], mesh[KEY_BUF], disk[KEY_BUF];
+        char mesh[KEY_BUF], disk[KEY_BUF];
+        /* As a refresh mostly finds it: the record as read, its key
+         * unchanged and in the index. */
+        struct member_view v = { .rev = m->mod_revision };
         int r;
 
         r = registry_member_to_json(m, &json, e);
         if (r < 0)
                 return r;
-        make_key(reg, key, "members", m->name);
+        if (m->mod_revision <= 0)
+                return errmsg_set(e, EINVAL, "member '%s': no revision to update from (not read from the registry)",
+                                  m->name);
+        memcpy(v.key, m->wg_public_key, sizeof(v.key));
+        memcpy(v.holder, m->name, strlen(m->name) + 1);
         make_key(reg, mesh, "mesh", m->mesh_address);
         make_key(reg, disk, "disks", m->disk_uuid);
-        if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_mod(key, m->mod_revision))) < 0 ||
-            (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
-            (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
-            (r = reg_array_add(t.success, reg_op_put(key, json, strlen(json)))) < 0 ||
-            (r = reg_array_add(t.failure, reg_op_range(key, NULL, true, 0))) < 0)
-                return r;
-        r = member_txn(reg, t.o, key, m, e);
-        if (r <= 0)
-                return r;
-        return errmsg_set(e, EADDRNOTAVAIL, "member '%s' no longer holds mesh address %s or disk %s", m->name,
-                          m->mesh_address, m->disk_uuid);
+        for (unsigned round = 0; round < MAX_ROUNDS; round++) {
+                _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
+                _cleanup_(registry_txn_done) struct registry_txn res = {};
+                struct member_view now;
+
+                if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
+                    (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
+                    (r = add_member_write(reg, &t, m, json, &v)) < 0)
+                        return r;
+                r = reg_etcd_txn(reg, t.o, 1, &res, e);
+                if (r < 0)
+                        return r;
+                if (res.succeeded)
+                        return 0;
+                r = member_view_read(reg, &res, 0, m, &now, e);
+                if (r < 0)
+                        return r;
+                if (now.rev == 0)
+                        return errmsg_set(e, ENOENT, "no member '%s' (removed meanwhile)", m->name);
+                if (now.rev != m->mod_revision)
+                        return errmsg_set(e, ESTALE, "member '%s' changed meanwhile", m->name);
+                r = check_key_holder(m, &now, e);
+                if (r < 0)
+                        return r;
+                if (member_view_eq(&now, &v))
+                        return errmsg_set(e, EADDRNOTAVAIL, "member '%s' no longer holds mesh address %s or disk %s",
+                                          m->name, m->mesh_address, m->disk_uuid);
+                /* A new key, or a record without an index entry (written
+                 * before the index existed): again, on what was read. */
+                v = now;
+        }
+        return errmsg_set(e, EAGAIN, "updating member '%s': the registry kept changing (%u attempts)", m->name,
+                          MAX_ROUNDS);
 }
 
 int registry_expire_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
         _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
-        char key[KEY_BUF], node[KEY_BUF], mesh[KEY_BUF];
+        char key[KEY_BUF], node[KEY_BUF], mesh[KEY_BUF], wgkey[KEY_BUF];
         int r;
 
         if ((r = check_name(m->name, e)) < 0)
                 return r;
         if (!canonical_address(m->mesh_address))
                 return errmsg_set(e, EINVAL, "member '%s': invalid mesh address", m->name);
+        if (!valid_wg_key(m->wg_public_key))
+                return errmsg_set(e, EINVAL, "member '%s': invalid WireGuard public key", m->name);
         make_key(reg, key, "members", m->name);
         make_key(reg, node, "mesh-nodes", m->name);
         make_key(reg, mesh, "mesh", m->mesh_address);
+        make_key(reg, wgkey, "wgkeys", m->wg_public_key);
         /* The address keys are compared too: they are deleted only while
          * they are this node's. */
         if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_mod(key, m->mod_revision))) < 0 ||
@@ -934,6 +1086,7 @@ int registry_expire_member(struct registry *reg, const struct registry_member *m
             (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
             (r = reg_array_add(t.success, reg_op_delete(key))) < 0 || (r = reg_array_add(t.success, reg_op_delete(node))) < 0 ||
             (r = reg_array_add(t.success, reg_op_delete(mesh))) < 0 ||
+            (r = reg_array_add(t.success, reg_op_delete_if(wgkey, m->name))) < 0 ||
             (r = reg_array_add(t.failure, reg_op_range(key, NULL, true, 0))) < 0)
                 return r;
         r = member_txn(reg, t.o, key, m, e);

@@ -13,11 +13,24 @@
  *                                  reverse index that makes allocation
  *                                  idempotent per node, atomically)
  *   <prefix>disks/<lowercase-uuid> node name owning that state disk
+ *   <prefix>wgkeys/<wg-key>        node name whose record names that
+ *                                  WireGuard public key (base64, as in
+ *                                  the record)
  *
  * Every write is one etcd transaction whose comparisons keep these
  * invariants when several join services work at once: an address is held
  * by at most one node, a node holds at most one address, a disk belongs to
- * one node, and a member record names the address and disk its node holds.
+ * one node, a member record names the address and disk its node holds,
+ * and a WireGuard key is named by one member record at most (every agent
+ * refuses a peer list naming a key twice, docs/MESH.md). A record that
+ * names a key holds its wgkeys/ entry, or finds it absent and creates it;
+ * an entry naming another member refuses the write with -EEXIST naming
+ * that member. Changing a record's key deletes the old key's entry in the
+ * same transaction, and so does removing the record (eviction, expiry),
+ * each only while the entry names that member. A record written before
+ * the index existed has no entry: its next write (a join, or the mesh
+ * refresh's update, at least every refresh interval) creates it; until
+ * then only the join service's check of its member list guards its key.
  *
  * A handle is for one thread at a time; give each thread its own. The
  * endpoints are tried in turn (starting at the last one that answered) when
@@ -102,8 +115,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct registry *, registry_free);
  * m->mesh_address (registry_allocate_address) and own m->disk_uuid
  * (registry_put_disk): otherwise -EADDRNOTAVAIL (address not allocated),
  * -EADDRINUSE (address held by another node), -ENOENT (disk not
- * registered) or -EEXIST (disk of another node). An invalid member is
- * -EINVAL naming the field. */
+ * registered) or -EEXIST (disk of another node, or m's WireGuard key
+ * another member's). An invalid member is -EINVAL naming the field. */
 int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
 /* -ENOENT if there is no member of that name. */
 int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret,
@@ -145,8 +158,9 @@ int registry_cache_new(struct registry_cache **ret);
 struct registry_cache *registry_cache_free(struct registry_cache *c);
 void registry_set_cache(struct registry *reg, struct registry_cache *c);
 
-/* Remove the member record, its mesh address and every disk registered to
- * it, in one transaction. -ENOENT if the node has none of these. */
+/* Remove the member record, its key's wgkeys/ entry, its mesh address and
+ * every disk registered to it, in one transaction. -ENOENT if the node
+ * has none of these. */
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e);
 
 /* The mesh address of node_name in cidr ("10.123.0.0/16", host bits zero):
@@ -170,8 +184,10 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
  * the address wanted (the first node's, which it uses before the registry
  * exists): -EADDRINUSE if another node holds it or the node holds another,
  * -EINVAL if cidr does not hand it out. m->mesh_address is set on success.
- * -EEXIST if the disk belongs to another node, -ENOSPC, -EADDRINUSE as
- * registry_allocate_address, -EINVAL for an invalid m. */
+ * -EEXIST if the disk belongs to another node or the WireGuard key to
+ * another member (the message names it), -ENOSPC, -EADDRINUSE as
+ * registry_allocate_address, -EINVAL for an invalid m. A node joining
+ * again replaces its record; a new key moves its wgkeys/ entry. */
 int registry_join(struct registry *reg, struct registry_member *m, const char *cidr, struct errmsg *e);
 
 /* The first address cidr hands out (network address + 2: .1 is reserved):
@@ -182,14 +198,18 @@ int registry_first_address(const char *cidr, char ret[static INET6_ADDRSTRLEN], 
  * (m->mod_revision, as registry_get_member/registry_list_members filled
  * it): a refresh never undoes a concurrent removal or update. -ESTALE if
  * it changed, -ENOENT if it is gone, -EADDRNOTAVAIL if the node no longer
- * holds the address or disk m names; -EINVAL for an invalid m. */
+ * holds the address or disk m names, -EEXIST (naming the holder) if m's
+ * WireGuard key is another member's; -EINVAL for an invalid m or one
+ * without mod_revision. One round trip when the key is unchanged and in
+ * the index; a new key, or a record without its entry, takes two. */
 int registry_update_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
-/* Remove a member that stopped refreshing: its record and its mesh address
- * (the mesh/ and mesh-nodes/ keys), only if the record is unchanged since
- * it was read (m->mod_revision), so that a refresh that came meanwhile
- * wins and of two join services expiring it at once one does it. Its disks
- * stay registered, so that the node can still rejoin its disk after a
- * reboot. -ESTALE if the record changed, -ENOENT if it is gone. */
+/* Remove a member that stopped refreshing: its record, its mesh address
+ * (the mesh/ and mesh-nodes/ keys) and its key's wgkeys/ entry, only if
+ * the record is unchanged since it was read (m->mod_revision), so that a
+ * refresh that came meanwhile wins and of two join services expiring it
+ * at once one does it. Its disks stay registered, so that the node can
+ * still rejoin its disk after a reboot. -ESTALE if the record changed,
+ * -ENOENT if it is gone. */
 int registry_expire_member(struct registry *reg, const struct registry_member *m, struct errmsg *e);
 
 /* Record that the state disk `uuid` (any case; stored lowercase) belongs to
@@ -232,12 +252,14 @@ enum registry_op_type {
         REGISTRY_OP_RANGE,
         REGISTRY_OP_PUT,
         REGISTRY_OP_DELETE_RANGE,
+        REGISTRY_OP_TXN, /* a nested transaction */
 };
 
 struct registry_op_response {
         enum registry_op_type type;
         struct registry_range range; /* REGISTRY_OP_RANGE */
         int64_t deleted;             /* REGISTRY_OP_DELETE_RANGE */
+        bool succeeded;              /* REGISTRY_OP_TXN */
 };
 
 struct registry_txn {

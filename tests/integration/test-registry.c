@@ -64,15 +64,27 @@ static void teardown(void) {
         test_etcd_stop(&etcd);
 }
 
+/* A WireGuard key of its own for each name (the registry refuses a key
+ * that another member holds): the name's bytes, zero-padded to 32. */
+static void key_of(const char *name, char ret[static WG_KEY_B64_SIZE]) {
+        _cleanup_free_ char *b64 = NULL;
+        uint8_t raw[32] = {};
+
+        memcpy(raw, name, strnlen(name, sizeof(raw)));
+        cr_assert_eq(base64_encode(raw, sizeof(raw), &b64), 0);
+        cr_assert_eq(strlen(b64), WG_KEY_B64_SIZE - 1);
+        memcpy(ret, b64, WG_KEY_B64_SIZE);
+}
+
 static struct registry_member make_member(const char *name, const char *address, const char *uuid) {
         struct registry_member m = {
                 .role = "worker",
-                .wg_public_key = WG_KEY,
                 .endpoint = "192.0.2.7:51820",
                 .join_time = 1700000000,
                 .last_seen = 1700000042,
         };
 
+        key_of(name, m.wg_public_key);
         snprintf(m.name, sizeof(m.name), "%s", name);
         snprintf(m.mesh_address, sizeof(m.mesh_address), "%s", address);
         snprintf(m.disk_uuid, sizeof(m.disk_uuid), "%s", uuid);
@@ -747,6 +759,374 @@ Test(registry, expiry_frees_the_address_and_keeps_the_disk, .init = setup, .fini
         cr_assert_eq(count_keys("/arca/mesh/"), 1);
 }
 
+/* --- WireGuard keys: one member per key, enforced by the registry ------------------ */
+
+/* The member the index entry of key names ("" if there is none). */
+static void key_holder(const char *key, char ret[static NODE_NAME_MAX + 1]) {
+        struct registry_range rr = {};
+        char k[128];
+
+        snprintf(k, sizeof(k), "/arca/wgkeys/%s", key);
+        raw_prefix(k, &rr);
+        cr_assert_leq(rr.n_kvs, 1);
+        ret[0] = 0;
+        if (rr.n_kvs == 1) {
+                cr_assert_str_eq(rr.kvs[0].key, k);
+                cr_assert_leq(rr.kvs[0].value_size, NODE_NAME_MAX);
+                memcpy(ret, rr.kvs[0].value, rr.kvs[0].value_size + 1);
+        }
+        registry_range_done(&rr);
+}
+
+static void assert_key_holder(const char *key, const char *want) {
+        char holder[NODE_NAME_MAX + 1];
+
+        key_holder(key, holder);
+        cr_assert_str_eq(holder, want, "wgkeys/%s names '%s', want '%s'", key, holder, want);
+}
+
+/* Delete one key behind the registry's back (a record written before
+ * the index existed has no entry). */
+static void raw_delete(const char *key) {
+        _cleanup_free_ char *k64 = NULL, *body = NULL;
+        struct http_request req = { .method = "POST", .timeout_ms = 5000, .max_response = 1 << 20 };
+        struct http_response resp = {};
+        struct errmsg e = {};
+        char url[128];
+
+        cr_assert_eq(base64_encode(key, strlen(key), &k64), 0);
+        cr_assert(asprintf(&body, "{\"key\":\"%s\"}", k64) > 0);
+        snprintf(url, sizeof(url), "%s/v3/kv/deleterange", etcd.endpoint);
+        req.body = body;
+        req.body_size = strlen(body);
+        cr_assert_eq(http_request_url(url, NULL, 0, &req, &resp, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(resp.status, 200, "%.*s", (int) resp.body_size, resp.body);
+        http_response_done(&resp);
+}
+
+/* The registry as a whole: no two records name one key, every record's
+ * key has the entry naming it, and there are no other entries. */
+static void assert_key_index_whole(void) {
+        struct registry_range members = {}, keys = {};
+        size_t with_key = 0;
+
+        raw_prefix("/arca/members/", &members);
+        raw_prefix("/arca/wgkeys/", &keys);
+        for (size_t i = 0; i < members.n_kvs; i++) {
+                struct registry_member m;
+                char k[128];
+                bool found = false;
+
+                cr_assert_eq(registry_member_parse(members.kvs[i].value, members.kvs[i].value_size, &m, NULL), 0);
+                with_key++;
+                for (size_t j = 0; j < i; j++) {
+                        struct registry_member o;
+
+                        cr_assert_eq(registry_member_parse(members.kvs[j].value, members.kvs[j].value_size, &o, NULL),
+                                     0);
+                        cr_assert_str_neq(o.wg_public_key, m.wg_public_key, "'%s' and '%s' share a key", o.name,
+                                          m.name);
+                }
+                snprintf(k, sizeof(k), "/arca/wgkeys/%s", m.wg_public_key);
+                for (size_t j = 0; j < keys.n_kvs; j++)
+                        if (streq(keys.kvs[j].key, k)) {
+                                cr_assert_str_eq(keys.kvs[j].value, m.name, "%s", k);
+                                found = true;
+                        }
+                cr_assert(found, "no index entry for '%s''s key", m.name);
+        }
+        cr_assert_eq(keys.n_kvs, with_key, "%zu index entries for %zu members", keys.n_kvs, with_key);
+        registry_range_done(&members);
+        registry_range_done(&keys);
+}
+
+struct same_key_job {
+        struct registry *reg;
+        pthread_barrier_t *barrier;
+        struct registry_member m;
+        int r;
+        struct errmsg e;
+};
+
+static void *same_key_thread(void *arg) {
+        struct same_key_job *j = arg;
+
+        pthread_barrier_wait(j->barrier);
+        j->r = registry_join(j->reg, &j->m, CIDR, &j->e);
+        return NULL;
+}
+
+/* Two join services admitting two nodes with one key at the same moment:
+ * both pass any check of a member list read before, but the registry
+ * takes exactly one, and the other learns who holds the key. */
+Test(registry, concurrent_joins_with_one_key_admit_exactly_one, .init = setup, .fini = teardown) {
+        struct same_key_job jobs[2];
+        pthread_barrier_t barrier;
+        pthread_t th[2];
+
+        pthread_barrier_init(&barrier, NULL, 2);
+        for (unsigned t = 0; t < 2; t++)
+                jobs[t] = (struct same_key_job){ .reg = open_default(), .barrier = &barrier };
+        for (unsigned round = 0; round < 10; round++) {
+                char key[WG_KEY_B64_SIZE], pool[16];
+                unsigned won = 2;
+
+                snprintf(pool, sizeof(pool), "shared-%u", round);
+                key_of(pool, key);
+                for (unsigned t = 0; t < 2; t++) {
+                        char name[32], uuid[UUID_STRING_SIZE];
+
+                        snprintf(name, sizeof(name), "node-%u-%u", round, t);
+                        snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-00000000000%u", round, t);
+                        jobs[t].m = joiner(name, uuid);
+                        memcpy(jobs[t].m.wg_public_key, key, sizeof(key));
+                        jobs[t].e = (struct errmsg){};
+                        cr_assert_eq(pthread_create(&th[t], NULL, same_key_thread, &jobs[t]), 0);
+                }
+                for (unsigned t = 0; t < 2; t++)
+                        pthread_join(th[t], NULL);
+                for (unsigned t = 0; t < 2; t++)
+                        if (jobs[t].r == 0)
+                                won = t;
+                cr_assert_neq(won, 2u, "round %u: neither joined: %s / %s", round, jobs[0].e.text, jobs[1].e.text);
+                cr_assert_eq(jobs[1 - won].r, -EEXIST, "round %u: both joined, or %s", round,
+                             errmsg_str(&jobs[1 - won].e));
+                cr_assert(strstr(jobs[1 - won].e.text, jobs[won].m.name), "names the winner: %s",
+                          jobs[1 - won].e.text);
+                cr_assert(strstr(jobs[1 - won].e.text, "WireGuard"), "%s", jobs[1 - won].e.text);
+                assert_key_holder(key, jobs[won].m.name);
+        }
+        for (unsigned t = 0; t < 2; t++)
+                registry_free(jobs[t].reg);
+        pthread_barrier_destroy(&barrier);
+        cr_assert_eq(count_keys("/arca/members/"), 10);
+        cr_assert_eq(count_keys("/arca/mesh/"), 10, "the loser holds no address");
+        cr_assert_eq(count_keys("/arca/disks/"), 10, "nor a disk");
+        assert_key_index_whole();
+}
+
+/* A refresh (member update) announcing another member's key is refused
+ * by the registry itself, even without a join service's check before. */
+Test(registry, update_taking_another_members_key_is_refused, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), read, got;
+        struct errmsg e = {};
+        int64_t before;
+
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(a.wg_public_key, "node-a");
+        assert_key_holder(b.wg_public_key, "node-b");
+        cr_assert_eq(registry_get_member(reg, "node-b", &read, &e), 0);
+        memcpy(read.wg_public_key, a.wg_public_key, sizeof(read.wg_public_key));
+        read.last_seen++;
+        before = store_revision();
+        cr_assert_eq(registry_update_member(reg, &read, &e), -EEXIST);
+        cr_assert(strstr(e.text, "node-a"), "names the holder: %s", e.text);
+        cr_assert_eq(store_revision(), before, "nothing written");
+        cr_assert_eq(registry_get_member(reg, "node-b", &got, &e), 0);
+        cr_assert_str_eq(got.wg_public_key, b.wg_public_key);
+        assert_key_holder(a.wg_public_key, "node-a");
+        assert_key_holder(b.wg_public_key, "node-b");
+
+        /* Nor does a retried join of b take it. */
+        b = joiner("node-b", UUID_B);
+        memcpy(b.wg_public_key, a.wg_public_key, sizeof(b.wg_public_key));
+        e = (struct errmsg){};
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), -EEXIST);
+        cr_assert(strstr(e.text, "node-a"), "%s", e.text);
+        cr_assert_eq(store_revision(), before, "nothing written");
+
+        /* An update keeping its own key still goes through (one round trip). */
+        read = got;
+        read.last_seen++;
+        cr_assert_eq(registry_update_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(store_revision(), before + 1);
+        assert_key_index_whole();
+}
+
+/* A new key moves the member's entry: the old key is free for others. */
+Test(registry, key_change_frees_the_old_key, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b, read;
+        char old[WG_KEY_B64_SIZE];
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        memcpy(old, a.wg_public_key, sizeof(old));
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        key_of("node-a restarted", read.wg_public_key);
+        cr_assert_eq(registry_update_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(old, "");
+        assert_key_holder(read.wg_public_key, "node-a");
+
+        b = joiner("node-b", UUID_B);
+        memcpy(b.wg_public_key, old, sizeof(old));
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), 0, "the old key is free: %s", errmsg_str(&e));
+        assert_key_holder(old, "node-b");
+
+        /* A retried join with a new key (the node restarted before its
+         * first refresh) moves it too. */
+        a = joiner("node-a", UUID_A);
+        key_of("node-a again", a.wg_public_key);
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(read.wg_public_key, "");
+        assert_key_holder(a.wg_public_key, "node-a");
+        cr_assert_eq(count_keys("/arca/wgkeys/"), 2);
+        assert_key_index_whole();
+}
+
+/* Eviction (registry_delete_member) and expiry take the key's entry with
+ * the record. */
+Test(registry, removal_frees_the_key, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), c = joiner("node-c", UUID_C), b, read;
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_join(reg, &c, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_delete_member(reg, "node-a", &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(a.wg_public_key, "");
+        b = joiner("node-b", UUID_B);
+        memcpy(b.wg_public_key, a.wg_public_key, sizeof(b.wg_public_key));
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(a.wg_public_key, "node-b");
+
+        cr_assert_eq(registry_get_member(reg, "node-c", &read, &e), 0);
+        cr_assert_eq(registry_expire_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(c.wg_public_key, "");
+        cr_assert_eq(count_keys("/arca/wgkeys/"), 1);
+        assert_key_index_whole();
+}
+
+/* A record written before the index existed (no entry) keeps working: its
+ * next update creates the entry, and from then on its key is taken. An
+ * entry already gone is not a reason to fail a key change or removal. */
+Test(registry, record_without_an_index_entry_gets_one_at_its_next_update, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), read;
+        char k[128];
+        struct errmsg e = {};
+
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        snprintf(k, sizeof(k), "/arca/wgkeys/%s", a.wg_public_key);
+        raw_delete(k);
+        assert_key_holder(a.wg_public_key, "");
+
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        read.last_seen++;
+        cr_assert_eq(registry_update_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(a.wg_public_key, "node-a");
+        memcpy(b.wg_public_key, a.wg_public_key, sizeof(b.wg_public_key));
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), -EEXIST);
+        cr_assert(strstr(e.text, "node-a"), "%s", e.text);
+
+        /* Without an entry, a key change and a removal go through. */
+        raw_delete(k);
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        key_of("node-a new", read.wg_public_key);
+        cr_assert_eq(registry_update_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(read.wg_public_key, "node-a");
+        snprintf(k, sizeof(k), "/arca/wgkeys/%s", read.wg_public_key);
+        raw_delete(k);
+        cr_assert_eq(registry_delete_member(reg, "node-a", &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(count_keys("/arca/wgkeys/"), 0);
+        cr_assert_eq(count_keys("/arca/members/"), 0);
+
+        /* An update needs the revision it was read at. */
+        read.mod_revision = 0;
+        cr_assert_eq(registry_update_member(reg, &read, &e), -EINVAL);
+}
+
+#define RACE_THREADS 4
+#define RACE_ROUNDS 12
+#define RACE_KEYS 5
+
+struct race_job {
+        struct registry *reg;
+        pthread_barrier_t *barrier;
+        unsigned id, joined, updated, refused, kept;
+        char error[512];
+};
+
+/* Every thread joins its own nodes, moves their keys and evicts them,
+ * all with keys from one small pool: joins and key changes race for the
+ * same keys, and evictions free them. */
+static void *race_thread(void *arg) {
+        struct race_job *j = arg;
+
+        pthread_barrier_wait(j->barrier);
+        for (unsigned i = 0; i < RACE_ROUNDS && !j->error[0]; i++) {
+                char name[32], uuid[UUID_STRING_SIZE], pool[16];
+                struct registry_member m, read;
+                struct errmsg e = {};
+                int r;
+
+                snprintf(name, sizeof(name), "node-%u-%u", j->id, i);
+                snprintf(uuid, sizeof(uuid), "%08x-0000-4000-8000-%012u", i, j->id);
+                m = joiner(name, uuid);
+                snprintf(pool, sizeof(pool), "pool-%u", (i + j->id) % RACE_KEYS);
+                key_of(pool, m.wg_public_key);
+                r = registry_join(j->reg, &m, CIDR, &e);
+                if (r == -EEXIST && strstr(e.text, "WireGuard")) {
+                        j->refused++;
+                        continue;
+                }
+                if (r < 0) {
+                        snprintf(j->error, sizeof(j->error), "join %s: %s", name, errmsg_str(&e));
+                        break;
+                }
+                j->joined++;
+                if ((r = registry_get_member(j->reg, name, &read, &e)) < 0) {
+                        snprintf(j->error, sizeof(j->error), "get %s: %s", name, errmsg_str(&e));
+                        break;
+                }
+                snprintf(pool, sizeof(pool), "pool-%u", (i + j->id + 1) % RACE_KEYS);
+                key_of(pool, read.wg_public_key);
+                r = registry_update_member(j->reg, &read, &e);
+                if (r == -EEXIST && strstr(e.text, "WireGuard"))
+                        j->refused++;
+                else if (r < 0) {
+                        snprintf(j->error, sizeof(j->error), "update %s: %s", name, errmsg_str(&e));
+                        break;
+                } else
+                        j->updated++;
+                /* Evicted again (but the last), so that keys come free. */
+                if (i + 1 < RACE_ROUNDS && (r = registry_delete_member(j->reg, name, &e)) < 0) {
+                        snprintf(j->error, sizeof(j->error), "delete %s: %s", name, errmsg_str(&e));
+                        break;
+                }
+                if (i + 1 == RACE_ROUNDS)
+                        j->kept++;
+        }
+        return NULL;
+}
+
+Test(registry, joins_and_key_changes_racing_for_keys_keep_them_unique, .init = setup, .fini = teardown,
+     .timeout = 120) {
+        struct race_job jobs[RACE_THREADS];
+        pthread_barrier_t barrier;
+        pthread_t th[RACE_THREADS];
+        unsigned joined = 0, updated = 0, refused = 0, kept = 0;
+
+        pthread_barrier_init(&barrier, NULL, RACE_THREADS);
+        for (unsigned t = 0; t < RACE_THREADS; t++) {
+                jobs[t] = (struct race_job){ .reg = open_default(), .barrier = &barrier, .id = t };
+                cr_assert_eq(pthread_create(&th[t], NULL, race_thread, &jobs[t]), 0);
+        }
+        for (unsigned t = 0; t < RACE_THREADS; t++) {
+                pthread_join(th[t], NULL);
+                cr_assert_eq(jobs[t].error[0], 0, "%s", jobs[t].error);
+                joined += jobs[t].joined;
+                updated += jobs[t].updated;
+                refused += jobs[t].refused;
+                kept += jobs[t].kept;
+                registry_free(jobs[t].reg);
+        }
+        pthread_barrier_destroy(&barrier);
+        cr_assert_eq(count_keys("/arca/members/"), kept, "the last joins' records, no other");
+        cr_assert_gt(refused, 0, "the keys were contended");
+        cr_assert_gt(updated, 0, "keys were moved");
+        assert_key_index_whole();
+        cr_log_info("%u joined, %u keys changed, %u refused", joined, updated, refused);
+}
+
 struct expire_job {
         struct registry *reg;
         pthread_barrier_t *barrier;
@@ -1418,7 +1798,8 @@ Test(member, serializer_refuses_invalid_members) {
         "{" HEADER                                                                                          \
         ",\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"7\"}}},"          \
         "{\"response_range\":{\"header\":{\"revision\":\"7\"},\"kvs\":[" KV "],\"count\":\"1\"}},"          \
-        "{\"response_delete_range\":{\"header\":{\"revision\":\"7\"},\"deleted\":\"3\"}}]}"
+        "{\"response_delete_range\":{\"header\":{\"revision\":\"7\"},\"deleted\":\"3\"}},"          \
+        "{\"response_txn\":{\"header\":{},\"succeeded\":true,\"responses\":[]}}]}"
 
 Test(etcd_response, valid_range_and_txn_parse) {
         struct registry_range rr = {};
@@ -1447,12 +1828,14 @@ Test(etcd_response, valid_range_and_txn_parse) {
 
         cr_assert_eq(registry_parse_txn_response(TXN_OK, strlen(TXN_OK), 10, &t, &e), 0, "%s", e.text);
         cr_assert(t.succeeded);
-        cr_assert_eq(t.n_responses, 3);
+        cr_assert_eq(t.n_responses, 4);
         cr_assert_eq(t.responses[0].type, REGISTRY_OP_PUT);
         cr_assert_eq(t.responses[1].type, REGISTRY_OP_RANGE);
         cr_assert_str_eq(t.responses[1].range.kvs[0].value, "hello");
         cr_assert_eq(t.responses[2].type, REGISTRY_OP_DELETE_RANGE);
         cr_assert_eq(t.responses[2].deleted, 3);
+        cr_assert_eq(t.responses[3].type, REGISTRY_OP_TXN, "a nested transaction");
+        cr_assert(t.responses[3].succeeded);
         registry_txn_done(&t);
 
         cr_assert_eq(registry_parse_txn_response(empty, strlen(empty), 10, &t, &e), 0, "%s", e.text);
@@ -1513,7 +1896,9 @@ Test(etcd_response, garbage_and_wrong_types_are_refused) {
                 "{" HEADER ",\"succeeded\":\"true\"}",
                 "{" HEADER ",\"responses\":{}}",
                 "{" HEADER ",\"responses\":[{}]}",
-                "{" HEADER ",\"responses\":[{\"response_txn\":{}}]}",
+                "{" HEADER ",\"responses\":[{\"response_txn\":[]}]}",
+                "{" HEADER ",\"responses\":[{\"response_txn\":{\"succeeded\":1}}]}",
+                "{" HEADER ",\"responses\":[{\"response_watch\":{}}]}",
                 "{" HEADER ",\"responses\":[{\"response_put\":{},\"response_range\":{}}]}",
                 "{" HEADER ",\"responses\":[{\"response_range\":[]}]}",
                 "{" HEADER ",\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":7}],\"count\":\"1\"}}]}",

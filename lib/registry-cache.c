@@ -27,9 +27,9 @@ struct view {
 };
 
 struct registry_cache {
-        pthread_mutex_t lock;
-        struct view *view; /* NULL until the first read */
-        int64_t revision;  /* of the store when last read; 0: read everything next time */
+        pthread_mutex_t lock; /* guards the two below, never held across a read */
+        struct view *view;    /* NULL until the first read */
+        int64_t revision;     /* of the store when view was read */
 };
 
 
@@ -198,63 +198,59 @@ static int view_filter(const struct view *v, char (*names)[NODE_NAME_MAX + 1], s
         return 0;
 }
 
-/* Bring c up to date (its lock held): the records written since its
- * revision merged into a new view. Only additions and updates come that
- * way: when etcd counts fewer members than the merged view holds, some
- * were removed, and the names as of the same revision (keys only) tell
- * which. Everything is read again only the first time, or when that
- * does not add up (e.g. the revision was compacted meanwhile): a full
- * read is etcd's whole member range as JSON, several MiB of transient
- * memory in a large cluster, where the names are a few dozen bytes a
- * member. */
-static int cache_refresh(struct registry *reg, struct registry_cache *c, struct errmsg *e) {
+/* The view at etcd's revision now, read incrementally from `base` (the
+ * view at revision base_rev): the records written since merged into a new
+ * view. Only additions and updates come that way: when etcd counts fewer
+ * members than the merged view holds, some were removed, and the names as
+ * of the same revision (keys only) tell which. -ESTALE when that does not
+ * add up (e.g. that revision was compacted meanwhile): then everything is
+ * read again. A full read is etcd's whole member range as JSON, several
+ * MiB of transient memory in a large cluster, where the names are a few
+ * dozen bytes a member. */
+static int read_since(struct registry *reg, struct view *base, int64_t base_rev, struct view **ret,
+                      int64_t *ret_revision, struct errmsg *e) {
         _cleanup_free_ struct registry_member *changed = NULL;
         _cleanup_free_ char(*names)[NODE_NAME_MAX + 1] = NULL;
-        struct view *v = NULL, *f;
+        struct view *v, *f;
         int64_t count, revision;
         size_t k = 0, n_names = 0;
         int r;
 
-        if (c->view && c->revision > 0) {
-                r = reg_read_members(reg, c->revision, &changed, &k, &count, &revision, e);
-                if (r < 0)
-                        return r;
-                if (k == 0 && count == (int64_t) c->view->pub.n) {
-                        c->revision = revision;
-                        return 0;
-                }
-                if (k == 0)
-                        v = view_ref(c->view);
-                else {
-                        r = view_merge(c->view, changed, k, &v);
-                        if (r < 0)
-                                return r;
-                }
-                if (count < (int64_t) v->pub.n &&
-                    reg_read_member_names(reg, revision, &names, &n_names, &(struct errmsg){}) >= 0 &&
-                    view_filter(v, names, n_names, &f) >= 0) {
-                        view_unref(v);
-                        v = f;
-                }
-                if (count != (int64_t) v->pub.n)
-                        v = (view_unref(v), NULL);
-        }
-        if (!v) {
-                r = read_all(reg, &v, &revision, e);
+        r = reg_read_members(reg, base_rev, &changed, &k, &count, &revision, e);
+        if (r < 0)
+                return r;
+        if (k == 0)
+                v = view_ref(base);
+        else {
+                r = view_merge(base, changed, k, &v);
                 if (r < 0)
                         return r;
         }
-        view_unref(c->view);
-        c->view = v;
-        c->revision = revision;
+        if (count < (int64_t) v->pub.n &&
+            reg_read_member_names(reg, revision, &names, &n_names, &(struct errmsg){}) >= 0 &&
+            view_filter(v, names, n_names, &f) >= 0) {
+                view_unref(v);
+                v = f;
+        }
+        if (count != (int64_t) v->pub.n) {
+                view_unref(v);
+                return -ESTALE;
+        }
+        *ret = v;
+        *ret_revision = revision;
         return 0;
 }
 
+/* Read the members without the cache's lock, from the view installed when
+ * the read began, and install the result if it is newer than what is
+ * installed by then (other readers may have been quicker): a reader never
+ * waits for another's etcd round trips, only for the pointer swap. The
+ * view returned is the newest of the two. */
 int registry_members_get(struct registry *reg, struct registry_members **ret, struct errmsg *e) {
         struct registry_cache *c = reg->cache;
-        struct view *v;
-        int64_t revision;
-        int r;
+        struct view *base = NULL, *v = NULL, *old = NULL;
+        int64_t base_rev, revision = 0;
+        int r = -ESTALE;
 
         if (!c) {
                 r = read_all(reg, &v, &revision, e);
@@ -264,14 +260,31 @@ int registry_members_get(struct registry *reg, struct registry_members **ret, st
                 return 0;
         }
         pthread_mutex_lock(&c->lock);
-        r = cache_refresh(reg, c, e);
-        if (r < 0)
-                c->revision = 0; /* read everything next time */
-        else
-                v = view_ref(c->view);
+        if (c->view)
+                base = view_ref(c->view);
+        base_rev = c->revision;
         pthread_mutex_unlock(&c->lock);
+
+        if (base)
+                r = read_since(reg, base, base_rev, &v, &revision, e);
+        view_unref(base);
+        if (r == -ESTALE)
+                r = read_all(reg, &v, &revision, e);
         if (r < 0)
                 return r;
+
+        pthread_mutex_lock(&c->lock);
+        if (revision > c->revision || !c->view) {
+                old = c->view;
+                c->view = view_ref(v);
+                c->revision = revision;
+        } else if (c->view != v) {
+                /* Installed meanwhile, at the same revision or a newer one. */
+                old = v;
+                v = view_ref(c->view);
+        }
+        pthread_mutex_unlock(&c->lock);
+        view_unref(old);
         *ret = &v->pub;
         return 0;
 }

@@ -150,9 +150,12 @@ const struct registry_member *registry_members_find(const struct registry_member
  * (etcd's min_mod_revision); when etcd counts fewer members than the
  * view holds (one was removed), it reads the member names alone at that
  * revision and drops the missing ones, and everything again only when
- * names and count disagree. Any thread; one refresh at a time (under the
- * cache's lock, etcd round trips included); the cache must outlive the
- * handles. */
+ * names and count disagree. Any thread. Each reader reads etcd itself,
+ * without the cache's lock, from the view installed when it began, and
+ * installs what it read only if that is newer (etcd's revision) than the
+ * view installed by then, which it hands out instead otherwise: a reader
+ * never waits for another's round trips to etcd. The cache must outlive
+ * the handles. */
 struct registry_cache;
 int registry_cache_new(struct registry_cache **ret);
 struct registry_cache *registry_cache_free(struct registry_cache *c);

@@ -5,12 +5,19 @@
  * fallback, TLS with client certificates, and a stopped etcd. The pure
  * parsers (member records, etcd gateway responses) are tested without a
  * server: one refusal per malformed field. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "http-client.h"
 
@@ -35,18 +42,23 @@ static void start_etcd(struct test_etcd *t, bool tls) {
         cr_assert_eq(r, 0, "etcd-server did not start: %s", strerror(-r));
 }
 
-static struct registry *open_registry(const char *const *endpoints, size_t n, const char *prefix) {
+static struct registry *open_registry_timeout(const char *const *endpoints, size_t n, const char *prefix,
+                                              long timeout_ms) {
         struct registry_config cfg = {
                 .endpoints = endpoints,
                 .n_endpoints = n,
                 .prefix = prefix,
-                .timeout_ms = 3000,
+                .timeout_ms = timeout_ms,
         };
         struct registry *r = NULL;
         struct errmsg e = {};
 
         cr_assert_eq(registry_new(&cfg, &r, &e), 0, "registry_new: %s", errmsg_str(&e));
         return r;
+}
+
+static struct registry *open_registry(const char *const *endpoints, size_t n, const char *prefix) {
+        return open_registry_timeout(endpoints, n, prefix, 3000);
 }
 
 static struct registry *open_default(void) {
@@ -1439,6 +1451,372 @@ Test(registry, member_views_under_concurrent_readers_and_writer, .init = setup, 
                         cr_assert_str_neq(sh.parked[i]->m[0]->name, "");
                 registry_members_unref(sh.parked[i]);
         }
+}
+
+/* --- a TCP proxy in front of etcd, to hold its answers ------------------------------ */
+
+/* Relays one handle's connections to etcd; while `hold` is set, etcd's
+ * answers wait in the proxy (the request has reached etcd and been
+ * answered, at the revision of that moment). Before it forwards request
+ * number hook_at (counted from 1 over all connections), it runs hook. */
+#define PROXY_MAX_CONNS 8
+
+struct proxy {
+        int lfd;
+        char endpoint[64];
+        pthread_t accept_thread;
+        pthread_t relays[PROXY_MAX_CONNS];
+        int fds[PROXY_MAX_CONNS][2];
+        unsigned n_relays;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool hold, stop;
+        unsigned held;     /* answers waiting while hold is set */
+        unsigned requests; /* requests forwarded */
+        unsigned hook_at;
+        void (*hook)(void);
+};
+
+struct relay {
+        struct proxy *p;
+        int client, server;
+};
+
+static bool write_all(int fd, const char *buf, size_t n) {
+        while (n > 0) {
+                ssize_t w = write(fd, buf, n);
+
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return false;
+                buf += w;
+                n -= (size_t) w;
+        }
+        return true;
+}
+
+static void *relay_thread(void *arg) {
+        struct proxy *p = ((struct relay *) arg)->p;
+        int client = ((struct relay *) arg)->client, server = ((struct relay *) arg)->server;
+        char buf[65536];
+
+        free(arg);
+        for (;;) {
+                struct pollfd pfd[2] = { { .fd = client, .events = POLLIN }, { .fd = server, .events = POLLIN } };
+                ssize_t n;
+
+                pthread_mutex_lock(&p->lock);
+                if (p->stop) {
+                        pthread_mutex_unlock(&p->lock);
+                        break;
+                }
+                pthread_mutex_unlock(&p->lock);
+                if (poll(pfd, 2, 100) <= 0)
+                        continue;
+                if (pfd[0].revents) {
+                        bool run_hook = false;
+
+                        n = read(client, buf, sizeof(buf));
+                        if (n <= 0)
+                                break;
+                        if (n >= 5 && memcmp(buf, "POST ", 5) == 0) {
+                                pthread_mutex_lock(&p->lock);
+                                run_hook = ++p->requests == p->hook_at && p->hook;
+                                pthread_mutex_unlock(&p->lock);
+                        }
+                        if (run_hook)
+                                p->hook();
+                        if (!write_all(server, buf, (size_t) n))
+                                break;
+                }
+                if (pfd[1].revents) {
+                        n = read(server, buf, sizeof(buf));
+                        if (n <= 0)
+                                break;
+                        pthread_mutex_lock(&p->lock);
+                        if (p->hold) {
+                                p->held++;
+                                pthread_cond_broadcast(&p->cond);
+                                while (p->hold && !p->stop)
+                                        pthread_cond_wait(&p->cond, &p->lock);
+                                p->held--;
+                        }
+                        pthread_mutex_unlock(&p->lock);
+                        if (!write_all(client, buf, (size_t) n))
+                                break;
+                }
+        }
+        shutdown(client, SHUT_RDWR);
+        shutdown(server, SHUT_RDWR);
+        return NULL;
+}
+
+static void *accept_thread(void *arg) {
+        struct proxy *p = arg;
+
+        for (;;) {
+                struct pollfd pfd = { .fd = p->lfd, .events = POLLIN };
+                struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(etcd.client_port),
+                                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                struct relay *r;
+                int c, s;
+
+                pthread_mutex_lock(&p->lock);
+                if (p->stop || p->n_relays == PROXY_MAX_CONNS) {
+                        pthread_mutex_unlock(&p->lock);
+                        break;
+                }
+                pthread_mutex_unlock(&p->lock);
+                if (poll(&pfd, 1, 100) <= 0)
+                        continue;
+                c = accept(p->lfd, NULL, NULL);
+                if (c < 0)
+                        continue;
+                s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (s < 0 || connect(s, (struct sockaddr *) &to, sizeof(to)) < 0 || !(r = malloc(sizeof(*r)))) {
+                        close(c);
+                        if (s >= 0)
+                                close(s);
+                        continue;
+                }
+                *r = (struct relay){ .p = p, .client = c, .server = s };
+                pthread_mutex_lock(&p->lock);
+                p->fds[p->n_relays][0] = c;
+                p->fds[p->n_relays][1] = s;
+                if (pthread_create(&p->relays[p->n_relays], NULL, relay_thread, r) == 0)
+                        p->n_relays++;
+                else {
+                        free(r);
+                        close(c);
+                        close(s);
+                }
+                pthread_mutex_unlock(&p->lock);
+        }
+        return NULL;
+}
+
+static void proxy_start(struct proxy *p) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+
+        *p = (struct proxy){ .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(p->lfd, 0);
+        cr_assert_eq(bind(p->lfd, (struct sockaddr *) &a, sizeof(a)), 0);
+        cr_assert_eq(listen(p->lfd, 8), 0);
+        cr_assert_eq(getsockname(p->lfd, (struct sockaddr *) &a, &len), 0);
+        snprintf(p->endpoint, sizeof(p->endpoint), "http://127.0.0.1:%u", ntohs(a.sin_port));
+        cr_assert_eq(pthread_create(&p->accept_thread, NULL, accept_thread, p), 0);
+}
+
+static void proxy_hold(struct proxy *p, bool hold) {
+        pthread_mutex_lock(&p->lock);
+        p->hold = hold;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait (up to 10 s) until an answer is held. */
+static void proxy_wait_held(struct proxy *p) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        pthread_mutex_lock(&p->lock);
+        while (p->held == 0)
+                cr_assert_eq(pthread_cond_timedwait(&p->cond, &p->lock, &until), 0, "no answer reached the proxy");
+        pthread_mutex_unlock(&p->lock);
+}
+
+static unsigned proxy_requests(struct proxy *p) {
+        unsigned n;
+
+        pthread_mutex_lock(&p->lock);
+        n = p->requests;
+        pthread_mutex_unlock(&p->lock);
+        return n;
+}
+
+static void proxy_stop(struct proxy *p) {
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->accept_thread, NULL);
+        for (unsigned i = 0; i < p->n_relays; i++) {
+                pthread_join(p->relays[i], NULL);
+                close(p->fds[i][0]);
+                close(p->fds[i][1]);
+        }
+        close(p->lfd);
+}
+
+/* POST body to etcd's gateway path directly; etcd's revision after it.
+ * No assertions: also called from the proxy's threads. */
+static int raw_post(const char *path, const char *body, int64_t *ret_revision) {
+        struct http_request req = { .method = "POST", .timeout_ms = 5000, .max_response = 1 << 20 };
+        struct http_response resp = {};
+        struct registry_range rr = {};
+        char url[128];
+        int r;
+
+        snprintf(url, sizeof(url), "%s%s", etcd.endpoint, path);
+        req.body = body;
+        req.body_size = strlen(body);
+        r = http_request_url(url, NULL, 0, &req, &resp, NULL);
+        if (r >= 0 && resp.status != 200)
+                r = -EIO;
+        if (r >= 0)
+                r = registry_parse_range_response(resp.body, resp.body_size, 0, &rr, NULL);
+        if (r >= 0 && ret_revision)
+                *ret_revision = rr.revision;
+        registry_range_done(&rr);
+        http_response_done(&resp);
+        return r;
+}
+
+/* Write a key outside the members and compact etcd's history up to
+ * then: a read at any earlier revision fails from now on. */
+static int compact_error;
+
+static void write_and_compact(void) {
+        char body[128];
+        int64_t rev = 0;
+        int r;
+
+        /* "/arca/other" = L2FyY2Evb3RoZXI=, "x" = eA== */
+        r = raw_post("/v3/kv/put", "{\"key\":\"L2FyY2Evb3RoZXI=\",\"value\":\"eA==\"}", &rev);
+        if (r >= 0) {
+                snprintf(body, sizeof(body), "{\"revision\":\"%lld\",\"physical\":true}", (long long) rev);
+                r = raw_post("/v3/kv/compaction", body, NULL);
+        }
+        compact_error = r;
+}
+
+struct slow_get {
+        struct registry *reg;
+        struct registry_members *v;
+        atomic_bool done;
+        int r;
+        struct errmsg e;
+};
+
+static void *slow_get_thread(void *arg) {
+        struct slow_get *g = arg;
+
+        g->r = registry_members_get(g->reg, &g->v, &g->e);
+        atomic_store(&g->done, true);
+        return NULL;
+}
+
+/* One reader's refresh stuck at etcd (its answer held in a proxy) keeps
+ * no other reader of the cache waiting, and when it comes back with what
+ * is older by then than the installed view, it does not install it but
+ * hands out the newer one. */
+Test(registry, a_slow_refresh_keeps_no_other_reader_waiting, .init = setup, .fini = teardown, .timeout = 60) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), c = joiner("node-c", UUID_C);
+        struct registry_members *v1 = NULL, *v2 = NULL, *v3 = NULL, *v4 = NULL;
+        struct registry_cache *cache = NULL;
+        struct registry *fast = open_default(), *slow;
+        struct slow_get g = {};
+        struct proxy p;
+        pthread_t th;
+        struct errmsg e = {};
+
+        proxy_start(&p);
+        {
+                /* Patient: its answer is held as long as the test needs. */
+                const char *eps[] = { p.endpoint };
+                slow = open_registry_timeout(eps, 1, NULL, 30000);
+        }
+        cr_assert_eq(registry_cache_new(&cache), 0);
+        registry_set_cache(fast, cache);
+        registry_set_cache(slow, cache);
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_members_get(slow, &v1, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(v1->n, 1);
+
+        /* The slow reader's refresh is answered (b joined), then held. */
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), 0, "%s", errmsg_str(&e));
+        proxy_hold(&p, true);
+        g.reg = slow;
+        cr_assert_eq(pthread_create(&th, NULL, slow_get_thread, &g), 0);
+        proxy_wait_held(&p);
+
+        /* Another reader meanwhile: not kept waiting, and current. */
+        cr_assert_eq(registry_join(reg, &c, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_members_get(fast, &v2, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_not(atomic_load(&g.done), "the slow refresh is still held");
+        cr_assert_eq(v2->n, 3);
+        cr_assert_str_eq(v2->m[2]->name, "node-c");
+        cr_assert_eq(registry_members_get(fast, &v3, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(v3, v2, "nothing changed since: the same view");
+        v3 = registry_members_unref(v3);
+
+        /* The slow reader read before c joined: it gets the newer view. */
+        proxy_hold(&p, false);
+        pthread_join(th, NULL);
+        cr_assert_eq(g.r, 0, "%s", errmsg_str(&g.e));
+        cr_assert_eq(g.v, v2, "the newer installed view, not the older one it read");
+        cr_assert_eq(registry_members_get(fast, &v4, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(v4, v2, "the older view was not installed");
+
+        registry_members_unref(v1);
+        registry_members_unref(v2);
+        registry_members_unref(v4);
+        registry_members_unref(g.v);
+        registry_free(slow);
+        registry_free(fast);
+        registry_cache_free(cache);
+        proxy_stop(&p);
+}
+
+/* After a removal the cache reads the member names at the revision of its
+ * incremental read; when that revision is compacted away by then, the
+ * names cannot be read, and the cache reads everything instead (and is
+ * right). */
+Test(registry, compacted_revision_falls_back_to_a_full_read, .init = setup, .fini = teardown, .timeout = 60) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), c = joiner("node-c", UUID_C);
+        struct registry_members *v1 = NULL, *v2 = NULL;
+        struct registry_cache *cache = NULL;
+        struct registry *cached;
+        struct proxy p;
+        struct errmsg e = {};
+
+        proxy_start(&p);
+        {
+                const char *eps[] = { p.endpoint };
+                cached = open_registry(eps, 1, NULL);
+        }
+        cr_assert_eq(registry_cache_new(&cache), 0);
+        registry_set_cache(cached, cache);
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_join(reg, &c, CIDR, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(registry_members_get(cached, &v1, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(v1->n, 3);
+        cr_assert_eq(proxy_requests(&p), 1, "one full read");
+
+        cr_assert_eq(registry_delete_member(reg, "node-a", &e), 0, "%s", errmsg_str(&e));
+        /* Request 2 reads what changed, request 3 the names: compacted. */
+        pthread_mutex_lock(&p.lock);
+        p.hook_at = 3;
+        p.hook = write_and_compact;
+        pthread_mutex_unlock(&p.lock);
+        cr_assert_eq(registry_members_get(cached, &v2, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(compact_error, 0, "compaction: %s", strerror(-compact_error));
+        cr_assert_eq(proxy_requests(&p), 4, "changes, names (refused), then everything");
+        cr_assert_eq(v2->n, 2);
+        cr_assert_str_eq(v2->m[0]->name, "node-b");
+        cr_assert_str_eq(v2->m[1]->name, "node-c");
+        cr_assert_neq(v2->m[0], v1->m[1], "read afresh, not shared with the old view");
+
+        registry_members_unref(v1);
+        registry_members_unref(v2);
+        registry_free(cached);
+        registry_cache_free(cache);
+        proxy_stop(&p);
 }
 
 /* --- disks ------------------------------------------------------------------------- */

@@ -541,7 +541,11 @@ static json_object *wrap(const char *name, json_object *inner) {
         if (!inner)
                 return NULL;
         o = json_object_new_object();
-        if (!o || json_add(o, name, inner) < 0) {
+        if (!o) {
+                json_object_put(inner);
+                return NULL;
+        }
+        if (json_add(o, name, inner) < 0) {
                 json_object_put(o);
                 return NULL;
         }

@@ -245,6 +245,34 @@ static int kv_member(const struct registry_kv *kv, size_t prefix_len, struct reg
         return 0;
 }
 
+/* A pair of a range over prefix (range answers are checked: etcd hands
+ * out nothing outside what was asked). */
+static int kv_under(const struct registry_kv *kv, const char *prefix, struct errmsg *e) {
+        size_t plen = strlen(prefix);
+
+        if (kv->key_size <= plen || memcmp(kv->key, prefix, plen) != 0)
+                return errmsg_set(e, EBADMSG, "etcd answered with key \"%s\" outside \"%s\"", PRINTABLE(kv->key),
+                                  prefix);
+        return 0;
+}
+
+/* Whether kv holds exactly the string s. */
+static bool kv_is(const struct registry_kv *kv, const char *s) {
+        return kv->value_size == strlen(s) && memcmp(kv->value, s, kv->value_size) == 0;
+}
+
+/* Read one key into rr: its pair, or NULL when it is absent. */
+static int get_key(struct registry *reg, const char *key, struct registry_range *rr, const struct registry_kv **ret,
+                   struct errmsg *e) {
+        _cleanup_(json_object_putp) json_object *req = reg_range_body(key, NULL, false, 0);
+        int r;
+
+        if (!req)
+                return -ENOMEM;
+        r = reg_etcd_range(reg, req, 1, rr, e);
+        return r < 0 ? r : single_kv(rr, key, ret, e);
+}
+
 static int check_name(const char *name, struct errmsg *e) {
         if (!name || !valid_node_name(name))
                 return errmsg_set(e, EINVAL, "invalid node name \"%s\"", name ? PRINTABLE(name) : "(null)");
@@ -350,22 +378,69 @@ static int check_key_holder(const struct registry_member *m, const struct member
 
 /* --- members ----------------------------------------------------------------------- */
 
-int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
+/* Why a write of m whose member view held failed: which of its address
+ * and disk the node does not hold (failure responses 0 and 1); 0 if it
+ * holds both by now (changed between the comparison and the read). */
+static int explain_not_held(const struct registry_txn *res, const struct registry_member *m, const char *mesh,
+                            const char *disk, struct errmsg *e) {
+        char holder[NODE_NAME_MAX + 1];
+        const struct registry_kv *kv;
+        struct registry_range *rr = NULL;
+        int r;
+
+        if ((r = txn_range(res, 0, &rr, e)) < 0 || (r = single_kv(rr, mesh, &kv, e)) < 0)
+                return r;
+        if (!kv)
+                return errmsg_set(e, EADDRNOTAVAIL, "member '%s': mesh address %s is not allocated", m->name,
+                                  m->mesh_address);
+        if (!kv_is(kv, m->name)) {
+                r = kv_node_name(kv, holder, e);
+                return r < 0 ? r
+                             : errmsg_set(e, EADDRINUSE, "member '%s': mesh address %s is held by node '%s'",
+                                          m->name, m->mesh_address, holder);
+        }
+        if ((r = txn_range(res, 1, &rr, e)) < 0 || (r = single_kv(rr, disk, &kv, e)) < 0)
+                return r;
+        if (!kv)
+                return errmsg_set(e, ENOENT, "member '%s': disk %s is not registered", m->name, m->disk_uuid);
+        r = kv_node_name(kv, holder, e);
+        if (r < 0)
+                return r;
+        if (!streq(holder, m->name))
+                return errmsg_set(e, EEXIST, "member '%s': disk %s belongs to node '%s'", m->name,
+                                  m->disk_uuid, holder);
+        return 0;
+}
+
+/* Write record m while its node holds the address and disk it names and
+ * no other member its key: registry_put_member replaces whatever record
+ * there is; an update (registry_update_member) only the one read at
+ * m->mod_revision. */
+static int write_member(struct registry *reg, const struct registry_member *m, bool update, struct errmsg *e) {
         _cleanup_free_ char *json = NULL;
-        char mesh[KEY_BUF], disk[KEY_BUF], holder[NODE_NAME_MAX + 1];
+        char mesh[KEY_BUF], disk[KEY_BUF];
         struct member_view v = {};
         int r;
 
         r = registry_member_to_json(m, &json, e);
         if (r < 0)
                 return r;
+        if (update) {
+                if (m->mod_revision <= 0)
+                        return errmsg_set(e, EINVAL,
+                                          "member '%s': no revision to update from (not read from the registry)",
+                                          m->name);
+                /* As a refresh mostly finds it: the record as read, its
+                 * key unchanged and in the index. */
+                v.rev = m->mod_revision;
+                memcpy(v.key, m->wg_public_key, sizeof(v.key));
+                memcpy(v.holder, m->name, strlen(m->name) + 1);
+        }
         make_key(reg, mesh, "mesh", m->mesh_address);
         make_key(reg, disk, "disks", m->disk_uuid);
         for (unsigned round = 0; round < MAX_ROUNDS; round++) {
                 _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
                 _cleanup_(registry_txn_done) struct registry_txn res = {};
-                const struct registry_kv *kv;
-                struct registry_range *rr = NULL;
                 struct member_view now;
 
                 if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
@@ -379,47 +454,41 @@ int registry_put_member(struct registry *reg, const struct registry_member *m, s
                         return r;
                 if (res.succeeded)
                         return 0;
-                if ((r = member_view_read(reg, &res, 2, m, &now, e)) < 0 || (r = check_key_holder(m, &now, e)) < 0)
+                r = member_view_read(reg, &res, 2, m, &now, e);
+                if (r < 0)
+                        return r;
+                if (update && now.rev == 0)
+                        return errmsg_set(e, ENOENT, "no member '%s' (removed meanwhile)", m->name);
+                if (update && now.rev != m->mod_revision)
+                        return errmsg_set(e, ESTALE, "member '%s' changed meanwhile", m->name);
+                r = check_key_holder(m, &now, e);
+                if (r < 0)
                         return r;
                 if (!member_view_eq(&now, &v)) {
-                        /* Another record or key entry than assumed: again on what was read. */
+                        /* Another record or key entry than assumed (a new
+                         * key, a record without its entry): again, on
+                         * what was read. */
                         v = now;
                         continue;
                 }
-
-                /* Say which of the two the node does not hold. */
-                if ((r = txn_range(&res, 0, &rr, e)) < 0 || (r = single_kv(rr, mesh, &kv, e)) < 0)
-                        return r;
-                if (!kv)
-                        return errmsg_set(e, EADDRNOTAVAIL, "member '%s': mesh address %s is not allocated",
-                                          m->name, m->mesh_address);
-                if (kv->value_size != strlen(m->name) || memcmp(kv->value, m->name, kv->value_size) != 0) {
-                        r = kv_node_name(kv, holder, e);
-                        return r < 0 ? r
-                                     : errmsg_set(e, EADDRINUSE,
-                                                  "member '%s': mesh address %s is held by node '%s'", m->name,
-                                                  m->mesh_address, holder);
-                }
-                if ((r = txn_range(&res, 1, &rr, e)) < 0 || (r = single_kv(rr, disk, &kv, e)) < 0)
-                        return r;
-                if (!kv)
-                        return errmsg_set(e, ENOENT, "member '%s': disk %s is not registered", m->name,
-                                          m->disk_uuid);
-                r = kv_node_name(kv, holder, e);
+                if (update)
+                        return errmsg_set(e, EADDRNOTAVAIL,
+                                          "member '%s' no longer holds mesh address %s or disk %s", m->name,
+                                          m->mesh_address, m->disk_uuid);
+                r = explain_not_held(&res, m, mesh, disk, e);
                 if (r < 0)
                         return r;
-                if (!streq(holder, m->name))
-                        return errmsg_set(e, EEXIST, "member '%s': disk %s belongs to node '%s'", m->name,
-                                          m->disk_uuid, holder);
-                /* All hold now: changed between the comparison and the read. */
         }
-        return errmsg_set(e, EAGAIN, "member '%s': the registry kept changing (%u attempts)", m->name,
+        return errmsg_set(e, EAGAIN, "writing member '%s': the registry kept changing (%u attempts)", m->name,
                           MAX_ROUNDS);
+}
+
+int registry_put_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
+        return write_member(reg, m, false, e);
 }
 
 int registry_get_member(struct registry *reg, const char *name, struct registry_member *ret,
                         struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *req = NULL;
         _cleanup_(registry_range_done) struct registry_range rr = {};
         char key[KEY_BUF];
         const struct registry_kv *kv;
@@ -429,10 +498,8 @@ int registry_get_member(struct registry *reg, const char *name, struct registry_
         if (r < 0)
                 return r;
         make_key(reg, key, "members", name);
-        req = reg_range_body(key, NULL, false, 0);
-        if (!req)
-                return -ENOMEM;
-        if ((r = reg_etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, key, &kv, e)) < 0)
+        r = get_key(reg, key, &rr, &kv, e);
+        if (r < 0)
                 return r;
         if (!kv)
                 return errmsg_set(e, ENOENT, "no member '%s'", name);
@@ -479,14 +546,9 @@ int reg_read_members(struct registry *reg, int64_t since, struct registry_member
                 if (!list)
                         return -ENOMEM;
         }
-        for (size_t i = 0; i < rr.n_kvs; i++) {
-                if (rr.kvs[i].key_size <= plen || memcmp(rr.kvs[i].key, key, plen) != 0)
-                        return errmsg_set(e, EBADMSG, "etcd answered with key \"%s\" outside \"%s\"",
-                                          PRINTABLE(rr.kvs[i].key), key);
-                r = kv_member(&rr.kvs[i], plen, &list[i], e);
-                if (r < 0)
+        for (size_t i = 0; i < rr.n_kvs; i++)
+                if ((r = kv_under(&rr.kvs[i], key, e)) < 0 || (r = kv_member(&rr.kvs[i], plen, &list[i], e)) < 0)
                         return r;
-        }
         *ret_n = rr.n_kvs;
         *ret = TAKE_PTR(list);
         *ret_count = rr.count;
@@ -527,7 +589,6 @@ int reg_read_member_names(struct registry *reg, int64_t revision, char (**ret)[N
 
 int registry_delete_member(struct registry *reg, const char *name, struct errmsg *e) {
         char member[KEY_BUF], node[KEY_BUF], disks[KEY_BUF], disks_end[KEY_BUF];
-        size_t dlen;
         int r;
 
         r = check_name(name, e);
@@ -537,7 +598,6 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
         make_key(reg, node, "mesh-nodes", name);
         make_key(reg, disks, "disks", NULL);
         reg_prefix_end(disks, disks_end, sizeof(disks_end));
-        dlen = strlen(disks);
 
         for (unsigned round = 0; round < MAX_ROUNDS; round++) {
                 _cleanup_(reg_txn_req_done) struct reg_txn_req snap = {}, del = {};
@@ -600,10 +660,9 @@ int registry_delete_member(struct registry *reg, const char *name, struct errmsg
                 }
                 for (size_t i = 0; i < rd->n_kvs; i++) {
                         const struct registry_kv *kv = &rd->kvs[i];
-                        if (kv->key_size <= dlen || memcmp(kv->key, disks, dlen) != 0)
-                                return errmsg_set(e, EBADMSG, "etcd answered with key \"%s\" outside \"%s\"",
-                                                  PRINTABLE(kv->key), disks);
-                        if (kv->value_size != strlen(name) || memcmp(kv->value, name, kv->value_size) != 0)
+                        if ((r = kv_under(kv, disks, e)) < 0)
+                                return r;
+                        if (!kv_is(kv, name))
                                 continue;
                         if (n_deletes + 1 > REGISTRY_MAX_TXN_OPS)
                                 return errmsg_set(e, EFBIG, "node '%s' owns too many disks", name);
@@ -685,9 +744,9 @@ static int used_addresses(struct registry *reg, uint32_t first, uint32_t last, u
                 struct in_addr a;
                 uint32_t h;
 
-                if (rr.kvs[i].key_size <= plen || memcmp(rr.kvs[i].key, key, plen) != 0)
-                        return errmsg_set(e, EBADMSG, "etcd answered with key \"%s\" outside \"%s\"",
-                                          PRINTABLE(rr.kvs[i].key), key);
+                r = kv_under(&rr.kvs[i], key, e);
+                if (r < 0)
+                        return r;
                 /* Other families and ranges share the prefix: not ours. */
                 if (inet_pton(AF_INET, rr.kvs[i].key + plen, &a) != 1)
                         continue;
@@ -789,7 +848,6 @@ static int pick_address(struct registry *reg, uint32_t first, uint32_t last, uns
 
 int registry_allocate_address(struct registry *reg, const char *node_name, const char *cidr,
                               char ret[static INET6_ADDRSTRLEN], struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *req = NULL;
         _cleanup_(registry_range_done) struct registry_range rr = {};
         char node[KEY_BUF], held[INET6_ADDRSTRLEN];
         const struct registry_kv *kv;
@@ -801,10 +859,8 @@ int registry_allocate_address(struct registry *reg, const char *node_name, const
 
         /* Idempotent: an address the node holds already. */
         make_key(reg, node, "mesh-nodes", node_name);
-        req = reg_range_body(node, NULL, false, 0);
-        if (!req)
-                return -ENOMEM;
-        if ((r = reg_etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, node, &kv, e)) < 0)
+        r = get_key(reg, node, &rr, &kv, e);
+        if (r < 0)
                 return r;
         if (kv) {
                 r = kv_address(kv, held, e);
@@ -1012,56 +1068,7 @@ static int member_txn(struct registry *reg, json_object *txn, const char *key, c
 }
 
 int registry_update_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
-        _cleanup_free_ char *json = NULL;
-        char mesh[KEY_BUF], disk[KEY_BUF];
-        /* As a refresh mostly finds it: the record as read, its key
-         * unchanged and in the index. */
-        struct member_view v = { .rev = m->mod_revision };
-        int r;
-
-        r = registry_member_to_json(m, &json, e);
-        if (r < 0)
-                return r;
-        if (m->mod_revision <= 0)
-                return errmsg_set(e, EINVAL, "member '%s': no revision to update from (not read from the registry)",
-                                  m->name);
-        memcpy(v.key, m->wg_public_key, sizeof(v.key));
-        memcpy(v.holder, m->name, strlen(m->name) + 1);
-        make_key(reg, mesh, "mesh", m->mesh_address);
-        make_key(reg, disk, "disks", m->disk_uuid);
-        for (unsigned round = 0; round < MAX_ROUNDS; round++) {
-                _cleanup_(reg_txn_req_done) struct reg_txn_req t = {};
-                _cleanup_(registry_txn_done) struct registry_txn res = {};
-                struct member_view now;
-
-                if ((r = reg_txn_req_init(&t)) < 0 || (r = reg_array_add(t.compare, reg_cmp_value(mesh, m->name))) < 0 ||
-                    (r = reg_array_add(t.compare, reg_cmp_value(disk, m->name))) < 0 ||
-                    (r = add_member_write(reg, &t, m, json, &v)) < 0)
-                        return r;
-                r = reg_etcd_txn(reg, t.o, 1, &res, e);
-                if (r < 0)
-                        return r;
-                if (res.succeeded)
-                        return 0;
-                r = member_view_read(reg, &res, 0, m, &now, e);
-                if (r < 0)
-                        return r;
-                if (now.rev == 0)
-                        return errmsg_set(e, ENOENT, "no member '%s' (removed meanwhile)", m->name);
-                if (now.rev != m->mod_revision)
-                        return errmsg_set(e, ESTALE, "member '%s' changed meanwhile", m->name);
-                r = check_key_holder(m, &now, e);
-                if (r < 0)
-                        return r;
-                if (member_view_eq(&now, &v))
-                        return errmsg_set(e, EADDRNOTAVAIL, "member '%s' no longer holds mesh address %s or disk %s",
-                                          m->name, m->mesh_address, m->disk_uuid);
-                /* A new key, or a record without an index entry (written
-                 * before the index existed): again, on what was read. */
-                v = now;
-        }
-        return errmsg_set(e, EAGAIN, "updating member '%s': the registry kept changing (%u attempts)", m->name,
-                          MAX_ROUNDS);
+        return write_member(reg, m, true, e);
 }
 
 int registry_expire_member(struct registry *reg, const struct registry_member *m, struct errmsg *e) {
@@ -1132,7 +1139,6 @@ int registry_put_disk(struct registry *reg, const char *uuid, const char *node_n
 
 int registry_get_disk(struct registry *reg, const char *uuid, char ret_node_name[static NODE_NAME_MAX + 1],
                       struct errmsg *e) {
-        _cleanup_(json_object_putp) json_object *req = NULL;
         _cleanup_(registry_range_done) struct registry_range rr = {};
         char u[UUID_STRING_SIZE], key[KEY_BUF];
         const struct registry_kv *kv;
@@ -1142,10 +1148,8 @@ int registry_get_disk(struct registry *reg, const char *uuid, char ret_node_name
         if (r < 0)
                 return r;
         make_key(reg, key, "disks", u);
-        req = reg_range_body(key, NULL, false, 0);
-        if (!req)
-                return -ENOMEM;
-        if ((r = reg_etcd_range(reg, req, 1, &rr, e)) < 0 || (r = single_kv(&rr, key, &kv, e)) < 0)
+        r = get_key(reg, key, &rr, &kv, e);
+        if (r < 0)
                 return r;
         if (!kv)
                 return errmsg_set(e, ENOENT, "disk %s is not registered", u);

@@ -709,6 +709,9 @@ Test(mesh_server, forged_evidence_evicts_nobody_drift_does, .init = setup, .fini
                 for (int k = 0; k < 100 && is_member("node-a", NULL); k++)
                         usleep(20000);
                 cr_assert(!is_member("node-a", NULL), "the drifted member is still registered");
+                /* The worker logs after its registry write: a moment later. */
+                for (int k = 0; k < 100 && !log_has("Evicted member node-a"); k++)
+                        usleep(20000);
                 cr_assert(log_has("Evicted member node-a"));
                 cr_assert_eq(registry_get_disk(reg, a.disk, owner, NULL), -ENOENT, "its disk gets no key again");
                 cr_assert(is_member("node-b", NULL), "b was evicted too");
@@ -763,6 +766,8 @@ Test(mesh_server, silent_member_expires_and_a_restart_changes_nothing, .init = s
         cr_assert_geq(time(NULL) - rb.last_seen, 3, "b expired early");
         cr_assert(is_member("node-a", &ra), "a (refreshing) expired");
         cr_assert_eq(registry_get_disk(reg, b.disk, owner, NULL), 0, "b's disk stays registered");
+        for (int k = 0; k < 100 && !log_has("Removed members without a refresh for 3 s: node-b"); k++)
+                usleep(20000);
         cr_assert(log_has("Removed members without a refresh for 3 s: node-b"));
 
         /* b's refresh now: refused, it is no member any more. */

@@ -297,15 +297,22 @@ struct member_view {
         int64_t rev;                    /* the record's mod_revision; 0: no record */
         char key[WG_KEY_B64_SIZE];      /* the record's WireGuard key; "" without one */
         char holder[NODE_NAME_MAX + 1]; /* who wgkeys/<new key> names; "" if absent */
+        int64_t entry_rev;              /* that entry's mod_revision */
+        /* The entry names another member whose record does not name the
+         * key (resolve_holder), at holder_rev (0: it has no record). */
+        bool stale;
+        int64_t holder_rev;
 };
 
 static bool member_view_eq(const struct member_view *a, const struct member_view *b) {
-        return a->rev == b->rev && streq(a->key, b->key) && streq(a->holder, b->holder);
+        return a->rev == b->rev && streq(a->key, b->key) && streq(a->holder, b->holder) && a->stale == b->stale &&
+               (!a->stale || (a->entry_rev == b->entry_rev && a->holder_rev == b->holder_rev));
 }
 
 /* Add to t the write of record m (json) on the registry as v has it:
  * compares that the record is unchanged (at v->rev, absent for 0) and that
- * m's key is this member's in the index or absent (then created); the
+ * m's key is this member's in the index or absent (then created) or a
+ * stale entry still as read (then taken over); the
  * record put; the entry of the key the record had before, if it is
  * another, deleted while it names this member (a nested transaction, so
  * that an entry is only ever removed for its holder); and, in the failure
@@ -323,7 +330,13 @@ static int add_member_write(const struct registry *reg, struct reg_txn_req *t, c
                 r = reg_array_add(t->success, reg_op_put(member, json, strlen(json)));
         if (r >= 0 && streq(v->holder, m->name))
                 r = reg_array_add(t->compare, reg_cmp_value(key, m->name));
-        else if (r >= 0 && (r = reg_array_add(t->compare, reg_cmp_absent(key))) >= 0)
+        else if (r >= 0 && v->stale) {
+                make_key(reg, old, "members", v->holder);
+                if ((r = reg_array_add(t->compare, reg_cmp_mod(key, v->entry_rev))) >= 0)
+                        r = reg_array_add(t->compare, reg_cmp_mod(old, v->holder_rev));
+        } else if (r >= 0)
+                r = reg_array_add(t->compare, reg_cmp_absent(key));
+        if (r >= 0 && !streq(v->holder, m->name))
                 r = reg_array_add(t->success, reg_op_put(key, m->name, strlen(m->name)));
         if (r >= 0 && v->key[0] && !streq(v->key, m->wg_public_key)) {
                 make_key(reg, old, "wgkeys", v->key);
@@ -364,15 +377,41 @@ static int member_view_read(const struct registry *reg, const struct registry_tx
         if ((r = txn_range(res, i + 1, &rr, e)) < 0 || (r = single_kv(rr, key, &kv, e)) < 0 ||
             (kv && (r = kv_node_name(kv, v.holder, e)) < 0))
                 return r;
+        v.entry_rev = kv ? kv->mod_revision : 0;
         *ret = v;
         return 0;
 }
 
-/* -EEXIST if v has m's WireGuard key held by another member. */
-static int check_key_holder(const struct registry_member *m, const struct member_view *v, struct errmsg *e) {
-        if (v->holder[0] && !streq(v->holder, m->name))
-                return errmsg_set(e, EEXIST, "WireGuard public key %s is held by member '%s'", m->wg_public_key,
-                                  v->holder);
+/* -EEXIST if v has m's WireGuard key held by another member: one whose
+ * record names the key. An entry naming a member without a record, or
+ * with a record naming another key, is stale (left by a join service that
+ * did not know the index, or by the removal of a record that did not
+ * parse): v is marked so, and the next write takes the entry over while
+ * it and that record stay as read. */
+static int resolve_holder(struct registry *reg, const struct registry_member *m, struct member_view *v,
+                          struct errmsg *e) {
+        _cleanup_(registry_range_done) struct registry_range rr = {};
+        const struct registry_kv *kv;
+        struct registry_member rec;
+        char member[KEY_BUF];
+        int r;
+
+        if (!v->holder[0] || streq(v->holder, m->name))
+                return 0;
+        make_key(reg, member, "members", v->holder);
+        r = get_key(reg, member, &rr, &kv, e);
+        if (r < 0)
+                return r;
+        if (kv) {
+                r = kv_member(kv, strlen(member) - strlen(v->holder), &rec, e);
+                if (r < 0)
+                        return r;
+                if (streq(rec.wg_public_key, m->wg_public_key))
+                        return errmsg_set(e, EEXIST, "WireGuard public key %s is held by member '%s'",
+                                          m->wg_public_key, v->holder);
+        }
+        v->stale = true;
+        v->holder_rev = kv ? kv->mod_revision : 0;
         return 0;
 }
 
@@ -461,7 +500,7 @@ static int write_member(struct registry *reg, const struct registry_member *m, b
                         return errmsg_set(e, ENOENT, "no member '%s' (removed meanwhile)", m->name);
                 if (update && now.rev != m->mod_revision)
                         return errmsg_set(e, ESTALE, "member '%s' changed meanwhile", m->name);
-                r = check_key_holder(m, &now, e);
+                r = resolve_holder(reg, m, &now, e);
                 if (r < 0)
                         return r;
                 if (!member_view_eq(&now, &v)) {
@@ -964,7 +1003,7 @@ static int join_txn(struct registry *reg, const struct registry_member *m, const
         }
         if ((r = member_view_read(reg, &res, 2, m, &ret_view->rec, e)) < 0)
                 return r;
-        return check_key_holder(m, &ret_view->rec, e);
+        return resolve_holder(reg, m, &ret_view->rec, e);
 }
 
 int registry_first_address(const char *cidr, char ret[static INET6_ADDRSTRLEN], struct errmsg *e) {

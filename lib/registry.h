@@ -31,6 +31,9 @@
  * the index existed has no entry: its next write (a join, or the mesh
  * refresh's update, at least every refresh interval) creates it; until
  * then only the join service's check of its member list guards its key.
+ * An entry naming a member whose record does not name that key (left
+ * behind by a join service that did not know the index) is stale: a write
+ * with the key takes it over, while that member's record stays as read.
  *
  * A handle is for one thread at a time; give each thread its own. The
  * endpoints are tried in turn (starting at the last one that answered) when

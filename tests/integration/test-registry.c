@@ -23,6 +23,7 @@
 
 #include "encoding.h"
 #include "etcd.h"
+#include "fileio.h"
 #include "registry.h"
 
 #define CIDR "10.123.0.0/16"
@@ -797,23 +798,48 @@ static void assert_key_holder(const char *key, const char *want) {
         cr_assert_str_eq(holder, want, "wgkeys/%s names '%s', want '%s'", key, holder, want);
 }
 
-/* Delete one key behind the registry's back (a record written before
- * the index existed has no entry). */
-static void raw_delete(const char *key) {
-        _cleanup_free_ char *k64 = NULL, *body = NULL;
+/* POST body to etcd's gateway path directly; etcd's revision after it.
+ * No assertions: also called from the proxy's threads. */
+static int raw_post(const char *path, const char *body, int64_t *ret_revision) {
         struct http_request req = { .method = "POST", .timeout_ms = 5000, .max_response = 1 << 20 };
         struct http_response resp = {};
-        struct errmsg e = {};
+        struct registry_range rr = {};
         char url[128];
+        int r;
 
-        cr_assert_eq(base64_encode(key, strlen(key), &k64), 0);
-        cr_assert(asprintf(&body, "{\"key\":\"%s\"}", k64) > 0);
-        snprintf(url, sizeof(url), "%s/v3/kv/deleterange", etcd.endpoint);
+        snprintf(url, sizeof(url), "%s%s", etcd.endpoint, path);
         req.body = body;
         req.body_size = strlen(body);
-        cr_assert_eq(http_request_url(url, NULL, 0, &req, &resp, &e), 0, "%s", errmsg_str(&e));
-        cr_assert_eq(resp.status, 200, "%.*s", (int) resp.body_size, resp.body);
+        r = http_request_url(url, NULL, 0, &req, &resp, NULL);
+        if (r >= 0 && resp.status != 200)
+                r = -EIO;
+        if (r >= 0)
+                r = registry_parse_range_response(resp.body, resp.body_size, 0, &rr, NULL);
+        if (r >= 0 && ret_revision)
+                *ret_revision = rr.revision;
+        registry_range_done(&rr);
         http_response_done(&resp);
+        return r;
+}
+
+/* Put or delete one key behind the registry's back (a record written
+ * before the index existed has no entry; an older join service leaves
+ * entries behind). */
+static void raw_write(const char *key, const char *value) {
+        _cleanup_free_ char *k64 = NULL, *v64 = NULL, *body = NULL;
+
+        cr_assert_eq(base64_encode(key, strlen(key), &k64), 0);
+        if (value) {
+                cr_assert_eq(base64_encode(value, strlen(value), &v64), 0);
+                cr_assert(asprintf(&body, "{\"key\":\"%s\",\"value\":\"%s\"}", k64, v64) > 0);
+        } else
+                cr_assert(asprintf(&body, "{\"key\":\"%s\"}", k64) > 0);
+        cr_assert_eq(raw_post(value ? "/v3/kv/put" : "/v3/kv/deleterange", body, NULL), 0, "%s %s",
+                     value ? "put" : "delete", key);
+}
+
+static void raw_delete(const char *key) {
+        raw_write(key, NULL);
 }
 
 /* The registry as a whole: no two records name one key, every record's
@@ -1044,6 +1070,45 @@ Test(registry, record_without_an_index_entry_gets_one_at_its_next_update, .init 
         /* An update needs the revision it was read at. */
         read.mod_revision = 0;
         cr_assert_eq(registry_update_member(reg, &read, &e), -EINVAL);
+}
+
+/* An entry whose member no longer names the key (left behind by a join
+ * service that did not know the index) does not block the key for ever:
+ * a join or update with the key takes it over. An entry whose member
+ * names the key is no such thing. */
+Test(registry, stale_key_entries_are_taken_over, .init = setup, .fini = teardown) {
+        struct registry_member a = joiner("node-a", UUID_A), b = joiner("node-b", UUID_B), read;
+        char k[128], ghost_key[WG_KEY_B64_SIZE], old_key[WG_KEY_B64_SIZE];
+        struct errmsg e = {};
+
+        /* An entry naming a member that does not exist. */
+        key_of("ghost", ghost_key);
+        snprintf(k, sizeof(k), "/arca/wgkeys/%s", ghost_key);
+        raw_write(k, "ghost");
+        memcpy(a.wg_public_key, ghost_key, sizeof(ghost_key));
+        cr_assert_eq(registry_join(reg, &a, CIDR, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(ghost_key, "node-a");
+
+        /* An entry naming a member whose record has another key now (as an
+         * older join service's refresh would leave it). */
+        cr_assert_eq(registry_join(reg, &b, CIDR, &e), 0, "%s", errmsg_str(&e));
+        memcpy(old_key, b.wg_public_key, sizeof(old_key));
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        memcpy(read.wg_public_key, old_key, sizeof(old_key));
+        cr_assert_eq(registry_update_member(reg, &read, &e), -EEXIST, "b names it: not stale");
+        cr_assert(strstr(e.text, "node-b"), "%s", e.text);
+        snprintf(k, sizeof(k), "/arca/wgkeys/%s", old_key);
+        raw_delete(k);
+        cr_assert_eq(registry_get_member(reg, "node-b", &b, &e), 0);
+        key_of("node-b new", b.wg_public_key);
+        cr_assert_eq(registry_update_member(reg, &b, &e), 0, "%s", errmsg_str(&e));
+        raw_write(k, "node-b");
+        cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        memcpy(read.wg_public_key, old_key, sizeof(old_key));
+        cr_assert_eq(registry_update_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
+        assert_key_holder(old_key, "node-a");
+        assert_key_holder(ghost_key, ""); /* a's previous key, freed */
+        assert_key_index_whole();
 }
 
 #define RACE_THREADS 4
@@ -1482,20 +1547,6 @@ struct relay {
         int client, server;
 };
 
-static bool write_all(int fd, const char *buf, size_t n) {
-        while (n > 0) {
-                ssize_t w = write(fd, buf, n);
-
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0)
-                        return false;
-                buf += w;
-                n -= (size_t) w;
-        }
-        return true;
-}
-
 static void *relay_thread(void *arg) {
         struct proxy *p = ((struct relay *) arg)->p;
         int client = ((struct relay *) arg)->client, server = ((struct relay *) arg)->server;
@@ -1527,7 +1578,7 @@ static void *relay_thread(void *arg) {
                         }
                         if (run_hook)
                                 p->hook();
-                        if (!write_all(server, buf, (size_t) n))
+                        if (write_all(server, buf, (size_t) n) < 0)
                                 break;
                 }
                 if (pfd[1].revents) {
@@ -1543,7 +1594,7 @@ static void *relay_thread(void *arg) {
                                 p->held--;
                         }
                         pthread_mutex_unlock(&p->lock);
-                        if (!write_all(client, buf, (size_t) n))
+                        if (write_all(client, buf, (size_t) n) < 0)
                                 break;
                 }
         }
@@ -1650,30 +1701,6 @@ static void proxy_stop(struct proxy *p) {
                 close(p->fds[i][1]);
         }
         close(p->lfd);
-}
-
-/* POST body to etcd's gateway path directly; etcd's revision after it.
- * No assertions: also called from the proxy's threads. */
-static int raw_post(const char *path, const char *body, int64_t *ret_revision) {
-        struct http_request req = { .method = "POST", .timeout_ms = 5000, .max_response = 1 << 20 };
-        struct http_response resp = {};
-        struct registry_range rr = {};
-        char url[128];
-        int r;
-
-        snprintf(url, sizeof(url), "%s%s", etcd.endpoint, path);
-        req.body = body;
-        req.body_size = strlen(body);
-        r = http_request_url(url, NULL, 0, &req, &resp, NULL);
-        if (r >= 0 && resp.status != 200)
-                r = -EIO;
-        if (r >= 0)
-                r = registry_parse_range_response(resp.body, resp.body_size, 0, &rr, NULL);
-        if (r >= 0 && ret_revision)
-                *ret_revision = rr.revision;
-        registry_range_done(&rr);
-        http_response_done(&resp);
-        return r;
 }
 
 /* Write a key outside the members and compact etcd's history up to

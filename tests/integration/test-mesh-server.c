@@ -32,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "atls-http.h"
 #include "atls.h"
 #include "attest.h"
@@ -40,6 +39,7 @@
 #include "etcd.h"
 #include "evidence.h"
 #include "fileio.h"
+#include "joinservice.h"
 #include "keys.h"
 #include "messages.h"
 #include "nodestate.h"
@@ -56,10 +56,9 @@
 
 static struct test_etcd etcd;
 static struct test_platform plat;
-static char dir[256], state[300], js_log[300];
+static char dir[256];
 static struct test_swtpm js_tpm;
-static pid_t js_pid;
-static unsigned js_port;
+static struct test_join_service js;
 static uint8_t cluster_id[KEY_SIZE];
 static struct policy pol; /* PCRs 0-14 as every node measures them */
 static struct registry *reg;
@@ -81,18 +80,6 @@ static struct node b = { .name = "node-b", .disk = "0b0b0b0b-0000-4000-8000-0000
 
 /* --- setup ------------------------------------------------------------------------ */
 
-/* The same boot-like measurements on every TPM, so the policy compares
- * non-zero values. */
-static void measure_boot(struct tpm_ctx *tpm) {
-        static const char *const events[] = { "kernel", "initrd", "cmdline" };
-        static const unsigned pcrs[] = { 4, 9, 11 };
-        struct errmsg e = {};
-
-        for (size_t i = 0; i < ELEMENTSOF(pcrs); i++)
-                cr_assert_eq(tpm_pcr_event(tpm, pcrs[i], events[i], strlen(events[i]), &e), 0, "%s",
-                             errmsg_str(&e));
-}
-
 static void start_tpm(struct test_swtpm *t, struct tpm_ctx **ret) {
         struct errmsg e = {};
         int r = test_swtpm_start(t);
@@ -102,7 +89,7 @@ static void start_tpm(struct test_swtpm *t, struct tpm_ctx **ret) {
         cr_assert_eq(r, 0, "swtpm did not start: %s", strerror(-r));
         cr_assert_eq(test_platform_provision(&plat, t), 0);
         cr_assert_eq(tpm_open(t->tcti, ret, &e), 0, "%s", errmsg_str(&e));
-        measure_boot(*ret);
+        cr_assert_eq(test_measure_boot(*ret), 0);
 }
 
 static void ak_name_of(struct node *n) {
@@ -164,63 +151,21 @@ static void node_join(struct node *n, bool lock) {
                 cr_assert_eq(node_lock_take(n->tpm, cluster_id, &e), 0, "%s", errmsg_str(&e));
 }
 
-static size_t js_log_start; /* where the current join service's log begins */
-
-static bool js_ready(void) {
-        _cleanup_free_ char *log = NULL;
-        size_t size;
-        const char *p;
-
-        if (read_full_file(js_log, 1 << 22, &log, &size) < 0 || size < js_log_start)
-                return false;
-        p = strstr(log + js_log_start, "READY port=");
-        if (!p)
-                return false;
-        js_port = (unsigned) atoi(p + strlen("READY port="));
-        return js_port > 0;
-}
-
 static void js_start(unsigned timeout, unsigned interval) {
-        char bin[300], t[16], i[16];
-        pid_t pid;
-        int fd;
+        char t[16], i[16];
+        const char *extra[] = {
+                "--member-timeout", t, "--refresh-interval", i, "--log-level", "debug", NULL
+        };
+        int r;
 
-        snprintf(bin, sizeof(bin), "%s/arca-join-service", test_build_dir());
         snprintf(t, sizeof(t), "%u", timeout);
         snprintf(i, sizeof(i), "%u", interval);
-        js_port = 0;
-        {
-                struct stat st;
-                js_log_start = stat(js_log, &st) == 0 ? (size_t) st.st_size : 0;
-        }
-        pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                char *argv[] = { bin, "--state-dir", state, "--tcti", js_tpm.tcti, "--listen", "127.0.0.1",
-                                 "--port", "0", "--platform-ca", plat.ca_pem, "--member-timeout", t,
-                                 "--refresh-interval", i, "--log-level", "debug", NULL };
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                fd = open(js_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                if (fd >= 0) {
-                        dup2(fd, 1);
-                        dup2(fd, 2);
-                }
-                setenv("TSS2_LOG", "all+none", 1);
-                execv(bin, argv);
-                _exit(127);
-        }
-        js_pid = pid;
-        for (int k = 0; k < 300 && !js_ready(); k++)
-                usleep(20000);
-        cr_assert(js_port > 0, "arca-join-service did not get ready (see %s)", js_log);
+        r = test_join_service_start(&js, js_tpm.tcti, plat.ca_pem, extra);
+        cr_assert_eq(r, 0, "arca-join-service did not get ready: %s (see %s)", strerror(-r), js.log);
 }
 
 static void js_stop(void) {
-        if (js_pid > 0) {
-                kill(js_pid, SIGTERM);
-                waitpid(js_pid, NULL, 0);
-                js_pid = 0;
-        }
+        test_join_service_stop(&js);
 }
 
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
@@ -229,11 +174,7 @@ static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) 
 
 static void setup(void) {
         _cleanup_tpm_ struct tpm_ctx *tpm = NULL;
-        _cleanup_free_ char *policy_json = NULL;
         uint8_t pcrs[TPM_PCR_COUNT][TPM_DIGEST_SIZE];
-        struct node_state s = { .role = "control-plane", .node_name = "cp1", .cluster_name = "test",
-                                .driver = "etcd", .mesh_cidr = CIDR, .mesh_address = "10.124.0.9",
-                                .disk_uuid = "0c0c0c0c-0000-4000-8000-00000000000c" };
         struct master_state m = {};
         struct registry_config cfg = {};
         const char *eps[1];
@@ -248,9 +189,6 @@ static void setup(void) {
         cr_assert_eq(r, 0, "etcd did not start");
         cr_assert_eq(test_platform_new(&plat), 0);
         cr_assert_eq(test_tmpdir(dir, sizeof(dir)), 0);
-        snprintf(state, sizeof(state), "%s/state", dir);
-        snprintf(js_log, sizeof(js_log), "%s/join-service.log", dir);
-        cr_assert_eq(mkdir(state, 0700), 0);
 
         /* The join service's node, and the policy everything measures. */
         start_tpm(&js_tpm, &tpm);
@@ -262,15 +200,11 @@ static void setup(void) {
         tpm = tpm_free(tpm);
 
         cr_assert_eq(secret_random(cluster_id, sizeof(cluster_id)), 0);
-        memcpy(s.cluster_id, cluster_id, KEY_SIZE);
         cr_assert_eq(secret_random(m.master_secret, KEY_SIZE), 0);
         cr_assert_eq(secret_random(m.master_salt, KEY_SIZE), 0);
-        snprintf(s.registry[0], sizeof(s.registry[0]), "%s", etcd.endpoint);
-        s.n_registry = 1;
-        cr_assert_eq(policy_to_json(&pol, &policy_json), 0);
-        cr_assert_eq(nodestate_write(state, &s, &e), 0, "%s", errmsg_str(&e));
-        cr_assert_eq(master_write(state, &m, &e), 0, "%s", errmsg_str(&e));
-        cr_assert_eq(policy_file_write(state, policy_json, strlen(policy_json), &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(test_join_service_prepare(&js, dir, etcd.endpoint, CIDR, "10.124.0.9", &pol,
+                                               m.master_secret, m.master_salt, cluster_id),
+                     0);
 
         eps[0] = etcd.endpoint;
         cfg = (struct registry_config){ .endpoints = eps, .n_endpoints = 1 };
@@ -305,7 +239,7 @@ static int refresh(struct node *n, const char *as, const char *key, const char *
         snprintf(m.wg_public_key, sizeof(m.wg_public_key), "%s", key);
         snprintf(m.endpoint, sizeof(m.endpoint), "%s", endpoint);
         cr_assert_eq(mesh_request_serialize(&m, &body), 0);
-        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/mesh", js_port);
+        snprintf(url, sizeof(url), "https://127.0.0.1:%u/v1/mesh", js.port);
         *ret = (struct http_response){};
         return atls_http_request(&cfg, url, "POST", body, strlen(body), 10000, ret, &e);
 }
@@ -321,10 +255,7 @@ static bool is_member(const char *name, struct registry_member *ret) {
 }
 
 static bool log_has(const char *needle) {
-        _cleanup_free_ char *log = NULL;
-        size_t size;
-
-        return read_full_file(js_log, 1 << 22, &log, &size) >= 0 && strstr(log, needle);
+        return test_join_service_log_has(&js, needle);
 }
 
 #define KEY_A "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
@@ -595,7 +526,8 @@ static int evil_cert_cb(SSL *ssl, void *arg) {
  * HTTP status, or -1 when the join service ended the connection. */
 static int evil_refresh(struct evil *ev, enum evil_mode mode) {
         _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) js_port),
+        struct sockaddr_in sa = { .sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t) js.port),
                                   .sin_addr.s_addr = htonl(0x7f000001) };
         struct mesh_request m = {};
         _cleanup_free_ char *body = NULL, *req = NULL;
@@ -659,7 +591,7 @@ static void assert_refused_by(const char *check) {
         snprintf(needle, sizeof(needle), "Refused a peer (verifying the peer): %s check failed", check);
         for (int k = 0; k < 100 && !log_has(needle); k++)
                 usleep(20000);
-        cr_assert(log_has(needle), "the join service did not log \"%s\" (see %s)", needle, js_log);
+        cr_assert(log_has(needle), "the join service did not log \"%s\" (see %s)", needle, js.log);
 }
 
 Test(mesh_server, forged_evidence_evicts_nobody_drift_does, .init = setup, .fini = teardown) {

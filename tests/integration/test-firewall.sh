@@ -125,6 +125,22 @@ PIDS+=($!); HOLD=$!
 for _ in $(seq 200); do grep -q connected "$W/hold" && break; sleep 0.05; done
 check "A holds a connection to B's tcp 2379 opened before the firewall" grep -qx connected "$W/hold"
 
+# --- libnftables cannot be loaded: -ENOPKG, a clear reason, nothing applied
+# The library is loaded (dlopen) in the child forked per transaction; a
+# libnftables.so.1 that is not a library, first on LD_LIBRARY_PATH, makes
+# that load fail as a missing or broken package would.
+mkdir "$W/nolib" && echo "not a library" >"$W/nolib/libnftables.so.1"
+nopkg() {
+    local rc=0
+    LD_LIBRARY_PATH=$W/nolib in_ns b "$FW" apply "${NODES_A[@]}" 2>"$W/nopkg" || rc=$?
+    [ "$rc" -eq 9 ] || { echo "# exit $rc, not 9 (ENOPKG): $(cat "$W/nopkg")"; return 1; }
+    grep -qF "cannot load libnftables.so.1 (package libnftables1): $W/nolib/libnftables.so.1: " "$W/nopkg" ||
+        { echo "# the reason does not name the library and why: $(cat "$W/nopkg")"; return 1; }
+}
+check "without a loadable libnftables, apply fails with ENOPKG naming the library and the loader's reason" nopkg
+no_table() { ! has_table; }
+check "... and table inet arca does not exist" no_table
+
 # --- apply ---------------------------------------------------------------
 check "firewall_apply in B with A's underlay addresses" in_ns b "$FW" apply "${NODES_A[@]}"
 check "table inet arca exists" has_table

@@ -26,7 +26,8 @@
  *        Send a datagram every 100 us for DURATION ms or until FILE exists;
  *        print "sent N echoed M".
  * apply, update and remove exit 5 for ENOENT, 6 for EINVAL, 8 for EPERM,
- * 7 for other errors, with the reason on stderr.
+ * 9 for ENOPKG (libnftables cannot be loaded), 7 for other errors, with
+ * the reason on stderr.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -450,7 +451,7 @@ int main(int argc, char **argv) {
         }
         if (r < 0) {
                 fprintf(stderr, "%s: %s (%s)\n", verb, errmsg_str(&e), strerror(-r));
-                return -r == ENOENT ? 5 : -r == EINVAL ? 6 : -r == EPERM ? 8 : 7;
+                return -r == ENOENT ? 5 : -r == EINVAL ? 6 : -r == EPERM ? 8 : -r == ENOPKG ? 9 : 7;
         }
         return 0;
 }

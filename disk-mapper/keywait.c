@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "atls-http.h"
@@ -22,6 +21,7 @@
 #include "openssl-util.h"
 #include "peer-verifier.h"
 #include "secret.h"
+#include "time-util.h"
 #include "tpm.h"
 
 /* What the rejoin worker sends when a join service answered: the index of
@@ -202,7 +202,7 @@ static _Noreturn void worker_main(struct keywait *w, int fd, pid_t parent) {
         struct attester *attester = NULL;
         struct atls_config atls;
         struct errmsg e = {};
-        struct timespec pause = { .tv_sec = c->rejoin_interval_s ? c->rejoin_interval_s : 5 };
+        unsigned pause_s = c->rejoin_interval_s ? c->rejoin_interval_s : 5;
         int r;
 
         /* Never outlive the disk-mapper. */
@@ -232,9 +232,7 @@ static _Noreturn void worker_main(struct keywait *w, int fd, pid_t parent) {
                         if (r < 0)
                                 _exit(0); /* the parent is gone or done */
                 }
-                while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
-                        ;
-                pause = (struct timespec){ .tv_sec = c->rejoin_interval_s ? c->rejoin_interval_s : 5 };
+                sleep_ms(pause_s * 1000);
         }
 }
 

@@ -1194,8 +1194,8 @@ int main(void) {
         {
                 struct milestone idle = milestone_read();
 
-                printf("setup: arca-join-service before any request (1 member): peak RSS %.1f MiB, RSS %.1f MiB, "
-                       "PSS %.1f MiB, private %.1f MiB\n",
+                printf("setup: arca-join-service before any request (1 member): peak RSS %.2f MiB, RSS %.2f MiB, "
+                       "PSS %.1f MiB, private %.2f MiB\n",
                        (double) idle.hwm_kb / 1024, (double) idle.rss_kb / 1024, (double) idle.pss_kb / 1024,
                        (double) idle.private_kb / 1024);
         }
@@ -1230,10 +1230,11 @@ int main(void) {
                         printf("join: arca-join-service at %u members: not reached in this run\n",
                                milestone_members[k]);
                 else
-                        printf("join: arca-join-service at %u members: peak RSS %.1f MiB, RSS %.1f MiB, PSS %.1f "
-                               "MiB, private %.1f MiB\n",
+                        printf("join: arca-join-service at %u members: peak RSS %.2f MiB, RSS %.2f MiB, PSS %.1f "
+                               "MiB, private %.2f MiB [target <= %.2f MiB: %s]\n",
                                milestone_members[k], (double) m->hwm_kb / 1024, (double) m->rss_kb / 1024,
-                               (double) m->pss_kb / 1024, (double) m->private_kb / 1024);
+                               (double) m->pss_kb / 1024, (double) m->private_kb / 1024,
+                               TARGET_RSS_BYTES / (1024 * 1024), met(m->hwm_kb * 1024.0 <= TARGET_RSS_BYTES));
         }
 
         r = run_phase(&c, c.base_url, joiners, n_joiners, PHASE_REJOIN, seconds, &rejoin);

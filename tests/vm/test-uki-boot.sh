@@ -57,8 +57,8 @@ echo ARCA-LOG-BEGIN
 base64 /sys/kernel/security/tpm0/binary_bios_measurements
 echo ARCA-LOG-END
 SCEN
-printf 'console=ttyS0 quiet loglevel=1 panic=-1' >"$W/cmdline"
-printf 'console=ttyS0 quiet loglevel=1 panic=-1 init=/bin/sh' >"$W/cmdline-other"
+printf 'console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check' >"$W/cmdline"
+printf 'console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check init=/bin/sh' >"$W/cmdline-other"
 printf 'ID=arca\nNAME="arca node"\nVERSION_ID=test\n' >"$W/osrel"
 if vm_build_initramfs "$W/initrd" "$W/scenario.sh" &&
     "$MEASURE" uki assemble --stub "$STUB" --linux "$VM_VMLINUZ" --initrd "$W/initrd" \

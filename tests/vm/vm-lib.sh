@@ -310,7 +310,7 @@ vm_boot() {
         -cpu max -m "$mem" -device virtio-rng-pci)
     if [ $nokernel -eq 0 ]; then
         args+=(-kernel "$kernel" -initrd "$initrd"
-            -append "console=ttyS0 quiet loglevel=3 panic=-1 $append")
+            -append "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check $append")
     fi
     local d n=0
     for d in "${disks[@]}"; do

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attest-remote.h"
 #include "encoding.h"
 #include "fileio.h"
 #include "log.h"
@@ -142,6 +143,7 @@ static void stop_child(pid_t *pid) {
 
 void node_done(struct node *n) {
         stop_child(&n->join_service_pid);
+        n->attest_server = attest_remote_server_stop(n->attest_server);
         if (n->cp.pid > 0)
                 cp_stop(&n->cp);
         else
@@ -268,20 +270,38 @@ static void node_rollback(struct node *n) {
         }
 }
 
+static void on_attest_refusal(const char *reason, void *userdata) {
+        log_warning("Attestation channel: the join service's request failed: %s", reason);
+}
+
 int node_start_join_service(struct node *n, struct errmsg *e) {
-        char port[16], ak[16];
+        char port[16], afd[16];
+        int fds[2], r;
         pid_t pid;
 
+        /* The previous join service's channel, if it exited. */
+        n->attest_server = attest_remote_server_stop(n->attest_server);
+        r = attest_remote_socketpair(fds, e);
+        if (r < 0)
+                return r;
         snprintf(port, sizeof(port), "%u", n->opt.join_port);
-        snprintf(ak, sizeof(ak), "0x%08x", n->opt.ak_handle);
+        snprintf(afd, sizeof(afd), "%d", fds[1]);
         pid = fork();
-        if (pid < 0)
-                return errmsg_set(e, errno, "Cannot start the join service: %s", strerror(errno));
+        if (pid < 0) {
+                r = errmsg_set(e, errno, "Cannot start the join service: %s", strerror(errno));
+                close(fds[0]);
+                close(fds[1]);
+                return r;
+        }
         if (pid == 0) {
                 const char *argv[24];
                 size_t i = 0;
 
                 prctl(PR_SET_PDEATHSIG, SIGTERM);
+                /* The channel is the one descriptor the join service
+                 * inherits (all others are close-on-exec); no TPM. */
+                if (fcntl(fds[1], F_SETFD, 0) < 0)
+                        _exit(127);
                 argv[i++] = n->opt.join_service;
                 argv[i++] = "--state-dir";
                 argv[i++] = n->opt.state_dir;
@@ -289,16 +309,12 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
                 argv[i++] = port;
                 argv[i++] = "--variant";
                 argv[i++] = n->opt.variant;
-                argv[i++] = "--ak-handle";
-                argv[i++] = ak;
+                argv[i++] = "--attester-fd";
+                argv[i++] = afd;
                 argv[i++] = "--underlay";
                 argv[i++] = n->opt.underlay;
                 if (n->handoff.mesh_up)
                         argv[i++] = "--control-plane-on-mesh";
-                if (n->opt.tcti) {
-                        argv[i++] = "--tcti";
-                        argv[i++] = n->opt.tcti;
-                }
                 if (n->opt.platform_ca) {
                         argv[i++] = "--platform-ca";
                         argv[i++] = n->opt.platform_ca;
@@ -312,7 +328,15 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
                 fprintf(stderr, "arca-bootstrapper: cannot execute %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
         }
+        close(fds[1]);
         n->join_service_pid = pid;
+        r = attest_remote_server_start(fds[0], n->attester, on_attest_refusal, n, &n->attest_server, e);
+        if (r < 0) {
+                /* The join service fails on the closed channel and exits;
+                 * it is restarted like any that exits. */
+                close(fds[0]);
+                return r;
+        }
         log_info("Join service started (pid %d, port %u).", (int) pid, n->opt.join_port);
         return 0;
 }

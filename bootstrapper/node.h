@@ -76,6 +76,9 @@ struct node {
         bool mesh_is_up;             /* mesh_up done by the init or join under way */
         struct cp_result cp;         /* the control plane's child, if any */
         pid_t join_service_pid;
+        /* Issues the join service's evidence with this node's attester:
+         * the join service has no TPM access (lib/attest-remote.h). */
+        struct attest_remote_server *attest_server;
 };
 
 int node_setup(struct node *n, const struct node_options *opt, struct errmsg *e);
@@ -97,7 +100,9 @@ int node_init(struct node *n, const struct init_request *req, struct init_respon
 int node_join(struct node *n, const struct join_response *resp, struct errmsg *e);
 
 /* Start arca-join-service as a child (it dies with us); the caller
- * restarts it when it exits. */
+ * restarts it when it exits. Its evidence comes from this node's attester
+ * over a private channel (--attester-fd), served by a thread of ours:
+ * the event loop may wait on the join service itself (mesh refresh). */
 int node_start_join_service(struct node *n, struct errmsg *e);
 
 /* Parse "0-14,16" into a PCR mask. */

@@ -11,6 +11,7 @@
 
 #include "atls.h"
 #include "attest.h"
+#include "attest-remote.h"
 #include "cpdriver.h"
 #include "encoding.h"
 #include "http-server.h"
@@ -911,9 +912,11 @@ int join_service_new(struct event_base *base, const struct join_service_options 
                         goto fail;
                 registry_set_cache(s->registries[i], s->cache);
         }
-        if ((r = tpm_open(opt->tcti, &s->tpm, e)) < 0 ||
-            (r = attester_new(opt->variant, s->tpm, opt->ak_handle, &s->attester, e)) < 0 ||
-            (r = make_verifier(s, e)) < 0)
+        if (opt->attester_fd >= 0)
+                r = attester_remote_new(opt->attester_fd, opt->variant, 0, &s->attester, e);
+        else if ((r = tpm_open(opt->tcti, &s->tpm, e)) >= 0)
+                r = attester_new(opt->variant, s->tpm, opt->ak_handle, &s->attester, e);
+        if (r < 0 || (r = make_verifier(s, e)) < 0)
                 goto fail;
         s->atls = (struct atls_config){ .attester = s->attester, .verifier = s->verifier,
                                         .on_failure = on_atls_failure, .userdata = s };

@@ -30,6 +30,10 @@
 
 struct join_service_options {
         const char *tcti;
+        /* >= 0: the attestation channel to the node's TPM user, which
+         * issues this service's evidence (lib/attest-remote.h): no TPM
+         * access here. -1: this service opens the TPM itself (tcti). */
+        int attester_fd;
         const char *variant;
         uint32_t ak_handle;
         const char *state_dir;

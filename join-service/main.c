@@ -27,7 +27,11 @@ static void help(void) {
                "Reads the node state, master secret and policy from the state directory\n"
                "written at init or control-plane join.\n\n"
                "  --state-dir DIR         node state (default /run/state)\n"
-               "  --tcti CONF             TPM access (default $ARCA_TCTI or device:/dev/tpmrm0)\n"
+               "  --attester-fd N         have this service's evidence issued over the attestation\n"
+               "                          channel N (a SOCK_SEQPACKET socket) by the node's TPM user\n"
+               "                          (arca-bootstrapper passes it): no TPM access here\n"
+               "  --tcti CONF             without --attester-fd: TPM access (default $ARCA_TCTI or\n"
+               "                          device:/dev/tpmrm0)\n"
                "  --variant NAME          attestation variant (default qemu-vtpm)\n"
                "  --ak-handle HEX         AK handle (default 0x%08x)\n"
                "  --listen ADDR           listen address (default 0.0.0.0)\n"
@@ -89,10 +93,12 @@ static void on_signal(evutil_socket_t fd, short what, void *arg) {
 
 int main(int argc, char **argv) {
         enum { ARG_STATE = 256, ARG_TCTI, ARG_VARIANT, ARG_AK, ARG_LISTEN, ARG_PORT, ARG_UNDERLAY, ARG_CA, ARG_KDIR,
-               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS, ARG_CP_MESH, ARG_FEATURES };
+               ARG_CHECK, ARG_LOG, ARG_REFRESH, ARG_TIMEOUT, ARG_WORKERS, ARG_CP_MESH, ARG_FEATURES,
+               ARG_ATTESTER_FD };
         static const struct option opts[] = {
                 { "state-dir", required_argument, NULL, ARG_STATE },
                 { "tcti", required_argument, NULL, ARG_TCTI },
+                { "attester-fd", required_argument, NULL, ARG_ATTESTER_FD },
                 { "variant", required_argument, NULL, ARG_VARIANT },
                 { "ak-handle", required_argument, NULL, ARG_AK },
                 { "listen", required_argument, NULL, ARG_LISTEN },
@@ -117,6 +123,7 @@ int main(int argc, char **argv) {
                 .listen = "0.0.0.0",
                 .port = JOIN_SERVICE_PORT,
                 .underlay = "127.0.0.1",
+                .attester_fd = -1,
         };
         struct join_service *s = NULL;
         struct event_base *base = NULL;
@@ -136,6 +143,16 @@ int main(int argc, char **argv) {
                         break;
                 case ARG_TCTI:
                         o.tcti = optarg;
+                        break;
+                case ARG_ATTESTER_FD:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || !*optarg || v < 3 || v > INT_MAX) {
+                                log_error("Invalid --attester-fd \"%s\": expected a descriptor number above 2.",
+                                          optarg);
+                                return 2;
+                        }
+                        o.attester_fd = (int) v;
                         break;
                 case ARG_VARIANT:
                         o.variant = optarg;

@@ -2,8 +2,10 @@
 #include "attest.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "attest-internal.h"
 #include "cert-cache.h"
 #include "encoding.h"
 #include "fileio.h"
@@ -16,7 +18,12 @@
 
 #define QD_LABEL "arca-evidence-v1"
 
-struct attester {
+/* The local attester: quotes with this process's TPM. Its lock makes it
+ * usable from several threads (the bootstrapper's loop and the thread
+ * that issues the join service's evidence, lib/attest-remote.h). */
+struct tpm_attester {
+        struct attester base;
+        pthread_mutex_t lock;
         const struct variant *variant;
         struct tpm_ctx *tpm;
         uint32_t ak_handle;
@@ -94,9 +101,12 @@ static int collect_event_log(struct evidence *ev, struct errmsg *e) {
         return blob_set(&ev->event_log, data, size);
 }
 
+static const struct attester_ops tpm_attester_ops;
+
 int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, struct attester **ret,
                  struct errmsg *e) {
-        _cleanup_(attester_freep) struct attester *a = NULL;
+        _cleanup_(attester_freep) struct attester *base = NULL;
+        struct tpm_attester *a;
         _cleanup_free_ uint8_t *pub = NULL;
         size_t pub_size;
         int r;
@@ -104,6 +114,13 @@ int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, s
         a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
+        a->base.ops = &tpm_attester_ops;
+        base = &a->base;
+        if (pthread_mutex_init(&a->lock, NULL) != 0) {
+                free(a);
+                base = NULL;
+                return -ENOMEM;
+        }
         a->variant = variant_by_name(variant);
         if (!a->variant)
                 return errmsg_set(e, EINVAL, "Unknown attestation variant \"%s\"", strna(variant));
@@ -128,23 +145,25 @@ int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, s
         r = collect_event_log(a->tmpl, e);
         if (r < 0)
                 return r;
-        *ret = TAKE_PTR(a);
+        *ret = TAKE_PTR(base);
         return 0;
 }
 
-struct attester *attester_free(struct attester *a) {
-        if (!a)
-                return NULL;
+static void tpm_attester_free(struct attester *base) {
+        struct tpm_attester *a = container_of(base, struct tpm_attester, base);
+
         evidence_free(a->tmpl);
+        pthread_mutex_destroy(&a->lock);
         free(a);
-        return NULL;
 }
 
-const char *attester_variant(const struct attester *a) {
-        return a->variant->name;
+static const char *tpm_attester_variant(const struct attester *base) {
+        return container_of(base, const struct tpm_attester, base)->variant->name;
 }
 
-int attester_ak_name(const struct attester *a, uint8_t ret[ATTEST_AK_NAME_SIZE], struct errmsg *e) {
+static int tpm_attester_ak_name(const struct attester *base, uint8_t ret[ATTEST_AK_NAME_SIZE],
+                                struct errmsg *e) {
+        const struct tpm_attester *a = container_of(base, const struct tpm_attester, base);
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
         uint8_t name[TPM_NAME_SIZE];
         int r;
@@ -156,9 +175,10 @@ int attester_ak_name(const struct attester *a, uint8_t ret[ATTEST_AK_NAME_SIZE],
         return 0;
 }
 
-int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
-                   const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
-                   struct errmsg *e) {
+static int tpm_attester_issue_locked(struct tpm_attester *a, const char *purpose,
+                                     const uint8_t nonce[ATTEST_NONCE_SIZE],
+                                     const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
+                                     struct errmsg *e) {
         struct tpm_quote q = {};
         uint8_t qd[32];
         unsigned reads = 0;
@@ -214,6 +234,47 @@ int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[
 out:
         tpm_quote_done(&q);
         return r;
+}
+
+static int tpm_attester_issue(struct attester *base, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
+                              const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
+                              struct errmsg *e) {
+        struct tpm_attester *a = container_of(base, struct tpm_attester, base);
+        int r;
+
+        pthread_mutex_lock(&a->lock);
+        r = tpm_attester_issue_locked(a, purpose, nonce, user_data, ret, ret_size, e);
+        pthread_mutex_unlock(&a->lock);
+        return r;
+}
+
+static const struct attester_ops tpm_attester_ops = {
+        .variant = tpm_attester_variant,
+        .ak_name = tpm_attester_ak_name,
+        .issue = tpm_attester_issue,
+        .free = tpm_attester_free,
+};
+
+/* --- any attester ------------------------------------------------------- */
+
+struct attester *attester_free(struct attester *a) {
+        if (a)
+                a->ops->free(a);
+        return NULL;
+}
+
+const char *attester_variant(const struct attester *a) {
+        return a->ops->variant(a);
+}
+
+int attester_ak_name(const struct attester *a, uint8_t ret[ATTEST_AK_NAME_SIZE], struct errmsg *e) {
+        return a->ops->ak_name(a, ret, e);
+}
+
+int attester_issue(struct attester *a, const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
+                   const uint8_t user_data[ATTEST_USER_DATA_SIZE], char **ret, size_t *ret_size,
+                   struct errmsg *e) {
+        return a->ops->issue(a, purpose, nonce, user_data, ret, ret_size, e);
 }
 
 /* --- verifier --------------------------------------------------------- */

@@ -62,8 +62,14 @@ const char *verify_check_to_string(enum verify_check c);
 int attest_qualifying_data(const char *purpose, const uint8_t nonce[ATTEST_NONCE_SIZE],
                            const uint8_t user_data[ATTEST_USER_DATA_SIZE], uint8_t ret[32]);
 
-/* Attester: borrows the TPM context (which must outlive it). Creates the AK
- * if needed and caches the platform's trust material. */
+/* Attester: this process's TPM (attester_new), or the node's TPM user
+ * asked over a socket (attester_remote_new, lib/attest-remote.h); the
+ * functions below work on either. */
+
+/* The local attester: borrows the TPM context (which must outlive it).
+ * Creates the AK if needed and caches the platform's trust material. It
+ * may issue from several threads if nothing else uses the TPM context
+ * meanwhile (issues are serialized). */
 int attester_new(const char *variant, struct tpm_ctx *tpm, uint32_t ak_handle, struct attester **ret,
                  struct errmsg *e);
 struct attester *attester_free(struct attester *a);

@@ -87,7 +87,7 @@ logged() { grep -q -- "$2" "$W/$1.log"; }
 mping() { in_ns "$1" $PING -c 1 -W 2 "$2" >/dev/null 2>&1; } # mping FROM ADDRESS
 not() { ! "$@"; }
 
-PLAN=27
+PLAN=28
 echo "1..$PLAN"
 
 # ============================ Part 1: lib/wireguard =============================
@@ -264,6 +264,8 @@ check "w1's firewall node set follows its peers (cp1 and w2)" \
 
 # join-service outage: the tunnels stay
 JS=$(pgrep -f "arca-join-service --state-dir $W/cp1/state")
+check "cp1's join service has no TPM: it attests over the bootstrapper's channel and never loaded a TCTI" \
+    eval 'tr "\\0" " " </proc/$JS/cmdline | grep -q -- "--attester-fd [0-9]" && ! grep -q libtss2-tcti- /proc/$JS/maps'
 kill -STOP $JS
 check "with the join service stopped, the worker says no join service answers and keeps its peers" \
     eval 'wait_for 30 logged w1 "no join service answered the refresh" && test "$(peers_of w1)" = 2'

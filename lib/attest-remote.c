@@ -490,12 +490,11 @@ int attest_remote_socketpair(int fds[2], struct errmsg *e) {
 static int send_error(int fd, uint32_t id, int error, const char *text) {
         struct attest_remote_reply rep = { .type = ATTEST_REMOTE_REPLY_ERROR, .id = id };
         _cleanup_free_ uint8_t *pkt = NULL;
-        size_t size, i;
+        size_t size;
 
         error = abs(error);
         rep.error = error > 0 && error <= 4095 ? error : EIO;
-        for (i = 0; text[i] && i < ATTEST_REMOTE_MESSAGE_MAX; i++)
-                rep.message[i] = text[i] >= 0x20 && text[i] <= 0x7e ? text[i] : '?';
+        printable_str(text, rep.message, sizeof(rep.message));
         if (attest_remote_reply_build(&rep, &pkt, &size) < 0)
                 return -ENOMEM;
         if (send(fd, pkt, size, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) size)

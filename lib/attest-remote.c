@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "attest-internal.h"
 #include "macro.h"
+#include "time-util.h"
 
 #define ISSUE_FIXED (ATTEST_NONCE_SIZE + ATTEST_USER_DATA_SIZE)
 
@@ -252,19 +252,13 @@ struct remote_attester {
         uint8_t ak_name[ATTEST_AK_NAME_SIZE];
 };
 
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until fd is ready for `events` or the deadline passes. */
-static int wait_fd(int fd, short events, int64_t deadline, short *ret_revents, unsigned timeout_ms,
+static int wait_fd(int fd, short events, uint64_t deadline, short *ret_revents, unsigned timeout_ms,
                    struct errmsg *e) {
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = events };
-                int64_t left = deadline - now_ms();
+                uint64_t now = now_ms();
+                int64_t left = deadline > now ? (int64_t) (deadline - now) : 0;
                 int r;
 
                 if (left <= 0)
@@ -292,7 +286,7 @@ static int channel_closed(struct errmsg *e) {
  * bytes (ret points into it). */
 static int remote_call(struct remote_attester *a, struct attest_remote_request *req, uint8_t **ret_packet,
                        struct attest_remote_reply *ret, struct errmsg *e) {
-        int64_t deadline = now_ms() + a->timeout_ms;
+        uint64_t deadline = now_ms() + a->timeout_ms;
         _cleanup_free_ uint8_t *pkt = NULL;
         size_t size;
         short revents;

@@ -27,6 +27,7 @@
 #include "attest-remote.h"
 #include "attest.h"
 #include "swtpm.h"
+#include "time-util.h"
 #include "tpm.h"
 
 static struct test_swtpm tpm_a, tpm_b;
@@ -125,13 +126,6 @@ static struct verifier *make_verifier(void) {
         p.pcr[0].set = true; /* zero on a fresh swtpm */
         cr_assert_eq(verifier_new("qemu-vtpm", &p, plat.roots, &v, &e), 0, "verifier_new: %s", errmsg_str(&e));
         return v;
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A raw packet: header + body, with the header's fields as given. */
@@ -454,7 +448,7 @@ static void *fake_thread(void *arg) {
                 return NULL;
         case FAKE_SLOW_THEN_SERVE:
                 /* Answer after the client gave up, then serve the next request. */
-                usleep(700 * 1000);
+                sleep_ms(700);
                 fake_send_evidence(f, id, req.nonce, req.user_data);
                 id = fake_read(f, &req);
                 if (!id)
@@ -563,7 +557,7 @@ Test(attest_remote, gone_server_fails_at_once, .init = setup, .fini = teardown) 
         _cleanup_free_ char *doc = NULL;
         struct errmsg e = {};
         size_t size;
-        int64_t t0;
+        uint64_t t0;
         int r;
 
         start_server();
@@ -573,7 +567,7 @@ Test(attest_remote, gone_server_fails_at_once, .init = setup, .fini = teardown) 
         r = attester_issue(remote, ATTEST_PURPOSE_ATLS, nonce_a, ud_a, &doc, &size, &e);
         cr_assert_eq(r, -ECONNRESET, "%d: %s", r, errmsg_str(&e));
         cr_assert_not_null(strstr(e.text, "the attestation channel is closed"), "%s", e.text);
-        cr_assert_lt(now_ms() - t0, 1000, "a closed channel must not wait for the timeout");
+        cr_assert_lt(now_ms() - t0, 1000u, "a closed channel must not wait for the timeout");
         cr_assert_null(doc);
 }
 
@@ -590,7 +584,7 @@ Test(attest_remote, gone_server_fails_at_open, .init = setup, .fini = teardown) 
 
 Test(attest_remote, silent_server_times_out, .init = setup, .fini = teardown) {
         struct errmsg e = {};
-        int64_t t0 = now_ms(), dt;
+        uint64_t t0 = now_ms(), dt;
         int r;
 
         /* Nobody serves chan[0]. */
@@ -598,8 +592,8 @@ Test(attest_remote, silent_server_times_out, .init = setup, .fini = teardown) {
         dt = now_ms() - t0;
         cr_assert_eq(r, -ETIMEDOUT, "%d: %s", r, errmsg_str(&e));
         cr_assert_not_null(strstr(e.text, "did not answer within 300 ms"), "%s", e.text);
-        cr_assert_geq(dt, 290);
-        cr_assert_lt(dt, 3000, "took %lld ms", (long long) dt);
+        cr_assert_geq(dt, 290u);
+        cr_assert_lt(dt, 3000u, "took %llu ms", (unsigned long long) dt);
 }
 
 Test(attest_remote, slow_server_times_out_then_late_reply_is_dropped, .init = setup, .fini = teardown) {
@@ -614,7 +608,7 @@ Test(attest_remote, slow_server_times_out_then_late_reply_is_dropped, .init = se
         fake_start(&f, FAKE_SLOW_THEN_SERVE);
         r = remote_issue(300, &doc, &size, &e);
         cr_assert_eq(r, -ETIMEDOUT, "%d: %s", r, errmsg_str(&e));
-        usleep(600 * 1000); /* the late answer is in the socket now */
+        sleep_ms(600); /* the late answer is in the socket now */
         e = (struct errmsg){};
         /* A request for nonce_b: the late answer was for nonce_a. */
         r = attester_issue(remote, ATTEST_PURPOSE_ATLS, nonce_b, ud_a, &doc2, &size, &e);
@@ -627,18 +621,18 @@ Test(attest_remote, slow_server_times_out_then_late_reply_is_dropped, .init = se
 Test(attest_remote, server_thread_reports_refusals, .init = setup, .fini = teardown) {
         uint8_t buf[64];
         size_t n = packet(buf, 3, ATTEST_REMOTE_REQ_INFO, 1, NULL, 0, 0);
-        int64_t t0;
+        uint64_t t0;
 
         start_server();
         cr_assert_eq(send(chan[1], buf, n, 0), (ssize_t) n);
-        for (t0 = now_ms(); now_ms() - t0 < 5000;) {
+        for (t0 = now_ms(); now_ms() - t0 < 5000u;) {
                 unsigned k;
                 pthread_mutex_lock(&refusals.lock);
                 k = refusals.n;
                 pthread_mutex_unlock(&refusals.lock);
                 if (k)
                         break;
-                usleep(10 * 1000);
+                sleep_ms(10);
         }
         cr_assert_eq(refusals.n, 1);
         cr_assert_not_null(strstr(refusals.last, "version 3, expected 1"), "%s", refusals.last);

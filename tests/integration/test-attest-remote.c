@@ -259,6 +259,50 @@ Test(attest_remote, mutual_atls_with_remote_server_attester, .init = setup, .fin
         SSL_CTX_free(cli.ctx);
 }
 
+/* The bootstrapper gone: the server's handshake fails with that reason, at
+ * once, and the same configuration serves again once evidence comes. */
+Test(attest_remote, handshake_fails_cleanly_without_the_remote_attester, .init = setup, .fini = teardown) {
+        _cleanup_(verifier_freep) struct verifier *sv = make_verifier(), *cv = make_verifier();
+        struct atls_config scfg = {}, ccfg = {};
+        struct tls_side srv = {}, cli = {};
+        struct errmsg e = {};
+        struct timeval tv = { .tv_sec = 10 };
+        uint64_t t0;
+        int sp[2];
+
+        start_swtpm(&tpm_b, &ctx_b, &local_b);
+        start_server();
+        cr_assert_eq(remote_open(0, &e), 0, "attester_remote_new: %s", errmsg_str(&e));
+        server = attest_remote_server_stop(server);
+
+        scfg = (struct atls_config){ .attester = remote, .verifier = sv };
+        ccfg = (struct atls_config){ .attester = local_b, .verifier = cv };
+        cr_assert_eq(atls_ctx_new(true, &scfg, &srv.ctx, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(atls_ctx_new(false, &ccfg, &cli.ctx, &e), 0, "%s", errmsg_str(&e));
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        for (int i = 0; i < 2; i++) {
+                setsockopt(sp[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                setsockopt(sp[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        }
+        srv.fd = sp[0];
+        cli.fd = sp[1];
+        t0 = now_ms();
+        cr_assert_eq(pthread_create(&srv.thread, NULL, tls_server_thread, &srv), 0);
+        tls_run(&cli, false);
+        cr_assert_eq(pthread_join(srv.thread, NULL), 0);
+        close(sp[0]);
+        close(sp[1]);
+
+        cr_assert_neq(srv.ret, 1, "the server completed a handshake without evidence");
+        cr_assert_neq(cli.ret, 1);
+        cr_assert_not(cli.verified);
+        cr_assert_not_null(strstr(scfg.last_attest_error.text, "the attestation channel is closed"), "server: %s",
+                           scfg.last_attest_error.text);
+        cr_assert_lt(now_ms() - t0, 5000u, "the failed handshake took the whole timeout");
+        SSL_CTX_free(srv.ctx);
+        SSL_CTX_free(cli.ctx);
+}
+
 /* --- the server refuses malformed requests (the join service is the attacker) --- */
 
 struct bad_request {

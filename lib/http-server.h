@@ -58,7 +58,7 @@ void http_reply_raw_json_take(struct evhttp_request *req, int code, char *json, 
  * fill, or when the connection went away first (the client closed or
  * timed out mid-answer, the server is freed), or at once if it had
  * already. */
-#define HTTP_STREAM_CHUNK 4096
+#define HTTP_STREAM_CHUNK (8 * 1024)
 typedef ssize_t (*http_fill_t)(void *userdata, char *buf, size_t size);
 void http_reply_json_stream(struct evhttp_request *req, int code, char *head, size_t head_len, size_t len,
                             http_fill_t fill, void (*release)(void *userdata), void *userdata);

@@ -274,6 +274,9 @@ static void on_attest_refusal(const char *reason, void *userdata) {
         log_warning("Attestation channel: the join service's request failed: %s", reason);
 }
 
+/* The descriptor number of the join service's end of the channel. */
+#define ATTESTER_CHILD_FD 3
+
 int node_start_join_service(struct node *n, struct errmsg *e) {
         char port[16], afd[16];
         int fds[2], r;
@@ -285,7 +288,7 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
         if (r < 0)
                 return r;
         snprintf(port, sizeof(port), "%u", n->opt.join_port);
-        snprintf(afd, sizeof(afd), "%d", fds[1]);
+        snprintf(afd, sizeof(afd), "%d", ATTESTER_CHILD_FD);
         pid = fork();
         if (pid < 0) {
                 r = errmsg_set(e, errno, "Cannot start the join service: %s", strerror(errno));
@@ -299,8 +302,15 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
 
                 prctl(PR_SET_PDEATHSIG, SIGTERM);
                 /* The channel is the one descriptor the join service
-                 * inherits (all others are close-on-exec); no TPM. */
-                if (fcntl(fds[1], F_SETFD, 0) < 0)
+                 * inherits besides stdin, stdout and stderr: not every
+                 * descriptor of ours is close-on-exec (tpm2-tss opens the
+                 * TPM device or the swtpm socket without it), and the
+                 * join service must not get the TPM. dup2 clears
+                 * close-on-exec on its copy. */
+                if (fds[1] == ATTESTER_CHILD_FD ? fcntl(fds[1], F_SETFD, 0) < 0
+                                                : dup2(fds[1], ATTESTER_CHILD_FD) < 0)
+                        _exit(127);
+                if (close_range(ATTESTER_CHILD_FD + 1, ~0U, 0) < 0)
                         _exit(127);
                 argv[i++] = n->opt.join_service;
                 argv[i++] = "--state-dir";
@@ -332,10 +342,12 @@ int node_start_join_service(struct node *n, struct errmsg *e) {
         n->join_service_pid = pid;
         r = attest_remote_server_start(fds[0], n->attester, on_attest_refusal, n, &n->attest_server, e);
         if (r < 0) {
-                /* The join service fails on the closed channel and exits;
-                 * it is restarted like any that exits. */
+                /* The node is committed (lock taken): not a failure of
+                 * init or join. The join service fails its handshakes on
+                 * the closed channel until it is restarted. */
+                log_warning("Join service started without its attestation channel: %s", errmsg_str(e));
+                *e = (struct errmsg){};
                 close(fds[0]);
-                return r;
         }
         log_info("Join service started (pid %d, port %u).", (int) pid, n->opt.join_port);
         return 0;

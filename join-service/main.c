@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "joinservice.h"
@@ -68,7 +69,9 @@ static void malloc_setup(char **argv) {
         char self[PATH_MAX];
         ssize_t n;
 
-        if (!t) {
+        /* A set-id or file-capability binary (AT_SECURE): glibc ignores
+         * GLIBC_TUNABLES there, so starting again would never end. */
+        if (!t && !getauxval(AT_SECURE)) {
                 /* By its path, not /proc/self/exe: the process keeps its
                  * name (comm). */
                 n = readlink("/proc/self/exe", self, sizeof(self) - 1);

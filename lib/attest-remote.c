@@ -610,9 +610,12 @@ static void *server_thread(void *arg) {
                         break;
                 if (s->on_refusal)
                         s->on_refusal(errmsg_str(&e), s->userdata);
-                if (r < 0 && r != -ENOBUFS && r != -EMSGSIZE)
+                if (r < 0 && r != -ENOBUFS && r != -ENOMEM && r != -EMSGSIZE)
                         break; /* the socket failed: do not spin on it */
         }
+        /* The client must not wait out its timeout for every request
+         * from now on: it sees the channel closed at once. */
+        (void) shutdown(s->fd, SHUT_RDWR);
         return NULL;
 }
 

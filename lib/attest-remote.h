@@ -109,7 +109,9 @@ int attest_remote_serve(int fd, struct attester *a, struct errmsg *e);
  * join service, which would wait for its evidence). `a` must be usable
  * from that thread (the local attester is). on_refusal, if not NULL, is
  * called from the thread for every refused request and socket failure.
- * Takes fd. */
+ * Takes fd when it succeeds (the caller keeps it on failure). When the
+ * thread stops on a socket failure, it shuts the socket down, so that the
+ * client fails at once instead of at its timeout. */
 struct attest_remote_server;
 int attest_remote_server_start(int fd, struct attester *a, void (*on_refusal)(const char *reason, void *userdata),
                                void *userdata, struct attest_remote_server **ret, struct errmsg *e);

@@ -187,8 +187,13 @@ static bool conn_idle_usable(struct http_client *c) {
 
         if (fd < 0 || evbuffer_get_length(bufferevent_get_input(bev)) > 0)
                 return false;
-        if (c->url.tls && SSL_pending(bufferevent_openssl_get_ssl(bev)) > 0)
-                return false;
+        if (c->url.tls) {
+                SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+                /* Its close_notify already read (the FIN not yet here). */
+                if (SSL_pending(ssl) > 0 || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN))
+                        return false;
+        }
         return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 

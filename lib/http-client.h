@@ -118,8 +118,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct http_client *, http_client_free);
 
 /* "host:port" as given, for messages. */
 const char *http_client_origin(const struct http_client *c);
-/* The TLS connection of the request in progress (for a callback of the
- * caller's SSL_CTX that needs it); NULL for http or between requests. */
+/* The TLS connection of the request in progress, or the kept one between
+ * requests (for a callback of the caller's SSL_CTX that needs it); NULL
+ * for http or when no connection is open. */
 SSL *http_client_ssl(const struct http_client *c);
 
 /* r is 0 and resp filled (owned by the callback: pass it to

@@ -392,7 +392,15 @@ static void append(char *buf, size_t size, const char *fmt, ...) {
 }
 
 /* POST a JSON request to path on the first endpoint that answers. Returns
- * the body of a 200 answer; an etcd error becomes its errno and message. */
+ * the body of a 200 answer; an etcd error becomes its errno and message.
+ * A request that failed on one endpoint (lost answer, timeout, "no
+ * leader") may have been applied there and is sent to the next one: so
+ * every request of the registry must be safe to repeat. Reads are; every
+ * transaction compares what it writes over (a repeated join finds its own
+ * address and record, a repeated update fails its revision compare:
+ * -ESTALE, and the refresh reads again; a repeated delete or expiry finds
+ * nothing to delete). A transaction without such a compare must not be
+ * added. */
 static int etcd_post(struct registry *reg, const char *path, json_object *req, char **ret_body,
                      size_t *ret_size, struct errmsg *e) {
         char failures[sizeof(e->text)] = "";
@@ -427,7 +435,7 @@ static int etcd_post(struct registry *reg, const char *path, json_object *req, c
                 }
                 r = http_client_run(reg->clients[idx], &hr, &resp, &ee);
                 if (r == -EFBIG)
-                        return errmsg_set(e, EFBIG, "etcd %s: response exceeds %u bytes", ep,
+                        return errmsg_set(e, EFBIG, "etcd %s: %s (bound %u bytes)", ep, ee.text,
                                           REGISTRY_MAX_RESPONSE);
                 if (r < 0) {
                         last = r;

@@ -54,7 +54,9 @@ json_object *reg_cmp_value(const char *key, const char *value);
 /* "no key in [key, range_end) was written after revision rev" (true for
  * absent keys) */
 json_object *reg_cmp_unchanged(const char *key, const char *range_end, int64_t rev);
-/* "key was last written at revision rev" (false for an absent key) */
+/* "key was last written at revision rev": for rev > 0 false when the key
+ * is absent; for rev 0 true exactly when it is absent (etcd reports an
+ * absent key's mod_revision as 0; the stale-entry takeover relies on it) */
 json_object *reg_cmp_mod(const char *key, int64_t rev);
 
 /* A transaction request being built: compare, success and failure arrays. */

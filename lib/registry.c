@@ -1121,6 +1121,11 @@ int registry_expire_member(struct registry *reg, const struct registry_member *m
                 return errmsg_set(e, EINVAL, "member '%s': invalid mesh address", m->name);
         if (!valid_wg_key(m->wg_public_key))
                 return errmsg_set(e, EINVAL, "member '%s': invalid WireGuard public key", m->name);
+        /* Revision 0 would compare true for an absent record and delete
+         * the node's address keys without one. */
+        if (m->mod_revision <= 0)
+                return errmsg_set(e, EINVAL, "member '%s': no revision to expire from (not read from the registry)",
+                                  m->name);
         make_key(reg, key, "members", m->name);
         make_key(reg, node, "mesh-nodes", m->name);
         make_key(reg, mesh, "mesh", m->mesh_address);

@@ -243,7 +243,14 @@ in_ns w2 env TSS2_LOG=all+none "$B/arca-bootstrapper" --tcti "$TCTI" --state-dir
 rc=$?
 check "--mesh without a platform CA is refused (refreshes must verify join services)" \
     eval 'test $rc -ne 0 && grep -q "cannot verify join services" "$W/noca.log"'
-bootstrapper cp1 10.252.0.11 --listen 10.252.0.11 --init-secret-hash "$HASH"
+# cp1's bootstrapper holds a descriptor without close-on-exec (fd 7, as
+# tpm2-tss leaves the TPM device's): its join service must not inherit it.
+printf '#!/bin/sh\nif [ -e /proc/$$/fd/7 ]; then echo inherited >"%s"; else echo clean >"%s"; fi\nexec "%s" "$@"\n' \
+    "$W/js-fd7" "$W/js-fd7" "$B/arca-join-service" >"$W/js-wrap"
+chmod +x "$W/js-wrap"
+exec 7</dev/null
+bootstrapper cp1 10.252.0.11 --listen 10.252.0.11 --init-secret-hash "$HASH" --join-service "$W/js-wrap"
+exec 7<&-
 bootstrapper w1 10.252.0.21 --join 10.252.0.11:30090 --firewall
 wait_for 60 logged cp1 READY
 in_ns owner "$B/arca" init --config "$W/owner/arca.conf" >"$W/init.out" 2>&1
@@ -266,6 +273,8 @@ check "w1's firewall node set follows its peers (cp1 and w2)" \
 JS=$(pgrep -f "arca-join-service --state-dir $W/cp1/state")
 check "cp1's join service has no TPM: it attests over the bootstrapper's channel and never loaded a TCTI" \
     eval 'tr "\\0" " " </proc/$JS/cmdline | grep -q -- "--attester-fd [0-9]" && ! grep -q libtss2-tcti- /proc/$JS/maps'
+check "cp1's join service inherits no descriptor of the bootstrapper but its channel (fd 7 left open there)" \
+    eval 'test -e /proc/$PID_cp1/fd/7 && test "$(cat "$W/js-fd7")" = clean'
 kill -STOP $JS
 check "with the join service stopped, the worker says no join service answers and keeps its peers" \
     eval 'wait_for 30 logged w1 "no join service answered the refresh" && test "$(peers_of w1)" = 2'

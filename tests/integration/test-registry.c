@@ -758,6 +758,15 @@ Test(registry, expiry_frees_the_address_and_keeps_the_disk, .init = setup, .fini
         cr_assert_eq(count_keys("/arca/mesh/"), 1);
 
         cr_assert_eq(registry_get_member(reg, "node-a", &read, &e), 0);
+        /* A record not read from the registry (revision 0) expires
+         * nothing: revision 0 would compare true for an absent record. */
+        refreshed = read;
+        refreshed.mod_revision = 0;
+        e = (struct errmsg){};
+        cr_assert_eq(registry_expire_member(reg, &refreshed, &e), -EINVAL);
+        cr_assert(strstr(e.text, "no revision"), "%s", e.text);
+        cr_assert_eq(count_keys("/arca/members/"), 1);
+        cr_assert_eq(count_keys("/arca/mesh/"), 1);
         cr_assert_eq(registry_expire_member(reg, &read, &e), 0, "%s", errmsg_str(&e));
         cr_assert_eq(count_keys("/arca/members/"), 0);
         cr_assert_eq(count_keys("/arca/mesh/"), 0);

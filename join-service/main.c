@@ -30,7 +30,8 @@ static void help(void) {
                "  --state-dir DIR         node state (default /run/state)\n"
                "  --attester-fd N         have this service's evidence issued over the attestation\n"
                "                          channel N (a SOCK_SEQPACKET socket) by the node's TPM user\n"
-               "                          (arca-bootstrapper passes it): no TPM access here\n"
+               "                          (arca-bootstrapper passes it): this process does not open\n"
+               "                          the TPM\n"
                "  --tcti CONF             without --attester-fd: TPM access (default $ARCA_TCTI or\n"
                "                          device:/dev/tpmrm0)\n"
                "  --variant NAME          attestation variant (default qemu-vtpm)\n"
@@ -48,7 +49,10 @@ static void help(void) {
                "  --workers N             registry worker threads (default %u)\n"
                "  --check-config          load everything, then exit\n"
                "  --features              print what this join service offers, one per line, then exit\n"
-               "  --log-level LEVEL       err, warning, info, debug\n",
+               "  --log-level LEVEL       err, warning, info, debug\n\n"
+               "Unless GLIBC_TUNABLES is set, it starts itself once more with\n"
+               "GLIBC_TUNABLES=glibc.malloc.tcache_count=0 (glibc's per-thread malloc caches\n"
+               "off: less memory with its worker threads), and clears it for what it runs.\n",
                JOIN_SERVICE_PORT, TPM_AK_HANDLE, JOIN_SERVICE_PORT, JOIN_SERVICE_REFRESH_INTERVAL,
                JOIN_SERVICE_MEMBER_TIMEOUT, JOIN_SERVICE_WORKERS);
 }

@@ -420,26 +420,27 @@ static int send_request(struct http_client *c, struct errmsg *e);
 
 /* Answers carry keys (join, rejoin, recover): the body leaves libevent's
  * buffer chain by chain, each wiped in place before it is released (a
- * pullup of the whole would copy it first and free the chains unwiped). */
+ * pullup would copy it first and free the chains unwiped; an empty first
+ * chain made the old per-chain pullup do just that). */
 static int take_body(struct evbuffer *in, char *dst, size_t len) {
         size_t off = 0;
 
         while (off < len) {
-                struct evbuffer_iovec v;
-                unsigned char *p;
-                size_t n;
+                struct evbuffer_iovec v[8];
+                int k = evbuffer_peek(in, (ev_ssize_t) (len - off), NULL, v, ELEMENTSOF(v));
+                size_t got = 0;
 
-                if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                for (int i = 0; i < k && i < (int) ELEMENTSOF(v) && off + got < len; i++) {
+                        size_t n = v[i].iov_len < len - off - got ? v[i].iov_len : len - off - got;
+
+                        memcpy(dst + off + got, v[i].iov_base, n);
+                        secret_wipe(v[i].iov_base, n);
+                        got += n;
+                }
+                if (got == 0)
                         return -EIO;
-                /* The first chain as it is: no copy. */
-                n = v.iov_len > 0 && v.iov_len <= len - off ? v.iov_len : len - off;
-                p = evbuffer_pullup(in, (ev_ssize_t) n);
-                if (!p)
-                        return -EIO;
-                memcpy(dst + off, p, n);
-                secret_wipe(p, n);
-                evbuffer_drain(in, n);
-                off += n;
+                evbuffer_drain(in, got);
+                off += got;
         }
         return 0;
 }

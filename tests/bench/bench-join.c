@@ -71,6 +71,7 @@
 #include "policy.h"
 #include "secret.h"
 #include "swtpm.h"
+#include "time-util.h"
 #include "tpm.h"
 
 #define MAX_JOINERS 32
@@ -88,12 +89,6 @@
 #define NODE_NAME "cp1"
 
 static struct test_platform plat;
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static int cmp_double(const void *a, const void *b) {
         double x = *(const double *) a, y = *(const double *) b;
@@ -162,13 +157,13 @@ static int run(char *const argv[], const char *log_path) {
 
 /* Stop a child of ours: SIGTERM, SIGKILL after `grace` seconds, reaped. */
 static void stop_child(pid_t *pid, double grace) {
-        double deadline = now() + grace;
+        double deadline = now_s() + grace;
 
         if (*pid <= 0)
                 return;
         kill(*pid, SIGTERM);
         while (waitpid(*pid, NULL, WNOHANG) == 0) {
-                if (now() > deadline) {
+                if (now_s() > deadline) {
                         kill(*pid, SIGKILL);
                         waitpid(*pid, NULL, 0);
                         break;
@@ -180,11 +175,11 @@ static void stop_child(pid_t *pid, double grace) {
 
 /* A process that is not our child (the bootstrapper's): make sure it is gone. */
 static void ensure_gone(pid_t pid) {
-        double deadline = now() + 5;
+        double deadline = now_s() + 5;
 
         if (pid <= 0)
                 return;
-        while (kill(pid, 0) == 0 && now() < deadline)
+        while (kill(pid, 0) == 0 && now_s() < deadline)
                 usleep(20000);
         if (kill(pid, 0) == 0) {
                 fprintf(stderr, "bench-join: pid %d outlived the bootstrapper; killing it\n", (int) pid);
@@ -545,7 +540,7 @@ static void *joiner_main(void *arg) {
         size_t next = 0;
 
         snprintf(url, sizeof(url), "%s/v1/%s", j->base_url, j->phase == PHASE_REJOIN ? "rejoin" : "join");
-        while (now() < j->deadline) {
+        while (now_s() < j->deadline) {
                 _cleanup_free_ char *body = NULL;
                 struct http_response http = {};
                 struct errmsg e = {};
@@ -566,9 +561,9 @@ static void *joiner_main(void *arg) {
                         errmsg_set(&e, r, "cannot encode the request");
                         goto fail;
                 }
-                t0 = now();
+                t0 = now_s();
                 r = atls_http_request(&j->atls, url, "POST", body, strlen(body), 30000, &http, &e);
-                t1 = now();
+                t1 = now_s();
                 if (r < 0)
                         goto fail;
                 if (http.status != 200) {
@@ -640,14 +635,14 @@ static int pick_address(struct cluster *c) {
 }
 
 static int wait_for(bool (*ready)(const struct cluster *c), struct cluster *c, double seconds) {
-        double deadline = now() + seconds;
+        double deadline = now_s() + seconds;
 
         while (!ready(c)) {
                 if (waitpid(c->bootstrapper, NULL, WNOHANG) == c->bootstrapper) {
                         c->bootstrapper = 0; /* reaped: nothing to stop */
                         return -ECHILD;
                 }
-                if (now() > deadline)
+                if (now_s() > deadline)
                         return -ETIMEDOUT;
                 usleep(20000);
         }
@@ -831,7 +826,7 @@ static int run_phase(const struct cluster *c, const char *base_url, struct joine
 
         *ret = (struct result){};
         cpu_snapshot(c, j, n, &before);
-        t0 = now();
+        t0 = now_s();
         for (unsigned i = 0; i < n; i++) {
                 j[i].phase = phase;
                 j[i].start = t0;
@@ -852,7 +847,7 @@ static int run_phase(const struct cluster *c, const char *base_url, struct joine
                 if (j[i].max_body > ret->max_body)
                         ret->max_body = j[i].max_body;
         }
-        ret->elapsed = now() - t0;
+        ret->elapsed = now_s() - t0;
         cpu_snapshot(c, j, n, &after);
         ret->cpu = (struct cpu){
                 .join_service = after.join_service - before.join_service,
@@ -1025,10 +1020,10 @@ static int attestation_burst(const struct cluster *c, struct verifier *v, unsign
         struct atls_config cfg = { .verifier = v };
         char url[96];
         unsigned count = 0;
-        double t0 = now();
+        double t0 = now_s();
 
         snprintf(url, sizeof(url), "https://%s:%d/v1/attestation", c->address, INIT_PORT);
-        while (now() - t0 < ATTESTATION_SECONDS) {
+        while (now_s() - t0 < ATTESTATION_SECONDS) {
                 struct http_response http = {};
                 struct errmsg e = {};
                 int r;
@@ -1044,7 +1039,7 @@ static int attestation_burst(const struct cluster *c, struct verifier *v, unsign
                 count++;
         }
         *ret_count = count;
-        *ret_elapsed = now() - t0;
+        *ret_elapsed = now_s() - t0;
         return 0;
 }
 
@@ -1134,7 +1129,7 @@ int main(void) {
         struct result join = {}, rejoin = {}, reference = {};
         static struct reference ref;
         unsigned n_joiners, n_started = 0, attestations = 0;
-        double seconds, setup_start = now(), attestation_elapsed = 0;
+        double seconds, setup_start = now_s(), attestation_elapsed = 0;
         long cpus = sysconf(_SC_NPROCESSORS_ONLN), js_kb, boot_kb;
         _cleanup_free_ char *etcd_path = NULL;
         struct errmsg e = {};
@@ -1190,7 +1185,7 @@ int main(void) {
                 goto out;
         printf("setup: first node %s (arca-bootstrapper, arca init, etcd driver), join service on :%d, "
                "%u joiners with a swtpm each, in %.1f s\n",
-               c.address, JOIN_PORT, n_joiners, now() - setup_start);
+               c.address, JOIN_PORT, n_joiners, now_s() - setup_start);
         {
                 struct milestone idle = milestone_read();
 

@@ -260,7 +260,7 @@ Test(attest_remote, mutual_atls_with_remote_server_attester, .init = setup, .fin
 }
 
 /* The bootstrapper gone: the server's handshake fails with that reason, at
- * once, and the same configuration serves again once evidence comes. */
+ * once, not at the channel's timeout. */
 Test(attest_remote, handshake_fails_cleanly_without_the_remote_attester, .init = setup, .fini = teardown) {
         _cleanup_(verifier_freep) struct verifier *sv = make_verifier(), *cv = make_verifier();
         struct atls_config scfg = {}, ccfg = {};
